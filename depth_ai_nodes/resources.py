@@ -1,0 +1,43 @@
+"""Where the package's shared files (config/, launch/, models/) live.
+
+Three install layouts: a colcon install (share/depth_ai_nodes via ament_index),
+a source checkout or editable install (next to the package), and `pip install .`
+(<prefix>/share/depth_ai_nodes, written by setup.py's data_files).
+"""
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "depth_ai_nodes"
+
+
+@lru_cache(maxsize=1)
+def share_dir() -> Path:
+    """The folder holding config/, launch/ and models/."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "package.xml").is_file() and (checkout / "config").is_dir():
+        return checkout
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE))
+    except Exception:  # not a colcon install, or ament_index absent
+        pass
+    prefixed = Path(sys.prefix) / "share" / PACKAGE
+    if prefixed.is_dir():
+        return prefixed
+    raise FileNotFoundError(
+        f"cannot find the {PACKAGE} share folder (config/, models/): looked next to the "
+        f"package, in the ament index and in {prefixed}; reinstall the package")
+
+
+def config_path(name: str) -> Path:
+    """A file in config/, e.g. config_path('camera.yaml')."""
+    return share_dir() / "config" / name
+
+
+def model_path(name: str) -> Path:
+    """A file in models/, e.g. model_path('depth_completion.yaml')."""
+    return share_dir() / "models" / name

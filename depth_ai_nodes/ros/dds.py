@@ -1,0 +1,84 @@
+"""The large-message DDS set-up our runners and tests apply, and /dev/shm hygiene.
+
+Default Fast DDS transports lose large best-effort images between processes
+(platform-facts.md); config/fastdds_large_data.xml fixes that. glibc malloc
+tuning halves subscriber CPU per large message. Both must be in a process's
+environment before rclpy.init, so runners set them for the processes they start.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from depth_ai_nodes.resources import config_path
+
+PROFILE_NAME = "fastdds_large_data.xml"
+SHM_DIR = Path("/dev/shm")
+
+# Keep large message buffers out of mmap/munmap churn (see platform-facts.md).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
+
+
+def dds_environment(base: Mapping[str, str] | None = None, *, profile: bool = True,
+                    localhost_only: bool = True) -> dict[str, str]:
+    """Environment for a ROS process: the shipped SHM profile (unless the user set
+    one), loopback discovery, malloc tuning. Values already in `base` win."""
+    env = dict(os.environ if base is None else base)
+    if profile:
+        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(PROFILE_NAME)))
+        env.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "0")
+    if localhost_only:
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    for key, value in MALLOC_ENV.items():
+        env.setdefault(key, value)
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _mapped_shm_files() -> set[str]:
+    """Every /dev/shm file some live process has mapped (or open)."""
+    used: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            with open(proc / "maps", encoding="utf-8", errors="replace") as maps:
+                for line in maps:
+                    idx = line.find("/dev/shm/")
+                    if idx >= 0:
+                        used.add(line[idx:].split(" (deleted)")[0].strip())
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("/dev/shm/"):
+                    used.add(target)
+        except OSError:
+            continue
+    return used
+
+
+def fastdds_shm_files() -> list[Path]:
+    """Fast DDS segments, port files and their semaphores in /dev/shm."""
+    if not SHM_DIR.is_dir():
+        return []
+    return sorted(p for p in SHM_DIR.iterdir()
+                  if p.name.startswith(("fastdds_", "sem.fastdds_")))
+
+
+def stale_fastdds_shm() -> list[Path]:
+    """Fast DDS /dev/shm files that no live process maps: left by unclean exits."""
+    used = _mapped_shm_files()
+    return [p for p in fastdds_shm_files() if str(p) not in used]
+
+
+def clean_stale_fastdds_shm() -> list[Path]:
+    """Remove Fast DDS segments of dead processes; never touches live ones."""
+    removed = []
+    for path in stale_fastdds_shm():
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed

@@ -1,0 +1,53 @@
+"""Declarative node parameters: one table per node, documented and checkable.
+
+Each node module defines `PARAMETERS: list[Param]`. The same table declares
+the parameters (with descriptions, so `ros2 param describe` shows unit and
+default), generates docs, and lets tests check config/*.yaml and launch files
+against what the node really declares, without starting it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+from depth_ai_nodes.ros.node_main import ConfigError
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    unit: str = ""
+    choices: tuple = ()
+    read_only: bool = True  # most settings need a restart; says so to `ros2 param`
+
+    def doc(self) -> str:
+        unit = f" [{self.unit}]" if self.unit else ""
+        choices = f" One of: {', '.join(map(str, self.choices))}." if self.choices else ""
+        return f"{self.description}{unit}{choices} Default: {self.default!r}."
+
+
+def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
+    """Declare every Param on `node`; return {name: value}, choices validated."""
+    values: dict[str, Any] = {}
+    for p in params:
+        descriptor = ParameterDescriptor(description=p.doc(), read_only=p.read_only)
+        value = node.declare_parameter(p.name, p.default, descriptor).value
+        if p.choices and value not in p.choices:
+            raise ConfigError(f"parameter {p.name}={value!r} is not valid; "
+                              f"use one of: {', '.join(map(str, p.choices))}")
+        values[p.name] = value
+    return values
+
+
+def as_markdown(params: Iterable[Param]) -> str:
+    """A parameter table for docs: name, default, unit, description."""
+    rows = ["| parameter | default | unit | description |", "|---|---|---|---|"]
+    for p in params:
+        choices = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
+        rows.append(f"| `{p.name}` | `{p.default!r}` | {p.unit} | {p.description}{choices} |")
+    return "\n".join(rows)

@@ -1,0 +1,114 @@
+"""pip / setuptools path: builds msg/ with the same CMakeLists that colcon uses.
+
+The ROS 2 message generators come from the PyPI wheels (see pyproject.toml).
+`build_ext` stages CMakeLists.txt, package.xml and msg/ into the build folder
+(CMake refuses exported include paths inside the source tree, which is where a
+`.venv` usually lives), builds the interfaces, then ships
+  - the generated Python (depth_ai_nodes/msg/*.py and the typesupport
+    extension modules) inside the package, in place for editable installs;
+  - the interface libraries (libdepth_ai_nodes__*.so) into <prefix>/lib, the
+    folder the ROS wheels put on LD_LIBRARY_PATH: rclpy's typesupport loader
+    finds them by name there, as it does in a colcon install/lib.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+PKG = "depth_ai_nodes"
+
+
+def _ros_prefix() -> Path:
+    """The prefix holding the wheels' share/ament_cmake (venv or pip build env)."""
+    candidates = []
+    try:
+        import ament_package  # noqa: F401  (installed by ros-ament-package)
+
+        candidates.append(Path(ament_package.__file__).resolve().parents[4])
+    except ImportError:
+        pass
+    candidates += [Path(sysconfig.get_paths()["data"]), Path(sys.prefix)]
+    for prefix in candidates:
+        if (prefix / "share" / "ament_cmake" / "cmake").is_dir():
+            return prefix
+    raise RuntimeError(
+        "ROS 2 message generators not found. Install the build requirements first:\n"
+        "  pip install ros-kilted-rosidl-default-generators ros-kilted-ament-cmake "
+        "ros-kilted-ament-package ros-kilted-ament-cmake-include-directories "
+        "ros-kilted-rosidl-core-generators ros-kilted-ament-cmake-ros-core catkin-pkg "
+        "ros-kilted-sensor-msgs ros-kilted-std-msgs numpy\n"
+        "or build inside a sourced ROS 2 environment with colcon.")
+
+
+class BuildMessages(build_ext):
+    """Runs the CMake interface build instead of compiling Extension sources."""
+
+    def run(self) -> None:  # noqa: D102
+        prefix = _ros_prefix()
+        work = Path(self.build_temp).resolve() / "msgs"
+        src, bld, inst = work / "src", work / "build", work / "install"
+        if src.exists():
+            shutil.rmtree(src)
+        src.mkdir(parents=True)
+        for name in ("CMakeLists.txt", "package.xml"):
+            shutil.copy2(ROOT / name, src / name)
+        shutil.copytree(ROOT / "msg", src / "msg")
+        bld.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        for var in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH"):
+            env[var] = os.pathsep.join(p for p in (str(prefix), env.get(var, "")) if p)
+        subprocess.check_call(
+            ["cmake", str(src), "-DDEPTH_AI_NODES_MSGS_ONLY=ON", "-DBUILD_TESTING=OFF",
+             f"-DPython3_EXECUTABLE={sys.executable}", f"-DCMAKE_INSTALL_PREFIX={inst}",
+             "-DCMAKE_BUILD_TYPE=Release"], cwd=bld, env=env)
+        subprocess.check_call(["cmake", "--build", ".", "-j", str(os.cpu_count() or 2)],
+                              cwd=bld, env=env)
+        subprocess.check_call(["cmake", "--install", "."], cwd=bld, env=env)
+
+        generated = next(inst.glob(f"lib/python3*/site-packages/{PKG}"))
+        inplace = self.inplace or getattr(self, "editable_mode", False)
+        target = ROOT / PKG if inplace else Path(self.build_lib) / PKG
+        (target / "msg").mkdir(parents=True, exist_ok=True)
+        for f in (generated / "msg").glob("*.py"):
+            shutil.copy2(f, target / "msg" / f.name)
+        for f in generated.glob("*.so"):
+            shutil.copy2(f, target / f.name)
+        libs = sorted(str(p) for p in (inst / "lib").glob(f"lib{PKG}__*.so"))
+        if inplace:
+            # Editable installs skip install_data: put the libraries in the
+            # target environment's lib/ (pip runs this with its interpreter).
+            (Path(sys.prefix) / "lib").mkdir(exist_ok=True)
+            for lib in libs:
+                shutil.copy2(lib, Path(sys.prefix) / "lib")
+        else:
+            # Same list object install_data holds: filled now, installed after build.
+            self.distribution.data_files.append(("lib", libs))
+
+
+def _share_files() -> list[tuple[str, list[str]]]:
+    """config/, launch/ and models/ under <prefix>/share/depth_ai_nodes, as colcon installs them."""
+    out = []
+    for folder in ("config", "launch", "models"):
+        files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / folder).glob("*") if p.is_file())
+        if files:
+            out.append((f"share/{PKG}/{folder}", files))
+    return out
+
+
+setup(
+    name=PKG,
+    # One placeholder extension makes setuptools run build_ext and tag the
+    # wheel as platform-specific; BuildMessages does the real work.
+    ext_modules=[Extension(f"{PKG}._interfaces", sources=[])],
+    cmdclass={"build_ext": BuildMessages},
+    data_files=_share_files(),
+)
