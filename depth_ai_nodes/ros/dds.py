@@ -67,9 +67,20 @@ def fastdds_shm_files() -> list[Path]:
 
 
 def stale_fastdds_shm() -> list[Path]:
-    """Fast DDS /dev/shm files that no live process maps: left by unclean exits."""
+    """Fast DDS /dev/shm files that no live process maps: left by unclean exits.
+
+    Segments and port files stay mapped while their participant lives; a port's
+    named semaphore (sem.fastdds_portN_mutex) is not, so it counts as stale
+    only when its port file is stale or gone."""
     used = _mapped_shm_files()
-    return [p for p in fastdds_shm_files() if str(p) not in used]
+    files = fastdds_shm_files()
+    stale = {p for p in files if not p.name.startswith("sem.") and str(p) not in used}
+    for p in files:
+        if p.name.startswith("sem."):
+            port = SHM_DIR / p.name[len("sem."):].removesuffix("_mutex")
+            if port in stale or not port.exists():
+                stale.add(p)
+    return sorted(stale)
 
 
 def clean_stale_fastdds_shm() -> list[Path]:
