@@ -1,0 +1,114 @@
+"""Package-level guarantees: messages, shipped files, the DDS set-up, shm hygiene."""
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from depth_ai_nodes.resources import config_path, share_dir
+from depth_ai_nodes.ros import dds
+
+
+def test_custom_messages_round_trip_through_cdr():
+    from rclpy.serialization import deserialize_message, serialize_message
+    from depth_ai_nodes.msg import Extrinsics, InferenceStats, RGBIRDepth
+
+    msg = RGBIRDepth()
+    msg.header.frame_id = "camera_link"
+    msg.depth.height, msg.depth.width, msg.depth.encoding = 2, 3, "16UC1"
+    msg.depth.step = 6
+    msg.depth.data = np.arange(6, dtype=np.uint16).tobytes()
+    msg.depth_to_color.rotation = [1.0, 0, 0, 0, 1, 0, 0, 0, 1]
+    msg.depth_to_color.translation = [0.015, 0.0, 0.0]
+    back = deserialize_message(serialize_message(msg), RGBIRDepth)
+    assert back.header.frame_id == "camera_link"
+    assert np.array_equal(np.frombuffer(back.depth.data, np.uint16), np.arange(6))
+    assert list(back.depth_to_color.translation) == [0.015, 0.0, 0.0]
+    assert Extrinsics().child_frame_id == "" and InferenceStats().reference_points == 0
+
+
+def test_shared_files_are_found():
+    assert (share_dir() / "package.xml").is_file() or (share_dir() / "config").is_dir()
+    profile = config_path(dds.PROFILE_NAME)
+    root = ET.parse(profile).getroot()
+    ns = {"d": "http://www.eprosima.com"}
+    kinds = [t.text for t in root.iterfind(".//d:transport_descriptor/d:type", ns)]
+    assert "SHM" in kinds, "the large-data profile must use shared memory"
+    assert root.find(".//d:useBuiltinTransports", ns).text == "false"
+
+
+def test_dds_environment_applies_profile_but_respects_user_choice():
+    env = dds.dds_environment({})
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(config_path(dds.PROFILE_NAME))
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432"
+    mine = dds.dds_environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my.xml"})
+    assert mine["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/my.xml"
+
+
+PUBLISHER = r"""
+import sys, time, rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+rclpy.init(); node = rclpy.create_node('big_publisher')
+pub = node.create_publisher(Image, 'big_depth', qos_profile_sensor_data)
+deadline = time.monotonic() + 20
+while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+    time.sleep(0.02)
+time.sleep(0.3)
+msg = Image(height=480, width=640, encoding='16UC1', step=1280)
+payload = bytes(range(256)) * (640 * 480 * 2 // 256)
+for i in range(60):
+    msg.header.frame_id = str(i); msg.data = payload; pub.publish(msg); time.sleep(1 / 30)
+time.sleep(0.5); node.destroy_node(); rclpy.shutdown()
+"""
+
+
+@pytest.mark.ros
+def test_profile_delivers_large_best_effort_images_between_processes(ros_node):
+    """The classic large-message loss: with our profile, best-effort 640x480
+    depth at 30 Hz crosses processes (default transports lost ~all of them)."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from harness import spin_until
+
+    got: list[Image] = []
+    ros_node.create_subscription(Image, "big_depth", got.append, qos_profile_sensor_data)
+    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER], env=dict(os.environ))
+    try:
+        spin_until(ros_node, lambda: len(got) >= 60 or proc.poll() is not None, 40)
+        spin_until(ros_node, lambda: len(got) >= 60, 1.0)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert len(got) >= 57, f"only {len(got)}/60 large best-effort images arrived"
+    assert bytes(got[0].data[:256]) == bytes(range(256))
+
+
+def test_stale_shm_cleanup_spares_live_segments(tmp_path):
+    if not dds.SHM_DIR.is_dir():
+        pytest.skip("no /dev/shm on this system")
+    tag = f"{os.getpid()}_{time.monotonic_ns()}"
+    dead = dds.SHM_DIR / f"fastdds_test_dead_{tag}"
+    live = dds.SHM_DIR / f"fastdds_test_live_{tag}"
+    dead_sem = dds.SHM_DIR / f"sem.fastdds_port_test_dead_{tag}_mutex"
+    for path in (dead, live, dead_sem):
+        path.write_bytes(b"\0" * 4096)
+    holder = open(live, "r+b")
+    mapping = mmap.mmap(holder.fileno(), 4096)  # a live process maps it, as Fast DDS does
+    try:
+        stale = dds.stale_fastdds_shm()
+        assert dead in stale and dead_sem in stale and live not in stale
+        removed = dds.clean_stale_fastdds_shm()
+        assert dead in removed and not dead.exists() and live.exists()
+    finally:
+        mapping.close()
+        holder.close()
+        for path in (dead, live, dead_sem):
+            path.unlink(missing_ok=True)
