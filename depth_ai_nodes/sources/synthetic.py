@@ -1,0 +1,122 @@
+"""The built-in scene (depth_ai_nodes/core/scene) as a camera, paced at its fps.
+
+Frame k is rendered at scene time k / fps, so a given seed always yields the
+same frames; the source keeps wall-clock pace and skips frames (counted in
+`skipped`) rather than falling behind when rendering is slower than real time.
+Depth goes through numpy versions of librealsense's decimation and threshold
+filters (filters.py); spatial/temporal/hole filling exist only for
+pyrealsense2 sources.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from depth_ai_nodes.sources.base import (STARTING, STOPPED, STREAMING, Frameset, SourceError)
+from depth_ai_nodes.sources.filters import decimate_depth, decimated_size, threshold_depth
+from depth_ai_nodes.sources.realsense import StreamSettings
+
+log = logging.getLogger(__name__)
+
+
+class SyntheticSource:
+    """SyntheticCamera of World.default(seed) at the depth profile's size and fps."""
+
+    def __init__(self, streams: StreamSettings | None = None, seed: int = 0,
+                 emitter: bool = True, real_time: bool = True) -> None:
+        from depth_ai_nodes.core.scene import CameraRig, DepthSensorModel, SyntheticCamera, World
+
+        self.streams = streams or StreamSettings()
+        w, h, fps = self.streams.depth_profile
+        cw, ch, cfps = self.streams.color_profile
+        iw, ih, ifps = self.streams.infra_profile
+        w, h, fps = w or 640, h or 480, fps or 30
+        if (iw or w, ih or h) != (w, h):
+            raise SourceError(f"synthetic: depth_module.infra_profile ({iw}x{ih}) must have the "
+                              f"depth profile's size ({w}x{h}): IR and depth share one imager")
+        for name, rate in (("rgb_camera.color_profile", cfps), ("depth_module.infra_profile",
+                                                                ifps)):
+            if rate and rate != fps:
+                raise SourceError(f"synthetic: {name} fps {rate} must equal the depth fps {fps} "
+                                  f"(all streams of a frameset share one stamp)")
+        if not 1 <= fps <= 120 or w < 16 or h < 16:
+            raise SourceError(f"synthetic: profile {w},{h},{fps} is out of range "
+                              f"(16 px or more, 1-120 fps)")
+        self.fps = float(fps)
+        self.seed = int(seed)
+        self.real_time = real_time
+        rig = CameraRig(width=w, height=h, fps=self.fps, color_width=cw or w,
+                        color_height=ch or h)
+        self.camera = SyntheticCamera(World.default(seed=self.seed), rig, seed=self.seed,
+                                      sensor=DepthSensorModel(emitter_on=bool(emitter)))
+        self.rig = rig
+        self.filters = self.streams.filters
+        self.depth_model = rig.depth_model
+        if self.filters.decimation and self.filters.decimation_magnitude > 1:
+            m = int(self.filters.decimation_magnitude)
+            self.depth_model = _decimated_model(rig.depth_model, m)
+        self.state = STARTING
+        self.info = {"name": "depth_ai_nodes synthetic D435", "serial": f"synthetic-{self.seed}",
+                     "firmware": "scene", "fps": f"{self.fps:g}"}
+        self.skipped = 0
+        self._k = 0
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._t0_wall_ns = time.time_ns()
+        self._k = 0
+        self.state = STREAMING
+
+    def read(self, timeout: float) -> Frameset | None:
+        if self.state != STREAMING:
+            time.sleep(min(timeout, 0.05))
+            return None
+        if self.real_time:
+            due = self._t0 + self._k / self.fps
+            now = time.monotonic()
+            if due - now > timeout:
+                time.sleep(timeout)
+                return None
+            if due > now:
+                time.sleep(due - now)
+            else:
+                behind = int((now - due) * self.fps)
+                if behind > 0:  # rendering fell behind: skip to the current frame
+                    self.skipped += behind
+                    self._k += behind
+        k = self._k
+        self._k += 1
+        stamp_ns = time.time_ns()
+        frame = self.camera.render(k / self.fps, frame_index=k)
+        depth = frame.depth_mm
+        f = self.filters
+        if f.decimation and f.decimation_magnitude > 1:
+            depth = decimate_depth(depth, int(f.decimation_magnitude))
+        if f.threshold:
+            depth = threshold_depth(depth, self.rig.depth_scale, f.threshold_min_m,
+                                    f.threshold_max_m)
+        return Frameset(stamp_ns=stamp_ns, depth=depth, color=frame.color, ir=frame.ir,
+                        gt_depth_m=frame.gt_depth_m, depth_model=self.depth_model,
+                        gt_model=self.rig.depth_model,
+                        color_model=self.rig.color_model, ir_model=self.rig.ir_model,
+                        depth_to_color=self.rig.depth_to_color, depth_to_ir=self.rig.depth_to_ir,
+                        depth_scale=self.rig.depth_scale, frame_number=k, info=self.info)
+
+    def stop(self) -> None:
+        self.state = STOPPED
+
+
+def _decimated_model(model: Any, m: int) -> Any:
+    """Intrinsics as librealsense's decimation filter reports them: fx, fy, cx, cy
+    divided by m, size floor(size / m) padded to a multiple of 4 (matching the image)."""
+    from depth_ai_nodes.core.camera_model import CameraModel
+
+    width, height = decimated_size(model.width, model.height, m)
+    k = np.array(model.K, dtype=np.float64)
+    k[:2, :] /= m
+    return CameraModel(width=width, height=height, K=k, D=np.array(model.D, dtype=np.float64),
+                       distortion_model=model.distortion_model, frame_id=model.frame_id)
