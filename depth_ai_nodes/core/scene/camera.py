@@ -158,50 +158,48 @@ class SyntheticCamera:
     The returned arrays are fresh (safe to keep or publish)."""
 
     def __init__(self, world: World, rig: CameraRig | None = None, seed: int = 0,
-                 sensor: DepthSensorModel | None = None) -> None:
+                 sensor: DepthSensorModel | None = None, parallel: bool = False) -> None:
         self.world = world
+        # row-parallel kernels use every core; the default leaves the other core to the node
+        self._render_color = K.render_color_parallel if parallel else K.render_color
+        self._render_depth_ir = K.render_depth_ir_parallel if parallel else K.render_depth_ir
         self.rig = rig or CameraRig()
         self.seed = int(seed)
         self.sensor = sensor or DepthSensorModel()
         self._depth_rays = self._rays(self.rig.depth_model)
         self._color_rays = self._rays(self.rig.color_model)
         h, w = self.rig.height, self.rig.width
-        ch, cw = self.rig.color_height, self.rig.color_width
-        self._dbuf = self._buffers(h, w)
-        self._cbuf = self._buffers(ch, cw)
-        self._zrow = np.empty(w, dtype=np.float64)
         self._dots = self._dot_pattern(np.random.default_rng([self.seed, 991]), h, w)
         self._radius = np.array([p.bounding_radius() for p in world.primitives])
+        self._half = np.array([p.half_extents() for p in world.primitives], dtype=np.float64)
         self._is_room = np.array([p.kind == ROOM for p in world.primitives])
 
     @staticmethod
     def _rays(model: CameraModel) -> tuple[np.ndarray, np.ndarray]:
         g = np.asarray(model.ray_grid(), dtype=np.float64)
-        return np.ascontiguousarray(g[..., 0]), np.ascontiguousarray(g[..., 1])
-
-    @staticmethod
-    def _buffers(h: int, w: int) -> tuple:
-        return (np.empty((h, w)), np.empty((h, w), np.int32), np.zeros((h, w, 3)), np.ones((h, w)),
-                np.empty((h, w)), np.empty((h, w), np.int32))
+        return np.ascontiguousarray(g[..., 0], dtype=np.float32), np.ascontiguousarray(g[..., 1], dtype=np.float32)
 
     def _dot_pattern(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         """The projector's pseudo-random dot pattern, in the projector's own image (1.5x the
         imager's field of view so dots cover it at any depth); dots are soft 3x3 blobs."""
         ph, pw = int(1.5 * h) + 4, int(1.5 * w) + 4
-        dots = np.zeros((ph, pw), dtype=np.float64)
+        dots = np.zeros((ph, pw), dtype=np.float32)
         n = int(self.sensor.dot_density * ph * pw)
         ys = rng.integers(1, ph - 1, n)
         xs = rng.integers(1, pw - 1, n)
         amp = rng.uniform(0.5, 1.0, n)
         for dy, dx, k in ((0, 0, 1.0), (-1, 0, 0.4), (1, 0, 0.4), (0, -1, 0.4), (0, 1, 0.4)):
-            np.maximum.at(dots, (ys + dy, xs + dx), amp * k)
+            np.maximum.at(dots, (ys + dy, xs + dx), (amp * k).astype(np.float32))
         return dots
 
     def _key(self, frame_index: int, stream: int) -> np.uint64:
         x = (self.seed * 0x9E3779B1 + frame_index * 0x85EBCA77 + stream * 0xC2B2AE3D) & 0xFFFFFFFFFFFFFFFF
         return np.uint64(x)
 
-    def _cast(self, world_from_cam: np.ndarray, model: CameraModel, rays, buf, t: float) -> None:
+    def _geometry(self, world_from_cam: np.ndarray, model: CameraModel, t: float) -> tuple:
+        """Per-frame primitive data for the kernels: near-to-far order (room last), pixel
+        rectangles, rotations object<-camera and back, the camera centre in each object frame
+        and each primitive's nearest possible depth (early out)."""
         w = self.world
         n = len(w.primitives)
         cam_from_world = np.linalg.inv(world_from_cam)
@@ -214,21 +212,26 @@ class SyntheticCamera:
             centres[i] = m[:3, 3]
             org_o[i] = -m[:3, :3].T @ m[:3, 3]
         rot_oc = np.ascontiguousarray(rot_co.transpose(0, 2, 1))
-        rects = self._rects(model, centres, self._radius, self._is_room)
-        K.cast_camera(rays[0], rays[1], rects, rot_oc, org_o, rot_co, w.prim_params, w.prim_materials,
-                      w.material_table, *buf)
+        rects = self._rects(model, rot_co, centres, self._half, self._radius, self._is_room)
+        zmin = centres[:, 2] - self._radius
+        zmin[self._is_room] = -np.inf
+        order = np.argsort(np.where(self._is_room, np.inf, zmin), kind="stable").astype(np.int64)
+        return order, rects, rot_oc, org_o, rot_co, zmin
 
     @staticmethod
-    def _rects(model: CameraModel, centres: np.ndarray, radius: np.ndarray, full: np.ndarray) -> np.ndarray:
-        """Pixel rectangle (u0, v0, u1, v1) holding each primitive's bounding sphere."""
+    def _rects(model: CameraModel, rot_co: np.ndarray, centres: np.ndarray, half: np.ndarray,
+               radius: np.ndarray, full: np.ndarray) -> np.ndarray:
+        """Pixel rectangle (u0, v0, u1, v1), end exclusive, holding each primitive: the
+        projection of its oriented bounding box corners, padded; the whole image when it
+        reaches behind the camera (or for the room), empty when entirely behind."""
         n = len(centres)
         rects = np.zeros((n, 4), dtype=np.int64)
         rects[:] = (0, 0, model.width, model.height)
-        corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-        front = (~full) & (centres[:, 2] - radius > 0.05)
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+        corners = centres[:, None, :] + np.einsum("nij,nkj->nki", rot_co, half[:, None, :] * signs[None])
+        front = (~full) & (corners[:, :, 2].min(axis=1) > 0.02)
         if front.any():
-            pts = (centres[front, None, :] + radius[front, None, None] * corners[None]).reshape(-1, 3)
-            uv = np.asarray(model.project(pts)).reshape(-1, 8, 2)
+            uv = np.asarray(model.project(corners[front].reshape(-1, 3)), dtype=np.float64).reshape(-1, 8, 2)
             lo = np.floor(uv.min(axis=1)) - 2
             hi = np.ceil(uv.max(axis=1)) + 3
             r = np.stack([lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]], axis=1)
@@ -246,25 +249,25 @@ class SyntheticCamera:
         w_depth = base @ rig._base_from_depth
         w_color = base @ rig._base_from_color
         light = np.append(np.asarray(s.light_world, dtype=np.float64), 1.0)
+        wd = self.world
 
-        self._cast(w_color, rig.color_model, self._color_rays, self._cbuf, t)
         color = np.empty((rig.color_height, rig.color_width, 3), dtype=np.uint8)
-        K.shade_color(*self._color_rays, *self._cbuf, self.world.material_table,
-                      (np.linalg.inv(w_color) @ light)[:3], self._key(fi, 1), s.color_noise, color)
+        self._render_color(*self._color_rays, *self._geometry(w_color, rig.color_model, t), wd.prim_params,
+                       wd.prim_materials, wd.material_table, (np.linalg.inv(w_color) @ light)[:3],
+                       self._key(fi, 1), s.color_noise, color)
 
-        self._cast(w_depth, rig.depth_model, self._depth_rays, self._dbuf, t)
         h, w = rig.height, rig.width
         gt = np.empty((h, w), dtype=np.float32)
         depth = np.empty((h, w), dtype=np.uint16)
         ir = np.empty((h, w), dtype=np.uint8)
-        dm = rig.depth_model
-        emitter = np.array([s.emitter_x_m, 0.0, 0.0])
+        fx = float(rig.depth_model.fx)
         ph, pw = self._dots.shape
-        K.depth_ir(*self._depth_rays, *self._dbuf, self.world.material_table, float(dm.fx), rig.baseline_m,
-                   s.subpixel_sigma, float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale,
-                   self._key(fi, 2), s.hole_blob_px, emitter, self._dots, float(dm.fx), (pw - 1) / 2.0,
-                   (ph - 1) / 2.0, s.emitter_on, (np.linalg.inv(w_depth) @ light)[:3], s.ir_noise,
-                   gt, depth, ir, self._zrow)
+        self._render_depth_ir(*self._depth_rays, *self._geometry(w_depth, rig.depth_model, t), wd.prim_params,
+                          wd.prim_materials, wd.material_table, fx, rig.baseline_m, s.subpixel_sigma,
+                          float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale, self._key(fi, 2),
+                          s.hole_blob_px, np.array([s.emitter_x_m, 0.0, 0.0]), self._dots, fx, (pw - 1) / 2.0,
+                          (ph - 1) / 2.0, s.emitter_on, (np.linalg.inv(w_depth) @ light)[:3], s.ir_noise,
+                          gt, depth, ir)
         return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color)
 
     # -- helpers for tests of other nodes -------------------------------------------

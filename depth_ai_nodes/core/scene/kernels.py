@@ -11,16 +11,17 @@ All kernels are single-threaded and compiled with cache=True (start-up stays fas
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 ROOM, BOX, SPHERE, CYLINDER = 0, 1, 2, 3
 PRIM_COLS = 15  # kind, size(3), center(3), yaw, amplitude(3), omega, phase, yaw_rate, bounding radius
-MAT_COLS = 9    # albedo(3), ir, specular, transparency, depth hole probability, texture id, texture scale
+MAT_COLS = 9    # albedo(3), ir, specular, transparency, depth hole probability, texture id, 1/texture scale
 EPS = 1e-6
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 
 
 def prim_row(kind, size, center, yaw, amplitude, omega, phase, yaw_rate, radius) -> np.ndarray:
@@ -40,19 +41,19 @@ def material_table(materials, textures: dict) -> np.ndarray:
         tab[i, 5] = m.transparency
         tab[i, 6] = max(m.hole_prob, dark)
         tab[i, 7] = textures[m.texture]
-        tab[i, 8] = m.texture_scale
+        tab[i, 8] = 1.0 / m.texture_scale
     return tab
 
 
 # ---------------------------------------------------------------------------- motion
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def prim_state(row, t):
     """(x, y, z, yaw) of a primitive at t."""
     s = math.sin(row[11] * t + row[12])
     return (row[4] + row[8] * s, row[5] + row[9] * s, row[6] + row[10] * s, row[7] + row[13] * t)
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def base_state(bp, t):
     """(x, y, z, yaw) of base_link in the world at t."""
     x = bp[0] + bp[1] * math.sin(bp[2] * t + bp[3])
@@ -71,24 +72,24 @@ def base_velocity_world(bp, t):
 
 
 # ---------------------------------------------------------------------------- hashing
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _mix(x):
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _hash(key, a, b):
     return _mix(key ^ _mix(np.uint64(a) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(b)))
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _uniform(h):
     return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _gauss(h):
     """Approximately standard normal from one 64-bit hash (Irwin-Hall of four 16-bit parts)."""
     m = np.uint64(0xFFFF)
@@ -97,31 +98,23 @@ def _gauss(h):
     return (s - 2.0) * 1.7320508075688772
 
 
-@njit(**_JIT)
-def _blob(key, u, v, cell):
-    """Smooth value noise in [0, 1) with features ~cell pixels: coherent hole blobs."""
-    fu = u / cell
-    fv = v / cell
-    iu = int(fu)
-    iv = int(fv)
-    au = fu - iu
-    av = fv - iv
-    au = au * au * (3.0 - 2.0 * au)
-    av = av * av * (3.0 - 2.0 * av)
-    h00 = _uniform(_hash(key, iu, iv))
-    h10 = _uniform(_hash(key, iu + 1, iv))
-    h01 = _uniform(_hash(key, iu, iv + 1))
-    h11 = _uniform(_hash(key, iu + 1, iv + 1))
-    return (h00 * (1 - au) + h10 * au) * (1 - av) + (h01 * (1 - au) + h11 * au) * av
-
-
 # ---------------------------------------------------------------------------- geometry
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def intersect(kind, sx, sy, sz, ox, oy, oz, dx, dy, dz):
     """Nearest hit t > EPS of the ray o + t d with a primitive in its local frame.
     Returns (t, nx, ny, nz, face) with the local normal facing the ray; t = inf for a miss."""
     inf = np.inf
-    if kind == BOX or kind == ROOM:
+    if kind == ROOM:
+        # seen from inside: the exit face; the inward normal faces the ray
+        tx = (sx - ox) / dx if dx > 0 else ((-sx - ox) / dx if dx < 0 else inf)
+        ty = (sy - oy) / dy if dy > 0 else ((-sy - oy) / dy if dy < 0 else inf)
+        tz = (sz - oz) / dz if dz > 0 else ((-sz - oz) / dz if dz < 0 else inf)
+        if tx <= ty and tx <= tz:
+            return tx, (-1.0 if dx > 0 else 1.0), 0.0, 0.0, (1 if dx > 0 else 0)
+        if ty <= tz:
+            return ty, 0.0, (-1.0 if dy > 0 else 1.0), 0.0, (3 if dy > 0 else 2)
+        return tz, 0.0, 0.0, (-1.0 if dz > 0 else 1.0), (5 if dz > 0 else 4)
+    if kind == BOX:
         t1 = (-sx - ox) / dx
         t2 = (sx - ox) / dx
         tnx = min(t1, t2)
@@ -138,20 +131,13 @@ def intersect(kind, sx, sy, sz, ox, oy, oz, dx, dy, dz):
         tf = min(tfx, min(tfy, tfz))
         if tn > tf or tf < EPS:
             return inf, 0.0, 0.0, 0.0, 0
-        if kind == BOX:
-            if tn < EPS:
-                return inf, 0.0, 0.0, 0.0, 0  # origin inside a solid: not visible
-            if tn == tnx:
-                return tn, (1.0 if dx < 0 else -1.0), 0.0, 0.0, (1 if dx < 0 else 0)
-            if tn == tny:
-                return tn, 0.0, (1.0 if dy < 0 else -1.0), 0.0, (3 if dy < 0 else 2)
-            return tn, 0.0, 0.0, (1.0 if dz < 0 else -1.0), (5 if dz < 0 else 4)
-        # room: seen from inside, the exit face; the inward normal faces the ray
-        if tf == tfx:
-            return tf, (-1.0 if dx > 0 else 1.0), 0.0, 0.0, (1 if dx > 0 else 0)
-        if tf == tfy:
-            return tf, 0.0, (-1.0 if dy > 0 else 1.0), 0.0, (3 if dy > 0 else 2)
-        return tf, 0.0, 0.0, (-1.0 if dz > 0 else 1.0), (5 if dz > 0 else 4)
+        if tn < EPS:
+            return inf, 0.0, 0.0, 0.0, 0  # origin inside a solid: not visible
+        if tn == tnx:
+            return tn, (1.0 if dx < 0 else -1.0), 0.0, 0.0, (1 if dx < 0 else 0)
+        if tn == tny:
+            return tn, 0.0, (1.0 if dy < 0 else -1.0), 0.0, (3 if dy < 0 else 2)
+        return tn, 0.0, 0.0, (1.0 if dz < 0 else -1.0), (5 if dz < 0 else 4)
     if kind == SPHERE:
         a = dx * dx + dy * dy + dz * dz
         b = ox * dx + oy * dy + oz * dz
@@ -198,82 +184,116 @@ def intersect(kind, sx, sy, sz, ox, oy, oz, dx, dy, dz):
     return best, nx, ny, nz, face
 
 
-@njit(**_JIT)
-def texture(tex, scale, x, y, z):
-    """Brightness factor of a procedural texture at an object-local point."""
+@njit(inline="always", **_JIT)
+def texture(tex, inv_scale, x, y, z):
+    """Brightness factor of a procedural texture at an object-local point (cheap: no
+    transcendental functions, one integer hash at most)."""
     if tex == 0:
         return 1.0
+    fx = x * inv_scale + 1024.0  # offset keeps the floors positive inside the scene
+    fy = y * inv_scale + 1024.0
+    fz = z * inv_scale + 1024.0
+    ix = int(fx)
+    iy = int(fy)
+    iz = int(fz)
     if tex == 1:  # checker
-        k = int(math.floor(x / scale)) + int(math.floor(y / scale)) + int(math.floor(z / scale))
-        return 1.0 if (k & 1) == 0 else 0.62
-    if tex == 2:  # stripes along local x and z (wood grain, painted stripes)
-        return 0.8 + 0.2 * math.sin(6.283185307 * (x + 0.5 * z) / scale)
+        return 1.0 if ((ix + iy + iz) & 1) == 0 else 0.62
+    if tex == 2:  # stripes (wood grain, painted bands): a triangle wave along x + z/2
+        f = fx + 0.5 * fz
+        f = f - int(f)
+        return 0.6 + 0.4 * abs(2.0 * f - 1.0)
     # tiles: random brightness per cell, with grout lines
-    fx = x / scale
-    fy = y / scale
-    fz = z / scale
-    ix = math.floor(fx)
-    iy = math.floor(fy)
-    iz = math.floor(fz)
+    hh = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791)
+    hh = ((hh ^ (hh >> 13)) * 1274126177) & 0xFFFF
     gx = fx - ix
     gy = fy - iy
     gz = fz - iz
-    h = _uniform(_hash(np.uint64(77), int(ix) * 7919 + int(iy) * 104729, int(iz) + 4096))
     g = min(min(min(gx, 1 - gx), min(gy, 1 - gy)), min(gz, 1 - gz))
-    return (0.75 + 0.25 * h) * (0.7 if g < 0.03 else 1.0)
+    return (0.75 + 0.25 * hh * (1.0 / 65536.0)) * (0.7 if g < 0.03 else 1.0)
 
 
 @njit(**_JIT)
-def cast_camera(rx, ry, rects, rot_oc, org_o, rot_co, params, pmats, mats,
-                zo, mo, no, tex, zt, mt):
-    """Cast the rays (rx, ry, 1) of a camera at one instant. Per primitive i: rot_oc[i] maps
-    camera directions into its local frame, org_o[i] is the camera centre in its local frame,
-    rot_co[i] maps local normals back; rects[i] = u0, v0, u1, v1 (exclusive) of pixels to test.
-    Outputs per pixel: nearest opaque hit (depth zo along +z since rays have z = 1, material
-    mo, camera-frame normal no, texture factor tex) and the nearest transparent hit nearer
-    than it (zt, mt), inf / -1 where none."""
-    h, w = rx.shape
-    for v in range(h):
-        for u in range(w):
-            zo[v, u] = np.inf
-            zt[v, u] = np.inf
-            mo[v, u] = -1
-            mt[v, u] = -1
-    for i in range(params.shape[0]):
+def _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row):
+    """Cast the camera rays (x, y, 1) of image row v against the primitives whose pixel
+    rectangle covers them, nearest first (order; the room is last and only tested where
+    nothing opaque was hit). row (8, W) receives per pixel: z_opaque (depth along the optical
+    axis, rays have z = 1), its material, its primitive, its local normal xyz, z_transparent,
+    its material (inf / -1 where none). Row-local buffers stay in cache."""
+    w = rx.shape[1]
+    for u in range(w):
+        row[0, u] = np.inf
+        row[1, u] = -1.0
+        row[2, u] = -1.0
+        row[6, u] = np.inf
+        row[7, u] = -1.0
+    for k in range(order.shape[0]):
+        i = order[k]
+        if v < rects[i, 1] or v >= rects[i, 3]:
+            continue
         kind = int(params[i, 0])
         sx = params[i, 1]
         sy = params[i, 2]
         sz = params[i, 3]
-        r = rot_oc[i]
         ox = org_o[i, 0]
         oy = org_o[i, 1]
         oz = org_o[i, 2]
-        for v in range(rects[i, 1], rects[i, 3]):
-            for u in range(rects[i, 0], rects[i, 2]):
-                x = rx[v, u]
-                y = ry[v, u]
-                dx = r[0, 0] * x + r[0, 1] * y + r[0, 2]
-                dy = r[1, 0] * x + r[1, 1] * y + r[1, 2]
-                dz = r[2, 0] * x + r[2, 1] * y + r[2, 2]
-                t, nx, ny, nz, face = intersect(kind, sx, sy, sz, ox, oy, oz, dx, dy, dz)
-                if t == np.inf:
-                    continue
-                m = pmats[i, face]
-                if mats[m, 5] >= 0.5:
-                    if t < zt[v, u]:
-                        zt[v, u] = t
-                        mt[v, u] = m
-                elif t < zo[v, u]:
-                    zo[v, u] = t
-                    mo[v, u] = m
-                    c = rot_co[i]
-                    no[v, u, 0] = c[0, 0] * nx + c[0, 1] * ny + c[0, 2] * nz
-                    no[v, u, 1] = c[1, 0] * nx + c[1, 1] * ny + c[1, 2] * nz
-                    no[v, u, 2] = c[2, 0] * nx + c[2, 1] * ny + c[2, 2] * nz
-                    tex[v, u] = texture(int(mats[m, 7]), mats[m, 8], ox + t * dx, oy + t * dy, oz + t * dz)
+        r00 = rot_oc[i, 0, 0]
+        r01 = rot_oc[i, 0, 1]
+        r02 = rot_oc[i, 0, 2]
+        r10 = rot_oc[i, 1, 0]
+        r11 = rot_oc[i, 1, 1]
+        r12 = rot_oc[i, 1, 2]
+        r20 = rot_oc[i, 2, 0]
+        r21 = rot_oc[i, 2, 1]
+        r22 = rot_oc[i, 2, 2]
+        zm = zmin[i]
+        for u in range(rects[i, 0], rects[i, 2]):
+            if zm >= row[0, u]:
+                continue
+            if kind == ROOM and row[1, u] >= 0.0:
+                continue
+            x = rx[v, u]
+            y = ry[v, u]
+            dx = r00 * x + r01 * y + r02
+            dy = r10 * x + r11 * y + r12
+            dz = r20 * x + r21 * y + r22
+            t, nx, ny, nz, face = intersect(kind, sx, sy, sz, ox, oy, oz, dx, dy, dz)
+            if t == np.inf:
+                continue
+            m = pmats[i, face]
+            if mats[m, 5] >= 0.5:
+                if t < row[6, u]:
+                    row[6, u] = t
+                    row[7, u] = m
+            elif t < row[0, u]:
+                row[0, u] = t
+                row[1, u] = m
+                row[2, u] = i
+                row[3, u] = nx
+                row[4, u] = ny
+                row[5, u] = nz
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
+def _surface(x, y, row, u, rot_oc, org_o, rot_co, mats):
+    """Camera-frame normal and texture factor of the opaque hit stored in row at u."""
+    i = int(row[2, u])
+    m = int(row[1, u])
+    z = row[0, u]
+    r = rot_oc[i]
+    lx = org_o[i, 0] + z * (r[0, 0] * x + r[0, 1] * y + r[0, 2])
+    ly = org_o[i, 1] + z * (r[1, 0] * x + r[1, 1] * y + r[1, 2])
+    lz = org_o[i, 2] + z * (r[2, 0] * x + r[2, 1] * y + r[2, 2])
+    tx = texture(int(mats[m, 7]), mats[m, 8], lx, ly, lz)
+    c = rot_co[i]
+    nx = row[3, u]
+    ny = row[4, u]
+    nz = row[5, u]
+    return (c[0, 0] * nx + c[0, 1] * ny + c[0, 2] * nz, c[1, 0] * nx + c[1, 1] * ny + c[1, 2] * nz,
+            c[2, 0] * nx + c[2, 1] * ny + c[2, 2] * nz, tx)
+
+
+@njit(inline="always", **_JIT)
 def _lambert(x, y, z, n0, n1, n2, lx, ly, lz):
     ax = lx - x
     ay = ly - y
@@ -282,7 +302,7 @@ def _lambert(x, y, z, n0, n1, n2, lx, ly, lz):
     return max(0.0, (n0 * ax + n1 * ay + n2 * az) * inv)
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _specular(x, y, z, n0, n1, n2, lx, ly, lz, power):
     """Phong highlight of a point light seen from the camera at the origin."""
     ax = lx - x
@@ -302,47 +322,73 @@ def _specular(x, y, z, n0, n1, n2, lx, ly, lz, power):
 
 
 @njit(**_JIT)
-def shade_color(rx, ry, zo, mo, no, tex, zt, mt, mats, light, key, noise, out):
-    """rgb8 from the colour camera's cast: albedo x texture x (ambient + Lambert of a point
-    light), Phong highlights on shiny materials, glass blended over what is behind it."""
+def _blob_table(key, h, w, cell):
+    """Value-noise lattice for coherent hole blobs (features ~cell pixels)."""
+    gh = int(h / cell) + 2
+    gw = int(w / cell) + 2
+    tab = np.empty((gh, gw))
+    for a in range(gh):
+        for b in range(gw):
+            tab[a, b] = _uniform(_hash(key, a, b))
+    return tab
+
+
+@njit(inline="always", **_JIT)
+def _blob(tab, u, v, inv_cell):
+    fu = u * inv_cell
+    fv = v * inv_cell
+    iu = int(fu)
+    iv = int(fv)
+    au = fu - iu
+    av = fv - iv
+    au = au * au * (3.0 - 2.0 * au)
+    av = av * av * (3.0 - 2.0 * av)
+    return ((tab[iv, iu] * (1 - au) + tab[iv, iu + 1] * au) * (1 - av)
+            + (tab[iv + 1, iu] * (1 - au) + tab[iv + 1, iu + 1] * au) * av)
+
+
+def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, light, key, noise, out):
+    """rgb8 of the colour camera: albedo x texture x (ambient + Lambert of a point light),
+    Phong highlights on shiny materials, glass blended over what is behind it."""
     h, w = rx.shape
     lx = light[0]
     ly = light[1]
     lz = light[2]
-    for v in range(h):
+    for v in prange(h):
+        row = np.empty((8, w))
+        _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
         for u in range(w):
             x = rx[v, u]
             y = ry[v, u]
+            zo = row[0, u]
+            mo = int(row[1, u])
+            zt = row[6, u]
+            mt = int(row[7, u])
             r = 0.0
             g = 0.0
             b = 0.0
-            m = mo[v, u]
-            if m >= 0:
-                z = zo[v, u]
-                px = x * z
-                py = y * z
-                n0 = no[v, u, 0]
-                n1 = no[v, u, 1]
-                n2 = no[v, u, 2]
-                lam = _lambert(px, py, z, n0, n1, n2, lx, ly, lz)
-                k = tex[v, u] * (0.35 + 0.65 * lam)
-                r = mats[m, 0] * k
-                g = mats[m, 1] * k
-                b = mats[m, 2] * k
-                sp = mats[m, 4]
+            if mo >= 0:
+                n0, n1, n2, tx = _surface(x, y, row, u, rot_oc, org_o, rot_co, mats)
+                px = x * zo
+                py = y * zo
+                lam = _lambert(px, py, zo, n0, n1, n2, lx, ly, lz)
+                k = tx * (0.35 + 0.65 * lam)
+                r = mats[mo, 0] * k
+                g = mats[mo, 1] * k
+                b = mats[mo, 2] * k
+                sp = mats[mo, 4]
                 if sp > 0.0:
-                    s = sp * _specular(px, py, z, n0, n1, n2, lx, ly, lz, 24.0)
+                    s = sp * _specular(px, py, zo, n0, n1, n2, lx, ly, lz, 24.0)
                     r = r * (1 - 0.5 * sp) + s
                     g = g * (1 - 0.5 * sp) + s
                     b = b * (1 - 0.5 * sp) + s
-            m2 = mt[v, u]
-            if m2 >= 0 and zt[v, u] < zo[v, u]:
-                a = mats[m2, 5]
-                r = a * r + (1 - a) * mats[m2, 0]
-                g = a * g + (1 - a) * mats[m2, 1]
-                b = a * b + (1 - a) * mats[m2, 2]
+            if mt >= 0 and zt < zo:
+                a = mats[mt, 5]
+                r = a * r + (1 - a) * mats[mt, 0]
+                g = a * g + (1 - a) * mats[mt, 1]
+                b = a * b + (1 - a) * mats[mt, 2]
             hsh = _hash(key, v, u)
-            r = r * 255.0 + noise * (_uniform(hsh) - 0.5)
+            r = r * 255.0 + noise * (float(hsh & np.uint64(0xFFFFF)) / 1048576.0 - 0.5)
             g = g * 255.0 + noise * (float((hsh >> np.uint64(20)) & np.uint64(0xFFFFF)) / 1048576.0 - 0.5)
             b = b * 255.0 + noise * (float((hsh >> np.uint64(40)) & np.uint64(0xFFFFF)) / 1048576.0 - 0.5)
             out[v, u, 0] = np.uint8(min(255.0, max(0.0, r + 0.5)))
@@ -350,10 +396,9 @@ def shade_color(rx, ry, zo, mo, no, tex, zt, mt, mats, light, key, noise, out):
             out[v, u, 2] = np.uint8(min(255.0, max(0.0, b + 0.5)))
 
 
-@njit(**_JIT)
-def depth_ir(rx, ry, zo, mo, no, tex, zt, mt, mats, fx, baseline, sigma_px, subpixel_steps,
-             min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx, dcx, dcy, emitter_on,
-             light, ir_noise, gt, depth, ir, zrow):
+def _render_depth_ir(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
+                    sigma_px, subpixel_steps, min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx,
+                    dcx, dcy, emitter_on, light, ir_noise, gt, depth, ir):
     """The depth imager model (active stereo, depth in the left imager = infra1 optical frame):
     gt (exact first surface, glass included; NaN where none); depth (uint16 in depth_scale
     units) of the surface the stereo matcher sees (behind glass unless a hole) with disparity
@@ -364,50 +409,59 @@ def depth_ir(rx, ry, zo, mo, no, tex, zt, mt, mats, fx, baseline, sigma_px, subp
     surfaces plus the projector's dots, fixed in the emitter frame."""
     h, w = rx.shape
     fb = fx * baseline
-    for v in range(h):
+    inv_cell = 1.0 / blob_cell
+    blobs = _blob_table(key, h, w, blob_cell)
+    glass_blobs = _blob_table(key + np.uint64(1), h, w, blob_cell)
+    for v in prange(h):
+        zrow = np.empty(w)
+        mrow = np.empty(w, dtype=np.int64)
+        crow = np.empty(w)
+        row = np.empty((8, w))
         # pass 1: first surface (gt), the surface the matcher sees, and the IR image
+        _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
         for u in range(w):
             x = rx[v, u]
             y = ry[v, u]
-            z0 = zo[v, u]
-            z1 = zt[v, u]
+            z0 = row[0, u]
+            m = int(row[1, u])
+            z1 = row[6, u]
+            m2 = int(row[7, u])
             zf = min(z0, z1)
             gt[v, u] = zf if zf < np.inf else np.nan
-            m = mo[v, u]
             seen = z0
             val = 0.0
+            c = 0.0
             if m >= 0:
-                pz = z0
-                px = x * pz
-                py = y * pz
-                refl = mats[m, 3] * (0.85 + 0.15 * tex[v, u])
-                lam = _lambert(px, py, pz, no[v, u, 0], no[v, u, 1], no[v, u, 2], light[0], light[1], light[2])
-                val = refl * (0.2 + 0.15 * lam)
+                n0, n1, n2, tx = _surface(x, y, row, u, rot_oc, org_o, rot_co, mats)
+                px = x * z0
+                py = y * z0
+                refl = mats[m, 3] * (0.85 + 0.15 * tx)
+                lam = _lambert(px, py, z0, n0, n1, n2, light[0], light[1], light[2])
+                val = refl * (0.3 + 0.2 * lam)
                 if emitter_on:
-                    ex = px - emitter[0]
-                    ey = py - emitter[1]
-                    ez = pz - emitter[2]
-                    iu = int(dfx * ex / ez + dcx + 0.5)
-                    iv = int(dfx * ey / ez + dcy + 0.5)
+                    ez = z0 - emitter[2]
+                    iu = int(dfx * (px - emitter[0]) / ez + dcx + 0.5)
+                    iv = int(dfx * (py - emitter[1]) / ez + dcy + 0.5)
                     if 0 <= iu < dots.shape[1] and 0 <= iv < dots.shape[0]:
-                        fall = min(1.0, 1.5 / (pz * pz))
+                        fall = min(1.0, 1.5 / (z0 * z0))
                         val += refl * dots[iv, iu] * (0.35 + 0.65 * fall)
                 sp = mats[m, 4]
                 if sp > 0.0:
-                    c = -(x * no[v, u, 0] + y * no[v, u, 1] + no[v, u, 2]) / math.sqrt(x * x + y * y + 1.0)
-                    if c > 0:
+                    c = -(x * n0 + y * n1 + n2) / math.sqrt(x * x + y * y + 1.0)
+                    if c > 0.0:
                         val += sp * c ** 40
-            m2 = mt[v, u]
             if m2 >= 0 and z1 < z0:
                 a = mats[m2, 5]
                 val = val * a + (1 - a) * mats[m2, 3] * 0.5
                 hb = _uniform(_hash(key, v + 7 * h, u))
-                if _blob(key + np.uint64(1), float(u), float(v), blob_cell) + 0.12 * (hb - 0.5) < mats[m2, 6]:
+                if _blob(glass_blobs, u, v, inv_cell) + 0.12 * (hb - 0.5) < mats[m2, 6]:
                     seen = np.inf  # the matcher fails on the pane: hole
                 # else it matches the texture behind the glass
             val = val * 255.0 + ir_noise * _gauss(_hash(key, v + 3 * h, u))
             ir[v, u] = np.uint8(min(255.0, max(0.0, val + 0.5)))
             zrow[u] = seen if m >= 0 else np.inf
+            mrow[u] = m
+            crow[u] = c
         # pass 2: shadow of the right imager (baseline along +x): a point is hidden from it
         # when a point to its right projects at or left of it in the right image
         lowest = np.inf
@@ -425,15 +479,14 @@ def depth_ir(rx, ry, zo, mo, no, tex, zt, mt, mats, fx, baseline, sigma_px, subp
             z = zrow[u]
             out = 0
             if z > 0.0 and z < np.inf:
-                m = mo[v, u]
-                hb = _uniform(_hash(key, v, u))
-                hole = _blob(key, float(u), float(v), blob_cell) + 0.12 * (hb - 0.5) < mats[m, 6]
-                sp = mats[m, 4]
-                if not hole and sp >= 0.5:
-                    x = rx[v, u]
-                    y = ry[v, u]
-                    c = -(x * no[v, u, 0] + y * no[v, u, 1] + no[v, u, 2]) / math.sqrt(x * x + y * y + 1.0)
-                    hole = c > 0.93  # saturated head-on reflection of the projector
+                m = mrow[u]
+                p = mats[m, 6]
+                hole = False
+                if p > 0.0:
+                    hb = _uniform(_hash(key, v, u))
+                    hole = _blob(blobs, u, v, inv_cell) + 0.12 * (hb - 0.5) < p
+                if not hole and mats[m, 4] >= 0.5:
+                    hole = crow[u] > 0.93  # saturated head-on reflection of the projector
                 if not hole:
                     d = fb / z + sigma_px * _gauss(_hash(key, v + h, u))
                     d = math.floor(d * subpixel_steps + 0.5) / subpixel_steps
@@ -444,6 +497,23 @@ def depth_ir(rx, ry, zo, mo, no, tex, zt, mt, mats, fx, baseline, sigma_px, subp
                             if q < 65535.0:
                                 out = int(q)
             depth[v, u] = out
+
+
+# Single-threaded kernels (the default: the camera node's other work gets the other core) and
+# row-parallel variants (prange) for when cores are free.
+render_color = njit(**_JIT)(_render_color)
+render_depth_ir = njit(**_JIT)(_render_depth_ir)
+
+
+def _renamed(f, name):
+    """A copy of f under another name, so numba's on-disk cache keeps the variants apart."""
+    g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+    g.__qualname__ = name
+    return g
+
+
+render_color_parallel = njit(parallel=True, **_JIT)(_renamed(_render_color, "_render_color_parallel"))
+render_depth_ir_parallel = njit(parallel=True, **_JIT)(_renamed(_render_depth_ir, "_render_depth_ir_parallel"))
 
 
 @njit(**_JIT)

@@ -81,6 +81,15 @@ class Primitive:
     def moving(self) -> bool:
         return (self.omega != 0.0 and any(a != 0.0 for a in self.amplitude)) or self.yaw_rate != 0.0
 
+    def half_extents(self) -> tuple[float, float, float]:
+        """Half extents of the local axis-aligned bounding box."""
+        sx, sy, sz = self.size
+        if self.kind in (BOX, ROOM):
+            return (sx, sy, sz)
+        if self.kind == SPHERE:
+            return (sx, sx, sx)
+        return (sx, sx, sy)
+
     def bounding_radius(self) -> float:
         sx, sy, sz = self.size
         if self.kind in (BOX, ROOM):
