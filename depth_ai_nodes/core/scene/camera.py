@@ -121,7 +121,9 @@ class CameraFrame:
     color: (H, W, 3) uint8 rgb8 in the colour optical frame; ir: (H, W) uint8 mono8 of the
     infra1 imager (= depth geometry); depth_mm: (H, W) uint16 in depth_scale units (mm), 0 =
     no data (REP-118); gt_depth_m: (H, W) float32 exact z of the first surface (glass
-    included), NaN where none; world_from_depth: 4x4 world <- depth optical frame at t."""
+    included), NaN where none; world_from_depth / world_from_color: 4x4 world <- optical frame
+    at t; material_id (only with render(labels=True)): (H, W) int16 index into
+    world.material_names of the first surface in the depth frame, -1 where none."""
 
     t: float
     frame_index: int
@@ -131,6 +133,7 @@ class CameraFrame:
     gt_depth_m: np.ndarray
     world_from_depth: np.ndarray
     world_from_color: np.ndarray
+    material_id: np.ndarray | None = None
 
 
 @dataclass
@@ -242,7 +245,8 @@ class SyntheticCamera:
         rects[behind] = 0
         return rects
 
-    def render(self, t: float, frame_index: int | None = None) -> CameraFrame:
+    def render(self, t: float, frame_index: int | None = None, labels: bool = False) -> CameraFrame:
+        """All streams at scene time t (seconds)."""
         rig, s = self.rig, self.sensor
         fi = int(round(t * rig.fps)) if frame_index is None else int(frame_index)
         base = self.world.base_pose_matrix(t)
@@ -260,6 +264,7 @@ class SyntheticCamera:
         gt = np.empty((h, w), dtype=np.float32)
         depth = np.empty((h, w), dtype=np.uint16)
         ir = np.empty((h, w), dtype=np.uint8)
+        lab = np.empty((h, w) if labels else (0, 0), dtype=np.int16)
         fx = float(rig.depth_model.fx)
         ph, pw = self._dots.shape
         self._render_depth_ir(*self._depth_rays, *self._geometry(w_depth, rig.depth_model, t), wd.prim_params,
@@ -267,8 +272,8 @@ class SyntheticCamera:
                           float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale, self._key(fi, 2),
                           s.hole_blob_px, np.array([s.emitter_x_m, 0.0, 0.0]), self._dots, fx, (pw - 1) / 2.0,
                           (ph - 1) / 2.0, s.emitter_on, (np.linalg.inv(w_depth) @ light)[:3], s.ir_noise,
-                          gt, depth, ir)
-        return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color)
+                          gt, depth, ir, lab)
+        return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None)
 
     # -- helpers for tests of other nodes -------------------------------------------
     def ir_at(self, frame: CameraFrame, points_ir_optical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -398,7 +398,7 @@ def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pma
 
 def _render_depth_ir(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
                     sigma_px, subpixel_steps, min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx,
-                    dcx, dcy, emitter_on, light, ir_noise, gt, depth, ir):
+                    dcx, dcy, emitter_on, light, ir_noise, gt, depth, ir, labels):
     """The depth imager model (active stereo, depth in the left imager = infra1 optical frame):
     gt (exact first surface, glass included; NaN where none); depth (uint16 in depth_scale
     units) of the surface the stereo matcher sees (behind glass unless a hole) with disparity
@@ -406,9 +406,11 @@ def _render_depth_ir(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, 
     where the material's probability says (coherent blobs; dark, shiny, glass), on shiny
     surfaces seen head-on (saturation), in the right imager's occlusion shadow (left of near
     objects), and outside [min_z, max_z]; ir (mono8) of the left imager: reflectivity-shaded
-    surfaces plus the projector's dots, fixed in the emitter frame."""
+    surfaces plus the projector's dots, fixed in the emitter frame. labels (H, W) int16, when
+    not empty: material index of the first surface (glass included), -1 where none."""
     h, w = rx.shape
     fb = fx * baseline
+    want_labels = labels.shape[0] == h
     inv_cell = 1.0 / blob_cell
     blobs = _blob_table(key, h, w, blob_cell)
     glass_blobs = _blob_table(key + np.uint64(1), h, w, blob_cell)
@@ -428,6 +430,8 @@ def _render_depth_ir(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, 
             m2 = int(row[7, u])
             zf = min(z0, z1)
             gt[v, u] = zf if zf < np.inf else np.nan
+            if want_labels:
+                labels[v, u] = m2 if z1 < z0 else m
             seen = z0
             val = 0.0
             c = 0.0
@@ -621,14 +625,15 @@ def cast_lidar(cos_el, sin_el, az, toff, t0, base, mount_r, mount_t, params, pma
 
 
 @njit(**_JIT)
-def surface_distance(pts, params, t):
-    """|signed distance| from each world point to the nearest primitive surface at time t."""
+def surface_distance(pts, params, times):
+    """|signed distance| from each world point to the nearest primitive surface, with the
+    primitives where they are at each point's own time (times[k])."""
     n = pts.shape[0]
     out = np.empty(n)
     for k in range(n):
         best = np.inf
         for p in range(params.shape[0]):
-            ox, oy, oz, oyaw = prim_state(params[p], t)
+            ox, oy, oz, oyaw = prim_state(params[p], times[k])
             co = math.cos(oyaw)
             so = math.sin(oyaw)
             qx = pts[k, 0] - ox

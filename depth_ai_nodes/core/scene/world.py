@@ -7,7 +7,7 @@ Frames follow REP-103: world and base_link are x forward, y left, z up.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -175,11 +175,28 @@ class World:
         x, y, z, yaw = K.prim_state(self.prim_params[i], float(t))
         return _yaw_pose(x, y, z, yaw)
 
-    def surface_distance(self, points_world: np.ndarray, t: float) -> np.ndarray:
-        """Distance of each world point to the nearest primitive surface at time t (for tests:
-        rendered points must lie on surfaces)."""
+    def surface_distance(self, points_world: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+        """Distance of each world point to the nearest primitive surface at time t (one time,
+        or one per point), for tests: rendered points must lie on surfaces."""
         pts = np.ascontiguousarray(points_world, dtype=np.float64).reshape(-1, 3)
-        return K.surface_distance(pts, self.prim_params, float(t))
+        times = np.broadcast_to(np.asarray(t, dtype=np.float64), (len(pts),)).copy()
+        return K.surface_distance(pts, self.prim_params, times)
+
+    def material_index(self, name: str) -> int:
+        """Index of a material in material_names (the values of CameraFrame.material_id)."""
+        return self.material_names.index(name)
+
+    def static(self, t: float = 0.0) -> "World":
+        """A copy frozen at time t: the robot and every object stay where they are at t.
+        Handy for tests that compare sensors read at different times."""
+        prims = []
+        for i, p in enumerate(self.primitives):
+            x, y, z, yaw = K.prim_state(self.prim_params[i], float(t))
+            prims.append(replace(p, center=(x, y, z), yaw=yaw, amplitude=(0.0, 0.0, 0.0), omega=0.0,
+                                 phase=0.0, yaw_rate=0.0))
+        x, y, z, yaw = K.base_state(self.base_params, float(t))
+        traj = BaseTrajectory(x=(x, 0.0, 0.0, 0.0), y=(y, 0.0, 0.0, 0.0), yaw=(yaw, 0.0, 0.0, 0.0), z=z)
+        return World(prims, dict(self.materials), traj, self.seed)
 
     def material_of(self, name: str) -> Material:
         return self.materials[name]
