@@ -58,6 +58,9 @@ class FrameSource(Protocol):
     state: str
     info: dict[str, str]
 
+    def available_streams(self) -> set[str]:
+        """Streams the started source delivers: 'color', 'infra1', 'depth', 'ground_truth'."""
+
     def start(self) -> None: ...
 
     def read(self, timeout: float) -> Frameset | None:

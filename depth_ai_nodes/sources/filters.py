@@ -25,7 +25,7 @@ def decimate_depth(depth: np.ndarray, magnitude: int) -> np.ndarray:
     valid = np.count_nonzero(blocks, axis=-1)
     if m <= 3:
         ordered = np.sort(blocks, axis=-1)  # zeros first
-        idx = (m * m - valid) + np.maximum(valid - 1, 0) // 2
+        idx = np.minimum((m * m - valid) + np.maximum(valid - 1, 0) // 2, m * m - 1)
         out = np.take_along_axis(ordered, idx[..., None], axis=-1)[..., 0]
     else:
         total = blocks.sum(axis=-1, dtype=np.uint32)

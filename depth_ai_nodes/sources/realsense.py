@@ -284,7 +284,7 @@ class PipelineSource:
                 pass
         self._pipeline = self._profile = None
 
-    def enabled_streams(self) -> set[str]:
+    def available_streams(self) -> set[str]:
         """'color' / 'depth' / 'infra1' streams the open pipeline delivers."""
         rs = _rs()
         names = {rs.stream.color: "color", rs.stream.depth: "depth",

@@ -65,6 +65,9 @@ class SyntheticSource:
         self._k = 0
         self._t0 = 0.0
 
+    def available_streams(self) -> set[str]:
+        return {"color", "infra1", "depth", "ground_truth"}
+
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._t0_wall_ns = time.time_ns()

@@ -1,0 +1,454 @@
+"""camera_node: an RGB + IR + depth camera driver with realsense-ros topics.
+
+A thin ROS shell around a ROS-free FrameSource (depth_ai_nodes/sources/):
+`source` picks a live RealSense, a recording, or the built-in scene. One
+capture thread reads framesets and hands the newest to one publisher thread
+(a frameset the publisher had no time for is counted as dropped, never
+queued), which converts and publishes every stream with one stamp.
+
+Topics are private (`~/...`) like realsense-ros: node `camera` in the root
+namespace publishes /camera/color/image_raw; the realsense-ros launch layout
+(namespace `camera`, node `camera`) gives /camera/camera/color/image_raw.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
+from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from depth_ai_nodes.ros.node_main import ConfigError, run_node
+from depth_ai_nodes.ros.params import Param, declare
+from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
+from depth_ai_nodes.sources.base import (ENDED, RECONNECTING, STREAMING, Frameset, FrameSource,
+                                         SourceError, parse_profile)
+from depth_ai_nodes.sources.frames import FrameNames, matrix_of, static_transforms
+
+NODE_NAME = "camera"
+SOURCES = ("realsense", "file", "synthetic")
+
+PARAMETERS: list[Param] = [
+    Param("source", "realsense", "Where frames come from: a live RealSense camera, a recording "
+          "(file_path), or the built-in synthetic scene.", choices=SOURCES),
+    Param("file_path", "", "RealSense recording (.bag or .db3) for source:=file."),
+    Param("playback.real_time", True, "source:=file: play at the recorded rate (false: as fast "
+          "as the node publishes)."),
+    Param("playback.loop", False, "source:=file: start over at the end of the file (false: stop "
+          "publishing and report state 'ended')."),
+    Param("synthetic.seed", 0, "source:=synthetic: scene seed; the same seed renders the same "
+          "frames."),
+    Param("camera_name", "camera", "Prefix of every frame id (camera_link, "
+          "camera_color_optical_frame, ...)."),
+    Param("base_frame_id", "link", "Base frame suffix: the base frame is <camera_name>_<this>."),
+    Param("serial_no", "", "source:=realsense: serial number of the camera to open (empty: the "
+          "first one found)."),
+    Param("initial_reset", False, "source:=realsense: hardware-reset the camera before starting."),
+    Param("reconnect_timeout", 6.0, "source:=realsense: with no frame for this long the camera "
+          "counts as lost and is reconnected with backoff.", unit="s"),
+    Param("enable_color", True, "Publish color/image_raw (rgb8)."),
+    Param("enable_depth", True, "Publish depth/image_rect_raw (16UC1, mm)."),
+    Param("enable_infra1", True, "Publish infra1/image_rect_raw (mono8, left IR imager)."),
+    Param("rgb_camera.color_profile", "640,480,30", "Color stream 'width,height,fps'.",
+          unit="px,px,Hz"),
+    Param("depth_module.depth_profile", "640,480,30", "Depth stream 'width,height,fps'; its fps "
+          "paces the node.", unit="px,px,Hz"),
+    Param("depth_module.infra_profile", "640,480,30", "Infrared stream 'width,height,fps' (a "
+          "RealSense needs it equal to the depth profile).", unit="px,px,Hz"),
+    Param("depth_module.emitter_enabled", 1, "IR projector: 0 off, 1 on (synthetic: dots in "
+          "the IR image), -1 leave the device's setting.", choices=(-1, 0, 1, 2)),
+    Param("depth_module.depth_units", 0.0, "source:=realsense: depth unit to set on the camera "
+          "(0: keep the device's, 0.001 on D400). Published depth is always millimetres when "
+          "the unit is 0.001.", unit="m"),
+    Param("align_depth.enable", True, "Publish aligned_depth_to_color/image_raw: depth "
+          "registered to the color camera (librealsense semantics)."),
+    Param("pointcloud.enable", False, "Publish depth/color/points (PointCloud2 x, y, z, rgb)."),
+    Param("pointcloud.stride", 1, "Use every n-th pixel in both directions for the point cloud.",
+          unit="px"),
+    Param("enable_rgbd", False, "Publish rgbd (depth_ai_nodes/RGBIRDepth: one message with "
+          "color, IR, depth, their camera_infos and extrinsics)."),
+    Param("decimation_filter.enable", False, "Decimate depth (and its camera_info) by "
+          "decimation_filter.filter_magnitude."),
+    Param("decimation_filter.filter_magnitude", 2, "Decimation factor.", choices=(2, 3, 4, 5, 6,
+                                                                                  7, 8)),
+    Param("threshold_filter.enable", False, "Zero depth outside [min_distance, max_distance]."),
+    Param("threshold_filter.min_distance", 0.1, "Threshold filter near limit.", unit="m"),
+    Param("threshold_filter.max_distance", 4.0, "Threshold filter far limit.", unit="m"),
+    Param("spatial_filter.enable", False, "librealsense spatial edge-preserving filter "
+          "(realsense/file sources)."),
+    Param("temporal_filter.enable", False, "librealsense temporal filter (realsense/file "
+          "sources)."),
+    Param("hole_filling_filter.enable", False, "librealsense hole filling filter "
+          "(realsense/file sources)."),
+    Param("publish_tf", True, "Publish the static camera frame tree on /tf_static (needs "
+          "tf2_ros; the extrinsics topics are always published)."),
+    Param("tf_publish_rate", 0.0, "Accepted for realsense-ros compatibility; the tree is "
+          "static and published once (latched).", unit="Hz"),
+    Param("qos", "sensor_data", "QoS of image, camera_info and point cloud topics.",
+          choices=QOS_NAMES),
+]
+
+# stream key -> (image topic, camera_info topic, optical frame stream name)
+TOPICS = {
+    "color": ("~/color/image_raw", "~/color/camera_info", "color"),
+    "infra1": ("~/infra1/image_rect_raw", "~/infra1/camera_info", "infra1"),
+    "depth": ("~/depth/image_rect_raw", "~/depth/camera_info", "depth"),
+    "aligned_depth": ("~/aligned_depth_to_color/image_raw",
+                      "~/aligned_depth_to_color/camera_info", "color"),
+    "ground_truth": ("~/ground_truth/depth", "~/ground_truth/camera_info", "depth"),
+}
+ENCODINGS = {"color": "rgb8", "infra1": "mono8", "depth": "16UC1", "aligned_depth": "16UC1",
+             "ground_truth": "32FC1"}
+
+
+def _profile(values: dict[str, Any], name: str) -> tuple[int, int, int]:
+    try:
+        return parse_profile(values[name], name)
+    except SourceError as err:
+        raise ConfigError(str(err)) from None
+
+
+def make_source(values: dict[str, Any]) -> FrameSource:
+    """The FrameSource the parameters ask for (not started)."""
+    from depth_ai_nodes.sources.realsense import FilterSettings, StreamSettings
+
+    filters = FilterSettings(
+        decimation=values["decimation_filter.enable"],
+        decimation_magnitude=int(values["decimation_filter.filter_magnitude"]),
+        threshold=values["threshold_filter.enable"],
+        threshold_min_m=float(values["threshold_filter.min_distance"]),
+        threshold_max_m=float(values["threshold_filter.max_distance"]),
+        spatial=values["spatial_filter.enable"], temporal=values["temporal_filter.enable"],
+        hole_filling=values["hole_filling_filter.enable"])
+    streams = StreamSettings(
+        enable_color=values["enable_color"], enable_depth=values["enable_depth"],
+        enable_infra1=values["enable_infra1"],
+        color_profile=_profile(values, "rgb_camera.color_profile"),
+        depth_profile=_profile(values, "depth_module.depth_profile"),
+        infra_profile=_profile(values, "depth_module.infra_profile"), filters=filters)
+    source = values["source"]
+    if source == "realsense":
+        from depth_ai_nodes.sources.realsense import RealSenseSource
+
+        return RealSenseSource(streams, serial=values["serial_no"],
+                               emitter_enabled=values["depth_module.emitter_enabled"],
+                               depth_units=values["depth_module.depth_units"],
+                               initial_reset=values["initial_reset"],
+                               reconnect_timeout_s=float(values["reconnect_timeout"]))
+    if source == "file":
+        from depth_ai_nodes.sources.playback import PlaybackSource
+
+        if not values["file_path"]:
+            raise ConfigError("source:=file needs file_path:=<recording .bag or .db3>")
+        return PlaybackSource(values["file_path"], streams,
+                              real_time=values["playback.real_time"],
+                              loop=values["playback.loop"])
+    from depth_ai_nodes.sources.synthetic import SyntheticSource
+
+    return SyntheticSource(streams, seed=int(values["synthetic.seed"]),
+                           emitter=values["depth_module.emitter_enabled"] != 0)
+
+
+class CameraNode(Node):
+    """Publishes one source's framesets on realsense-ros topics."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self.p = declare(self, PARAMETERS)
+        except InvalidParameterTypeException as err:  # e.g. serial_no:=123 (an int)
+            raise ConfigError(f"{err}; quote strings (serial_no:=\"'123'\"), write floats with "
+                              f"a decimal point (max_distance:=4.0)") from None
+        try:
+            self.qos = qos_from_name(self.p["qos"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if int(self.p["pointcloud.stride"]) < 1:
+            raise ConfigError("pointcloud.stride must be >= 1")
+        self.names = FrameNames(self.p["camera_name"], self.p["base_frame_id"])
+        self.fps = _profile(self.p, "depth_module.depth_profile")[2] or 30
+        try:
+            self.source = make_source(self.p)
+            self.source.start()
+        except SourceError as err:
+            raise ConfigError(str(err)) from None
+
+        self.diag = Diagnostics(self)
+        self.diag.set_hardware_id(self.source.info.get("serial", self.p["source"]))
+        self.enabled = {"color": self.p["enable_color"], "infra1": self.p["enable_infra1"],
+                        "depth": self.p["enable_depth"],
+                        "aligned_depth": self.p["align_depth.enable"] and self.p["enable_depth"]
+                        and self.p["enable_color"],
+                        "ground_truth": self.p["source"] == "synthetic"}
+        self.image_pubs: dict[str, Any] = {}
+        self.info_pubs: dict[str, Any] = {}
+        self.cloud_pub = (self.create_publisher(PointCloud2, "~/depth/color/points", self.qos)
+                          if self.p["pointcloud.enable"] else None)
+        self.rgbd_pub = (self.create_publisher(RGBIRDepth, "~/rgbd", self.qos)
+                         if self.p["enable_rgbd"] else None)
+        self.extr_pubs = {s: self.create_publisher(Extrinsics, f"~/extrinsics/depth_to_{s}",
+                                                   latched_qos()) for s in ("color", "infra1")}
+        self._extrinsics_sent: set[str] = set()
+        self._absent_logged: set[str] = set()
+        self._info_cache: dict[tuple, CameraInfo] = {}
+        self._images: dict[str, Image] = {}
+        available = self.source.available_streams()
+        if "depth" in available and "color" in available:
+            available.add("aligned_depth")
+        for key in TOPICS:  # advertise up front, like realsense-ros
+            if self.enabled.get(key) and key in available:
+                self._pubs(key)
+        self._tf = _static_broadcaster(self) if self.p["publish_tf"] else None
+        self._tf_sent = False
+
+        self._lock = threading.Condition()
+        self._pending: Frameset | None = None
+        self._running = True
+        self.captured = self.published = self.dropped = 0
+        self._state = None
+        self._update_state()
+        self._threads = [threading.Thread(target=self._capture_loop, name="capture", daemon=True),
+                         threading.Thread(target=self._publish_loop, name="publish", daemon=True)]
+        for t in self._threads:
+            t.start()
+        self.create_timer(0.5, self._update_state)
+        self.get_logger().info(
+            f"source {self.p['source']} {self.source.info} streaming at {self.fps} Hz; topics "
+            f"under {self.get_fully_qualified_name()}/")
+
+    # --- threads ------------------------------------------------------------------------
+
+    def _capture_loop(self) -> None:
+        """Read framesets; leave only the newest for the publisher."""
+        while self._running:
+            try:
+                fs = self.source.read(0.5)
+            except Exception as err:  # a bad frame must not kill the node
+                self.get_logger().error(f"source read failed: {err}", throttle_duration_sec=5.0)
+                self.diag.set("device", ERROR, f"read failed: {err}")
+                time.sleep(0.1)
+                continue
+            if fs is None:
+                continue
+            with self._lock:
+                self.captured += 1
+                if self._pending is not None:
+                    self.dropped += 1
+                self._pending = fs
+                self._lock.notify()
+
+    def _publish_loop(self) -> None:
+        while self._running:
+            with self._lock:
+                while self._pending is None and self._running:
+                    self._lock.wait(0.5)
+                fs, self._pending = self._pending, None
+            if fs is None:
+                continue
+            try:
+                self.publish_frameset(fs)
+            except Exception as err:  # malformed frameset: log, report, keep running
+                self.get_logger().error(f"cannot publish frameset {fs.frame_number}: {err}",
+                                        throttle_duration_sec=5.0)
+                self.diag.set("device", ERROR, f"publish failed: {err}")
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def _pubs(self, key: str) -> tuple[Any, Any]:
+        if key not in self.image_pubs:
+            image_topic, info_topic, _ = TOPICS[key]
+            self.image_pubs[key] = self.create_publisher(Image, image_topic, self.qos)
+            self.info_pubs[key] = self.create_publisher(CameraInfo, info_topic, self.qos)
+        return self.image_pubs[key], self.info_pubs[key]
+
+    def _camera_info(self, model: Any, frame_id: str) -> CameraInfo:
+        """CameraInfo built once per (model, frame) and reused; only the stamp changes."""
+        key = (id(model), frame_id)
+        msg = self._info_cache.get(key)
+        if msg is None:
+            msg = conv.camera_info_msg(model, frame_id=frame_id)
+            self._info_cache[key] = msg
+        return msg
+
+    def _image(self, key: str, array: np.ndarray, frame_id: str, stamp: Any) -> Image:
+        msg = conv.image_msg(array, ENCODINGS[key], frame_id=frame_id)
+        msg.header.stamp = stamp
+        return msg
+
+    def publish_frameset(self, fs: Frameset) -> None:
+        stamp = conv.stamp_msg(fs.stamp_ns)
+        streams: dict[str, tuple[np.ndarray, Any]] = {}
+        if fs.color is not None:
+            streams["color"] = (fs.color, fs.color_model)
+        if fs.ir is not None:
+            streams["infra1"] = (fs.ir, fs.ir_model)
+        if fs.depth is not None:
+            streams["depth"] = (self._depth_mm(fs.depth, fs.depth_scale), fs.depth_model)
+        if fs.gt_depth_m is not None:
+            streams["ground_truth"] = (fs.gt_depth_m.astype(np.float32, copy=False),
+                                       fs.gt_model or fs.depth_model)
+        if self.enabled["aligned_depth"] and "depth" in streams and "color" in streams:
+            streams["aligned_depth"] = (self._aligned(fs, streams["depth"][0]), fs.color_model)
+        self._log_absent(streams)
+        self._send_static(fs, stamp)
+
+        msgs: dict[str, tuple[Image, CameraInfo]] = {}
+        for key, (array, model) in streams.items():
+            if not self.enabled.get(key, False):
+                continue
+            frame_id = self.names.optical(TOPICS[key][2])
+            image = self._image(key, array, frame_id, stamp)
+            info = self._camera_info(model, frame_id)
+            info.header.stamp = stamp
+            if (info.width, info.height) != (image.width, image.height):
+                raise ValueError(f"{key}: camera_info {info.width}x{info.height} does not "
+                                 f"match the image {image.width}x{image.height}")
+            image_pub, info_pub = self._pubs(key)
+            image_pub.publish(image)
+            info_pub.publish(info)
+            msgs[key] = (image, info)
+        if self.cloud_pub is not None and "depth" in streams:
+            cloud = conv.pointcloud_msg_from_depth(
+                streams["depth"][0], fs.depth_model, depth_scale=0.001,
+                color=fs.color, color_model=fs.color_model, depth_to_color=fs.depth_to_color,
+                stride=int(self.p["pointcloud.stride"]),
+                frame_id=self.names.optical("depth"))
+            cloud.header.stamp = stamp
+            self.cloud_pub.publish(cloud)
+        if self.rgbd_pub is not None:
+            self.rgbd_pub.publish(self._rgbd(fs, stamp, msgs))
+        latency = time.time() - fs.stamp_ns * 1e-9
+        for key in msgs:
+            self.diag.rate("streams", key, self.fps).tick(latency)
+        self.published += 1
+
+    @staticmethod
+    def _depth_mm(depth: np.ndarray, scale: float) -> np.ndarray:
+        """16UC1 is millimetres (REP-118); rescale cameras set to another depth unit."""
+        if abs(scale - 0.001) < 1e-7:
+            return depth
+        mm = np.rint(depth.astype(np.float32) * (scale * 1000.0))
+        return np.clip(mm, 0, 65535).astype(np.uint16)
+
+    def _aligned(self, fs: Frameset, depth_mm: np.ndarray) -> np.ndarray:
+        from depth_ai_nodes.core.registration import align_depth_to_color
+
+        return align_depth_to_color(depth_mm, fs.depth_model, fs.color_model, fs.depth_to_color,
+                                    depth_scale=0.001)
+
+    def _rgbd(self, fs: Frameset, stamp: Any, msgs: dict[str, tuple[Image, CameraInfo]]
+              ) -> RGBIRDepth:
+        out = RGBIRDepth()
+        out.header.stamp = stamp
+        out.header.frame_id = self.names.optical("depth")
+        for key, image_field, info_field in (("color", "color", "color_info"),
+                                             ("infra1", "ir", "ir_info"),
+                                             ("depth", "depth", "depth_info")):
+            if key in msgs:
+                setattr(out, image_field, msgs[key][0])
+                setattr(out, info_field, msgs[key][1])
+        if fs.depth_to_color is not None:
+            out.depth_to_color = self._extrinsics("color", fs.depth_to_color, stamp)
+        if fs.depth_to_ir is not None:
+            out.depth_to_ir = self._extrinsics("infra1", fs.depth_to_ir, stamp)
+        return out
+
+    def _extrinsics(self, stream: str, transform: Any, stamp: Any) -> Extrinsics:
+        msg = conv.extrinsics_msg(transform, frame_id=self.names.optical("depth"),
+                                  child_frame_id=self.names.optical(stream))
+        msg.header.stamp = stamp
+        return msg
+
+    def _send_static(self, fs: Frameset, stamp: Any) -> None:
+        """Extrinsics (latched) and the static TF tree, once per transform."""
+        for stream, transform in (("color", fs.depth_to_color), ("infra1", fs.depth_to_ir)):
+            if transform is None or stream in self._extrinsics_sent:
+                continue
+            self.extr_pubs[stream].publish(self._extrinsics(stream, transform, stamp))
+            self._extrinsics_sent.add(stream)
+        if self._tf is not None and not self._tf_sent:
+            depth_to = {s: matrix_of(t) for s, t in (("color", fs.depth_to_color),
+                                                 ("infra1", fs.depth_to_ir)) if t is not None}
+            self._tf.sendTransform([_transform_msg(parent, child, pose, stamp) for parent, child,
+                                    pose in static_transforms(self.names, depth_to)])
+            self._tf_sent = True
+
+    def _log_absent(self, streams: dict[str, Any]) -> None:
+        for key in ("color", "infra1", "depth"):
+            if self.enabled[key] and key not in streams and key not in self._absent_logged:
+                self._absent_logged.add(key)
+                self.get_logger().warning(
+                    f"the {self.p['source']} source delivers no {key} stream; "
+                    f"{TOPICS[key][0][2:]} is not published")
+
+    # --- state and diagnostics ----------------------------------------------------------
+
+    def _update_state(self) -> None:
+        state = getattr(self.source, "state", STREAMING)
+        values = dict(self.source.info)
+        values.update(state=state, dropped_framesets=self.dropped, captured=self.captured,
+                      published=self.published, source=self.p["source"])
+        last_error = getattr(self.source, "last_error", "")
+        if state == STREAMING:
+            self.diag.set("device", OK, "streaming", **values)
+        elif state == RECONNECTING:
+            self.diag.set("device", WARN, f"reconnecting: {last_error}", **values)
+        elif state == ENDED:
+            self.diag.set("device", OK, "ended: end of the recording", **values)
+        else:
+            self.diag.set("device", WARN, state, **values)
+        if state != self._state:
+            if self._state is not None:
+                self.get_logger().info(f"source state: {self._state} -> {state}")
+            self._state = state
+
+    def close(self) -> None:
+        """Stop the threads and the source (run_node calls this on shutdown)."""
+        self._running = False
+        with self._lock:
+            self._lock.notify_all()
+        for t in self._threads:
+            t.join(timeout=2.0)
+        self.source.stop()
+
+
+def _static_broadcaster(node: Node) -> Any:
+    try:
+        from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
+    except ImportError:
+        node.get_logger().info("tf2_ros is not installed: no /tf_static; the extrinsics "
+                               "topics carry the same transforms")
+        return None
+    return StaticTransformBroadcaster(node)
+
+
+def _transform_msg(parent: str, child: str, pose: np.ndarray, stamp: Any) -> Any:
+    from geometry_msgs.msg import TransformStamped
+
+    from depth_ai_nodes.core.transforms import RigidTransform
+
+    msg = TransformStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    t = RigidTransform(np.asarray(pose))
+    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = (
+        float(v) for v in t.translation)
+    q = t.quaternion_xyzw
+    (msg.transform.rotation.x, msg.transform.rotation.y, msg.transform.rotation.z,
+     msg.transform.rotation.w) = (float(v) for v in q)
+    return msg
+
+
+def main() -> int:
+    return run_node(CameraNode)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

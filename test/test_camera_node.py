@@ -1,0 +1,207 @@
+"""camera_node across processes: the node runs as its own process over real
+DDS (our shipped profile), the test subscribes from the pytest process.
+
+Synthetic source: every topic at about the configured rate, encodings, sizes,
+frame ids, one stamp per frameset, camera_info consistent with its image
+(also with decimation), ground truth, extrinsics, diagnostics. Configuration
+errors: each a short-lived process that must exit 2 with the promised message.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
+from harness import NodeProcess, collect, spin_until
+
+pytestmark = pytest.mark.ros
+
+BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+W, H, FPS = 320, 240, 15
+NS = "/camera"
+
+IMAGES = {  # topic -> (encoding, width, height, frame id, bytes per pixel)
+    "color/image_raw": ("rgb8", W, H, "camera_color_optical_frame", 3),
+    "infra1/image_rect_raw": ("mono8", W, H, "camera_infra1_optical_frame", 1),
+    "depth/image_rect_raw": ("16UC1", W, H, "camera_depth_optical_frame", 2),
+    "aligned_depth_to_color/image_raw": ("16UC1", W, H, "camera_color_optical_frame", 2),
+    "ground_truth/depth": ("32FC1", W, H, "camera_depth_optical_frame", 4),
+}
+INFOS = {"color/camera_info": "color/image_raw", "infra1/camera_info": "infra1/image_rect_raw",
+         "depth/camera_info": "depth/image_rect_raw",
+         "aligned_depth_to_color/camera_info": "aligned_depth_to_color/image_raw",
+         "ground_truth/camera_info": "ground_truth/depth"}
+
+
+def synthetic(**params) -> NodeProcess:
+    profile = f"{W},{H},{FPS}"
+    base = {"source": "synthetic", "rgb_camera.color_profile": profile,
+            "depth_module.depth_profile": profile, "depth_module.infra_profile": profile}
+    return NodeProcess.node("camera_node", {**base, **params})
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def wait_streaming(ros_node, node: NodeProcess, timeout: float = 60.0) -> None:
+    """Until the node's depth topic has a publisher (numba compiles the scene on start)."""
+    ok = spin_until(ros_node, lambda: not node.alive() or ros_node.count_publishers(
+        f"{NS}/depth/image_rect_raw") > 0, timeout)
+    assert node.alive(), node.output()[-3000:]
+    assert ok, "camera_node never advertised its topics:\n" + node.output()[-3000:]
+
+
+def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
+    with synthetic(**{"pointcloud.enable": True, "pointcloud.stride": 2,
+                      "enable_rgbd": True}) as node:
+        wait_streaming(ros_node, node)
+        types = {f"{NS}/{t}": Image for t in IMAGES}
+        types.update({f"{NS}/{t}": CameraInfo for t in INFOS})
+        types[f"{NS}/depth/color/points"] = PointCloud2
+        types[f"{NS}/rgbd"] = RGBIRDepth
+        got = collect(ros_node, types, count=12, timeout=60.0, qos=BEST_EFFORT)
+        extr = collect(ros_node, {f"{NS}/extrinsics/depth_to_color": Extrinsics,
+                                  f"{NS}/extrinsics/depth_to_infra1": Extrinsics},
+                       count=1, timeout=10.0, qos=LATCHED)
+        diag = collect(ros_node, {"/diagnostics": DiagnosticArray}, count=1, timeout=10.0,
+                       stop_when=lambda g: any(_device_status(m) for _, m in g["/diagnostics"]))
+        assert node.alive(), node.output()[-3000:]
+        assert node.stop() == 0, node.output()[-3000:]
+
+    for topic, msgs in got.items():
+        assert len(msgs) >= 12, f"{topic}: {len(msgs)} messages in 60 s"
+
+    # images: encoding, size, step, frame id
+    for topic, (encoding, w, h, frame, bpp) in IMAGES.items():
+        for _, msg in got[f"{NS}/{topic}"]:
+            assert (msg.encoding, msg.width, msg.height) == (encoding, w, h), topic
+            assert msg.header.frame_id == frame, topic
+            assert msg.step == w * bpp and len(msg.data) == h * w * bpp, topic
+            assert msg.is_bigendian == 0
+
+    # camera_info consistent with its image
+    for info_topic, image_topic in INFOS.items():
+        _, frame = IMAGES[image_topic][2:4], IMAGES[image_topic][3]
+        for _, info in got[f"{NS}/{info_topic}"]:
+            assert (info.width, info.height) == IMAGES[image_topic][1:3], info_topic
+            assert info.header.frame_id == IMAGES[image_topic][3], info_topic
+            k = np.array(info.k).reshape(3, 3)
+            assert k[0, 0] > 0 and k[1, 1] > 0 and 0 < k[0, 2] < info.width, info_topic
+            assert 0 < k[1, 2] < info.height and info.distortion_model
+            assert np.allclose(np.array(info.p).reshape(3, 4)[:, :3], k)
+
+    # one stamp per frameset: every stamp seen on depth appears on every other stream
+    by_topic = {t: {stamp_ns(m) for _, m in msgs} for t, msgs in got.items()}
+    depth_stamps = by_topic[f"{NS}/depth/image_rect_raw"]
+    for topic, stamps in by_topic.items():
+        common = stamps & depth_stamps
+        assert len(common) >= 0.5 * min(len(stamps), len(depth_stamps)), \
+            f"{topic} shares too few stamps with depth ({len(common)})"
+
+    # rate: about the configured fps (wide tolerance: the machine is shared)
+    recv = [t for t, _ in got[f"{NS}/depth/image_rect_raw"]]
+    stamps = sorted(depth_stamps)
+    stamp_rate = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) * 1e-9)
+    assert 0.5 * FPS < stamp_rate < 1.3 * FPS, stamp_rate
+    assert (len(recv) - 1) / (recv[-1] - recv[0]) > 0.4 * FPS
+
+    # ground truth: metres, mostly valid, close to the sensor depth where both exist
+    _, gt = got[f"{NS}/ground_truth/depth"][-1]
+    gt_m = np.frombuffer(gt.data, np.float32).reshape(H, W)
+    depth_by_stamp = {stamp_ns(m): m for _, m in got[f"{NS}/depth/image_rect_raw"]}
+    assert np.isfinite(gt_m).mean() > 0.5 and np.nanmax(gt_m) < 50
+    if stamp_ns(gt) in depth_by_stamp:
+        d = np.frombuffer(depth_by_stamp[stamp_ns(gt)].data, np.uint16).reshape(H, W)
+        both = (d > 0) & np.isfinite(gt_m)
+        assert both.mean() > 0.3
+        assert np.median(np.abs(d[both] * 1e-3 - gt_m[both]) / gt_m[both]) < 0.05
+
+    # frames differ over time (something moves)
+    first, last = got[f"{NS}/color/image_raw"][0][1], got[f"{NS}/color/image_raw"][-1][1]
+    assert bytes(first.data) != bytes(last.data)
+
+    # point cloud, rgbd bundle
+    _, cloud = got[f"{NS}/depth/color/points"][-1]
+    assert cloud.header.frame_id == "camera_depth_optical_frame"
+    assert {f.name for f in cloud.fields} >= {"x", "y", "z", "rgb"}
+    assert cloud.width * cloud.height > 0 and len(cloud.data) == cloud.row_step * cloud.height
+    _, bundle = got[f"{NS}/rgbd"][-1]
+    assert stamp_ns(bundle.color) == stamp_ns(bundle.ir) == stamp_ns(bundle.depth) \
+        == stamp_ns(bundle)
+    assert (bundle.depth.encoding, bundle.ir.encoding, bundle.color.encoding) == \
+        ("16UC1", "mono8", "rgb8")
+    assert bundle.depth_to_color.child_frame_id == "camera_color_optical_frame"
+
+    # extrinsics: latched, depth -> color ~15 mm like a D435, depth -> IR identity
+    (_, to_color), = extr[f"{NS}/extrinsics/depth_to_color"][:1]
+    (_, to_ir), = extr[f"{NS}/extrinsics/depth_to_infra1"][:1]
+    assert to_color.header.frame_id == "camera_depth_optical_frame"
+    assert to_color.child_frame_id == "camera_color_optical_frame"
+    assert 0.005 < np.linalg.norm(to_color.translation) < 0.05
+    assert np.allclose(np.array(to_color.rotation).reshape(3, 3) @
+                       np.array(to_color.rotation).reshape(3, 3).T, np.eye(3), atol=1e-6)
+    assert np.allclose(to_ir.translation, 0) and np.allclose(to_ir.rotation,
+                                                             np.eye(3).ravel())
+
+    # diagnostics: state, device info, per-stream rates
+    status = next(s for _, m in diag["/diagnostics"] for s in _device_status(m))
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["state"] == "streaming" and values["serial"].startswith("synthetic")
+    assert "dropped_framesets" in values
+
+
+def _device_status(array: DiagnosticArray) -> list:
+    return [s for s in array.status if s.name.endswith(": device")]
+
+
+def test_decimation_keeps_camera_info_consistent(ros_node):
+    with synthetic(**{"decimation_filter.enable": True,
+                      "decimation_filter.filter_magnitude": 2}) as node:
+        wait_streaming(ros_node, node)
+        got = collect(ros_node, {f"{NS}/depth/image_rect_raw": Image,
+                                 f"{NS}/depth/camera_info": CameraInfo,
+                                 f"{NS}/color/camera_info": CameraInfo,
+                                 f"{NS}/aligned_depth_to_color/image_raw": Image},
+                      count=3, timeout=40.0, qos=BEST_EFFORT)
+        assert node.stop() == 0, node.output()[-3000:]
+    _, depth = got[f"{NS}/depth/image_rect_raw"][-1]
+    _, info = got[f"{NS}/depth/camera_info"][-1]
+    _, color_info = got[f"{NS}/color/camera_info"][-1]
+    _, aligned = got[f"{NS}/aligned_depth_to_color/image_raw"][-1]
+    assert (depth.width, depth.height) == (W // 2, H // 2)
+    assert (info.width, info.height) == (W // 2, H // 2)
+    # full-resolution rig: fx = 385 * W / 640; decimation divides fx, fy, cx, cy by 2
+    assert info.k[0] == pytest.approx(385.0 * W / 640 / 2, rel=1e-6)
+    assert info.k[2] == pytest.approx((W - 1) / 2.0 / 2, rel=1e-6)
+    # aligned depth is in the color camera's geometry, whatever the depth resolution
+    assert (aligned.width, aligned.height) == (color_info.width, color_info.height) == (W, H)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"source": "bogus"}, "source='bogus' is not valid; use one of: realsense, file, synthetic"),
+    ({"source": "file"}, "source:=file needs file_path"),
+    ({"source": "file", "file_path": "/nonexistent/rec.bag"}, "does not exist"),
+    ({"source": "synthetic", "rgb_camera.color_profile": "640x480"},
+     "rgb_camera.color_profile='640x480' is not a profile"),
+    ({"source": "synthetic", "depth_module.infra_profile": "320,240,30"},
+     "must have the depth profile's size"),
+    ({"source": "synthetic", "qos": "fast"}, "qos='fast' is not valid"),
+    ({"source": "realsense"}, "no RealSense device connected"),
+], ids=["unknown-source", "file-without-path", "missing-file", "bad-profile",
+        "ir-size-mismatch", "unknown-qos", "no-camera"])
+def test_configuration_errors_exit_2_with_what_to_fix(params, message):
+    if params.get("source") == "realsense":
+        rs = pytest.importorskip("pyrealsense2")
+        if len(rs.context().query_devices()):
+            pytest.skip("a RealSense camera is connected")
+    with NodeProcess.node("camera_node", params) as node:
+        code = node.wait(timeout=60)
+        out = node.output()
+    assert code == 2, out[-3000:]
+    assert "configuration error" in out and message in out, out[-3000:]
