@@ -1,0 +1,339 @@
+"""Train the shipped depth completion model and export it to ONNX.
+
+    pip install -e '.[train]'          # torch + onnx, never needed at run time
+    nice python training/train_completion.py --out models/depth_completion.onnx
+
+Reproducible: one --seed fixes the data, the masks, the initialisation and the
+batch order (torch runs deterministic CPU kernels). Runs on a 2-core CPU in
+about 25 minutes with the defaults.
+
+Architecture (edge-CPU friendly, ~60 k parameters):
+  1. INSIDE the graph, a multi-scale normalized-convolution pre-fill
+     (push-pull: average-pool depth*mask and mask over 5 octaves, then fill
+     each level's holes from the coarser one). That alone is a classical filler.
+  2. A small U-Net of depthwise-separable convolutions (1/2 .. 1/16 resolution)
+     sees RGB, the log pre-fill (made scale-free by subtracting its image mean),
+     the mask and the pre-fill's support, and predicts a residual in log depth:
+     out = prefill * exp(residual). Starting from a classical fill, it learns
+     where RGB edges say the depth edge really is.
+
+Training data (the real evaluation frames in ../shared/data are NEVER used):
+  - procedural 2.5D scenes: slanted background planes and layered objects
+    (ellipses, polygons, bars) with their own planes, colours that mostly but
+    not always change at depth edges, textures without depth edges, shading,
+    Kinect/RealSense-like depth noise and quantisation, natural sensor holes;
+  - frames of the built-in scene (depth_ai_nodes.core.scene) when it imports:
+    its noisy holey sensor depth, registered to colour, with exact ground truth.
+  Self-supervision: valid depth is hidden with the same sensor-like hole
+  generator (core/hole_masks.py) and the network learns to restore it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from depth_ai_nodes.core.hole_masks import make_hole_mask, smooth_noise  # noqa: E402
+
+LEVELS = 5          # push-pull octaves: input H, W must be multiples of 2**LEVELS
+MULTIPLE = 2 ** LEVELS
+
+
+# ---------------------------------------------------------------- the network
+class DSConv(nn.Module):
+    """Depthwise 3x3 + pointwise 1x1 + ReLU6: the MobileNet building block."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
+        self.pw = nn.Conv2d(cin, cout, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self.pw(self.dw(x)))
+
+
+def push_pull(num: torch.Tensor, den: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-scale normalized convolution: dense fill of num/den, and the support."""
+    nums, dens = [num], [den]
+    for _ in range(LEVELS):
+        nums.append(F.avg_pool2d(nums[-1], 2))
+        dens.append(F.avg_pool2d(dens[-1], 2))
+    # coarsest level: holes there take the image's mean valid depth
+    gmean = nums[0].sum(dim=(2, 3), keepdim=True) / dens[0].sum(dim=(2, 3), keepdim=True).clamp(min=1e-6)
+    fill = torch.where(dens[-1] > 1e-6, nums[-1] / dens[-1].clamp(min=1e-6), gmean)
+    for lvl in range(LEVELS - 1, -1, -1):
+        up = F.interpolate(fill, scale_factor=2.0, mode="bilinear", align_corners=False)
+        w = (dens[lvl] * 4.0).clamp(max=1.0)
+        here = nums[lvl] / dens[lvl].clamp(min=1e-6)
+        fill = w * here + (1.0 - w) * up
+    support = (F.avg_pool2d(den, 5, 1, 2, count_include_pad=False))
+    return fill, support
+
+
+class CompletionNet(nn.Module):
+    """rgb (N,3,H,W) 0..1, depth (N,1,H,W) metres (0 invalid), mask (N,1,H,W) 1 valid
+    -> depth (N,1,H,W) metres, dense."""
+
+    def __init__(self, c: tuple[int, ...] = (16, 24, 40, 64)) -> None:
+        super().__init__()
+        cin = 3 + 1 + 1 + 1
+        self.stem = nn.Sequential(nn.Conv2d(cin, c[0], 3, 2, 1), nn.ReLU6())             # 1/2
+        self.e1 = nn.Sequential(DSConv(c[0], c[1], 2), DSConv(c[1], c[1]))              # 1/4
+        self.e2 = nn.Sequential(DSConv(c[1], c[2], 2), DSConv(c[2], c[2]))              # 1/8
+        self.e3 = nn.Sequential(DSConv(c[2], c[3], 2), DSConv(c[3], c[3]), DSConv(c[3], c[3]))  # 1/16
+        self.d2 = DSConv(c[3] + c[2], c[2])
+        self.d1 = DSConv(c[2] + c[1], c[1])
+        self.d0 = DSConv(c[1] + c[0], c[0])
+        self.full = nn.Sequential(nn.Conv2d(c[0] + cin, 16, 3, 1, 1), nn.ReLU6(),
+                                  DSConv(16, 16), nn.Conv2d(16, 1, 3, 1, 1))
+        nn.init.zeros_(self.full[-1].weight)
+        nn.init.zeros_(self.full[-1].bias)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        valid = mask * (depth > 0).to(depth.dtype)
+        fill, support = push_pull(depth * valid, valid)
+        logp = torch.log(fill.clamp(min=0.05))
+        mu = (logp * valid).sum(dim=(2, 3), keepdim=True) / valid.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
+        x = torch.cat([rgb - 0.5, logp - mu, valid, support], dim=1)
+        s0 = self.stem(x)
+        s1 = self.e1(s0)
+        s2 = self.e2(s1)
+        s3 = self.e3(s2)
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)  # noqa: E731
+        y = self.d2(torch.cat([up(s3), s2], 1))
+        y = self.d1(torch.cat([up(y), s1], 1))
+        y = self.d0(torch.cat([up(y), s0], 1))
+        res = self.full(torch.cat([up(y), x], 1))
+        return fill.clamp(min=0.05) * torch.exp(res.clamp(-3.0, 3.0))
+
+
+# ---------------------------------------------------------------- data
+def _plane(h: int, w: int, rng: np.random.Generator, z0: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    gx, gy = rng.normal(0, 0.6, 2) / max(h, w)
+    return np.clip(z0 * (1.0 + gx * (xx - w / 2) + gy * (yy - h / 2)), 0.3, 12.0)
+
+
+def _shape_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    cx, cy = rng.uniform(-0.1, 1.1) * w, rng.uniform(-0.1, 1.1) * h
+    kind = rng.integers(0, 4)
+    size = rng.uniform(0.08, 0.45) * max(h, w)
+    if kind == 0:  # ellipse
+        a, b = size, size * rng.uniform(0.3, 1.0)
+        th = rng.uniform(0, np.pi)
+        u = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
+        v = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
+        return (u / a) ** 2 + (v / b) ** 2 < 1
+    if kind == 1:  # rotated rectangle / bar
+        a, b = size, size * rng.uniform(0.05, 0.8)
+        th = rng.uniform(0, np.pi)
+        u = (xx - cx) * np.cos(th) + (yy - cy) * np.sin(th)
+        v = -(xx - cx) * np.sin(th) + (yy - cy) * np.cos(th)
+        return (np.abs(u) < a) & (np.abs(v) < b)
+    if kind == 2:  # convex polygon
+        n = rng.integers(3, 7)
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+        px, py = cx + size * np.cos(ang), cy + size * np.sin(ang)
+        inside = np.ones((h, w), dtype=bool)
+        for i in range(n):
+            x0, y0, x1, y1 = px[i], py[i], px[(i + 1) % n], py[(i + 1) % n]
+            inside &= (x1 - x0) * (yy - y0) - (y1 - y0) * (xx - x0) >= 0
+        return inside
+    # blobby organic shape
+    return smooth_noise((h, w), rng, size / 2) + 1.2 * (1 - np.hypot(xx - cx, yy - cy) / size) > 1.0
+
+
+def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    base = rng.uniform(0.05, 0.95, 3)
+    img = np.ones((h, w, 3)) * base
+    kind = rng.integers(0, 4)
+    if kind == 1:
+        img += rng.uniform(0.02, 0.2) * smooth_noise((h, w), rng, rng.uniform(3, 30))[..., None] * rng.uniform(0.5, 1, 3)
+    elif kind == 2:  # stripes: colour edges with no depth edge
+        yy, xx = np.mgrid[0:h, 0:w]
+        th = rng.uniform(0, np.pi)
+        per = rng.uniform(6, 40)
+        s = (np.sin((xx * np.cos(th) + yy * np.sin(th)) * 2 * np.pi / per) > 0)
+        img = np.where(s[..., None], img, np.clip(base + rng.normal(0, 0.25, 3), 0, 1))
+    elif kind == 3:
+        img += 0.05 * rng.standard_normal((h, w, 1))
+    return img
+
+
+def procedural_frame(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb float 0..1, sensor depth m with holes, ground-truth depth m)."""
+    z_far = rng.uniform(1.5, 8.0)
+    depth = _plane(h, w, rng, z_far)
+    rgb = _texture(h, w, rng)
+    if rng.random() < 0.5:  # a second wall / floor with a crease
+        m = _shape_mask(h, w, rng) if rng.random() < 0.5 else (np.mgrid[0:h, 0:w][0] > rng.uniform(0.4, 0.9) * h)
+        depth = np.where(m, _plane(h, w, rng, z_far * rng.uniform(0.6, 1.0)), depth)
+        rgb = np.where(m[..., None], _texture(h, w, rng), rgb)
+    for _ in range(rng.integers(2, 10)):
+        m = _shape_mask(h, w, rng)
+        z = _plane(h, w, rng, rng.uniform(0.5, 1.0) * float(np.median(depth)))
+        m &= z < depth
+        depth = np.where(m, z, depth)
+        if rng.random() < 0.85:
+            tex = _texture(h, w, rng)
+        else:  # same colour as what it occludes: a depth edge without a colour edge
+            tex = rgb + rng.normal(0, 0.03, 3)
+        rgb = np.where(m[..., None], tex, rgb)
+    # colour-only decals
+    for _ in range(rng.integers(0, 4)):
+        m = _shape_mask(h, w, rng)
+        rgb = np.where(m[..., None], _texture(h, w, rng), rgb)
+    # shading by depth and a light gradient
+    shade = rng.uniform(0.6, 1.2) * (1.0 - 0.25 * (depth - depth.min()) / max(1e-6, np.ptp(depth)))
+    rgb = rgb * shade[..., None] + rng.uniform(-0.1, 0.1)
+    # slight blur (optics) and noise
+    rgb = 0.5 * rgb + 0.125 * (np.roll(rgb, 1, 0) + np.roll(rgb, -1, 0) + np.roll(rgb, 1, 1) + np.roll(rgb, -1, 1))
+    rgb = np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1)
+    gt = depth.astype(np.float32)
+    # sensor: noise growing with z^2, quantisation, holes on edges, far range, blobs
+    sensor = depth * (1 + rng.normal(0, 1, depth.shape) * 0.002 * depth)
+    sensor = np.round(sensor * 1000.0) / 1000.0
+    holes = make_hole_mask(depth, rgb, int(rng.integers(1 << 30)), fraction=rng.uniform(0.0, 0.12))
+    sensor[holes] = 0.0
+    sensor[depth > rng.uniform(5, 12)] = 0.0
+    return rgb.astype(np.float32), sensor.astype(np.float32), gt
+
+
+def scene_frames(n: int, h: int, w: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Crops of the built-in scene (sensor depth registered to colour by z-buffer splat)."""
+    try:
+        from depth_ai_nodes.core.scene import CameraRig, SyntheticCamera, World
+    except Exception as err:  # the scene needs core modules that may be absent
+        print(f"built-in scene unavailable ({err}); procedural data only", flush=True)
+        return []
+    out = []
+    rng = np.random.default_rng(seed)
+    world = World.default(seed=seed)
+    cam = SyntheticCamera(world, CameraRig(320, 240), seed=seed)
+    for i in range(n):
+        f = cam.render(float(rng.uniform(0, 60)))
+        # depth and colour are 1.5 cm apart; at 320x240 with identical fx/fy ratio we use
+        # the depth geometry for both by resampling colour is not exact, so train on the IR
+        # imager's geometry: grey IR as a colour stand-in would not match real RGB; instead
+        # keep colour and depth as rendered (small parallax acts as mis-registration noise)
+        gt = np.nan_to_num(f.gt_depth_m, nan=0.0)
+        sens = f.depth_mm.astype(np.float32) / 1000.0
+        rgb = f.color.astype(np.float32) / 255.0
+        if rgb.shape[:2] != gt.shape:
+            continue
+        y0 = int(rng.integers(0, gt.shape[0] - h + 1))
+        x0 = int(rng.integers(0, gt.shape[1] - w + 1))
+        sl = (slice(y0, y0 + h), slice(x0, x0 + w))
+        out.append((rgb[sl], sens[sl], gt[sl]))
+    return out
+
+
+def make_dataset(n: int, h: int, w: int, seed: int, n_scene: int) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    frames = [procedural_frame(h, w, rng) for _ in range(n)]
+    frames += scene_frames(n_scene, h, w, seed)
+    rgb = np.stack([f[0] for f in frames]).transpose(0, 3, 1, 2)
+    sensor = np.stack([f[1] for f in frames])[:, None]
+    gt = np.stack([f[2] for f in frames])[:, None]
+    return {"rgb": torch.from_numpy(np.ascontiguousarray(rgb)), "sensor": torch.from_numpy(sensor),
+            "gt": torch.from_numpy(gt)}
+
+
+def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Self-supervision: hide 5-35 % of the valid sensor depth in sensor-like holes."""
+    return make_hole_mask(sensor, rgb, int(rng.integers(1 << 30)), fraction=float(rng.uniform(0.05, 0.35)))
+
+
+# ---------------------------------------------------------------- training
+def train(args: argparse.Namespace) -> CompletionNet:
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    data = make_dataset(args.frames, args.crop_h, args.crop_w, args.seed, args.scene_frames)
+    n = data["rgb"].shape[0]
+    print(f"dataset: {n} frames {args.crop_h}x{args.crop_w} in {time.time() - t0:.0f}s", flush=True)
+    net = CompletionNet()
+    print(f"parameters: {sum(p.numel() for p in net.parameters())}", flush=True)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+    rng = np.random.default_rng(args.seed + 1)
+    t0 = time.time()
+    for step in range(args.steps):
+        idx = rng.choice(n, args.batch, replace=False)
+        rgb, sensor, gt = data["rgb"][idx], data["sensor"][idx].clone(), data["gt"][idx]
+        hidden = torch.zeros_like(sensor, dtype=torch.bool)
+        for b in range(args.batch):
+            if rng.random() < 0.5:  # flips for variety
+                rgb[b], sensor[b], gt[b] = rgb[b].flip(-1), sensor[b].flip(-1), gt[b].flip(-1)
+            m = hide(sensor[b, 0].numpy(), rgb[b].numpy().transpose(1, 2, 0), rng)
+            hidden[b, 0] = torch.from_numpy(m)
+        inp = sensor.masked_fill(hidden, 0.0)
+        mask = (inp > 0).float()
+        # random global scale: the net must be scale-free (real scenes 0.3-10 m)
+        s = torch.from_numpy(np.exp(rng.uniform(-0.7, 0.5, (args.batch, 1, 1, 1))).astype(np.float32))
+        pred = net(rgb, inp * s, mask) / s
+        ok = gt > 0
+        w = torch.where(hidden, 4.0, torch.where(mask > 0, 0.5, 1.0))[ok]
+        err = (torch.log(pred[ok].clamp(min=1e-3)) - torch.log(gt[ok]))
+        # log-L1 (scale-free) plus metric L2 on hidden pixels (the evaluation is RMSE)
+        loss = (w * err.abs()).sum() / w.sum()
+        hid = hidden & ok
+        if hid.any():
+            loss = loss + 0.5 * torch.sqrt((((pred - gt) / gt.clamp(min=0.5))[hid] ** 2).mean() + 1e-8)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == args.steps - 1:
+            el = time.time() - t0
+            print(f"step {step}/{args.steps} loss {loss.item():.4f} {el:.0f}s "
+                  f"(eta {el / (step + 1) * (args.steps - step - 1):.0f}s)", flush=True)
+    return net
+
+
+def export(net: CompletionNet, out: Path) -> None:
+    net.eval()
+    h, w = 4 * MULTIPLE, 5 * MULTIPLE
+    args = (torch.rand(1, 3, h, w), torch.rand(1, 1, h, w) + 1.0, torch.ones(1, 1, h, w))
+    torch.onnx.export(net, args, str(out), opset_version=17, dynamo=False,
+                      input_names=["rgb", "depth", "mask"], output_names=["depth_out"],
+                      dynamic_axes={"rgb": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"},
+                                    "mask": {2: "height", 3: "width"},
+                                    "depth_out": {2: "height", 3: "width"}})
+    print(f"exported {out} ({out.stat().st_size / 1e3:.0f} kB)", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=ROOT / "models" / "depth_completion.onnx")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=600, help="procedural frames")
+    p.add_argument("--scene-frames", type=int, default=0, help="built-in scene frames")
+    p.add_argument("--crop-h", type=int, default=128)
+    p.add_argument("--crop-w", type=int, default=160)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    net = train(args)
+    torch.save(net.state_dict(), args.out.with_suffix(".pt"))
+    export(net, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
