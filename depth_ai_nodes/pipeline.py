@@ -1,0 +1,250 @@
+"""The pipeline as data: which nodes, in which namespace, with which parameter file,
+and which topics each is expected to publish at which rate.
+
+One table read by the runner (`depth-ai run`), the rviz/launch tests and the
+docs, so a node, a namespace or a topic is renamed in one place. The launch
+files in launch/ name the same executables, namespaces and parameter files
+literally (as ROS users expect to read them); test/test_launch_files.py checks
+that they agree with this table.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from depth_ai_nodes.resources import config_path
+
+IMAGE = "sensor_msgs/msg/Image"
+INFO = "sensor_msgs/msg/CameraInfo"
+CLOUD = "sensor_msgs/msg/PointCloud2"
+EXTRINSICS = "depth_ai_nodes/msg/Extrinsics"
+
+
+@dataclass(frozen=True)
+class Output:
+    """A topic a node publishes. `rate_hz` is the nominal rate; `rate_param`
+    names the parameter whose value sets it (a 'w,h,fps' profile or a Hz value),
+    so a params-file override changes the expectation too. `min_ratio` is the
+    share of the nominal rate below which the runner flags the topic LOW."""
+
+    topic: str
+    msgtype: str
+    rate_hz: float = 0.0
+    rate_param: str = ""
+    monitor: bool = True
+    min_ratio: float = 0.5
+    optional: bool = False  # published only with a non-default parameter
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    key: str                # short name used by the runner's flags and status lines
+    executable: str         # console script (and `ros2 run depth_ai_nodes <executable>`)
+    module: str             # Python module holding PARAMETERS and main()
+    node_name: str          # the node's default name (params-file sections use it)
+    namespace: str          # '' = root namespace
+    params_file: str        # file in config/
+    outputs: tuple[Output, ...] = ()
+    inputs: tuple[str, ...] = ()   # topics it subscribes to (documentation, rviz test)
+    requires: tuple[str, ...] = ()  # keys of nodes it needs
+
+    def available(self) -> bool:
+        """True when the node's module is installed (nodes appear as they are written)."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def params_path(self) -> Path:
+        return config_path(self.params_file)
+
+
+CAMERA = NodeSpec(
+    key="camera", executable="camera_node", module="depth_ai_nodes.nodes.camera_node",
+    node_name="camera", namespace="", params_file="camera.yaml",
+    outputs=(
+        Output("/camera/color/image_raw", IMAGE, 30.0, "depth_module.depth_profile"),
+        Output("/camera/infra1/image_rect_raw", IMAGE, 30.0, "depth_module.depth_profile"),
+        Output("/camera/depth/image_rect_raw", IMAGE, 30.0, "depth_module.depth_profile"),
+        Output("/camera/aligned_depth_to_color/image_raw", IMAGE, 30.0,
+               "depth_module.depth_profile"),
+        Output("/camera/color/camera_info", INFO, 30.0, "depth_module.depth_profile",
+               monitor=False),
+        Output("/camera/infra1/camera_info", INFO, 30.0, "depth_module.depth_profile",
+               monitor=False),
+        Output("/camera/depth/camera_info", INFO, 30.0, "depth_module.depth_profile",
+               monitor=False),
+        Output("/camera/depth/color/points", CLOUD, 30.0, "depth_module.depth_profile",
+               optional=True),
+        Output("/camera/extrinsics/depth_to_color", EXTRINSICS, monitor=False),
+        Output("/camera/extrinsics/depth_to_infra1", EXTRINSICS, monitor=False),
+    ))
+
+INFERENCE = NodeSpec(
+    key="inference", executable="depth_inference_node",
+    module="depth_ai_nodes.nodes.depth_inference_node",
+    node_name="depth_inference", namespace="", params_file="depth_inference.yaml",
+    inputs=("/camera/color/image_raw", "/camera/depth/image_rect_raw"),
+    outputs=(
+        Output("/depth_inference/depth", IMAGE, 5.0, min_ratio=0.2),
+        Output("/depth_inference/confidence", IMAGE, 5.0, min_ratio=0.2),
+        Output("/depth_inference/camera_info", INFO, 5.0, monitor=False),
+    ),
+    requires=("camera",))
+
+LIDAR = NodeSpec(
+    key="lidar", executable="lidar_node", module="depth_ai_nodes.nodes.lidar_node",
+    node_name="lidar", namespace="lidar", params_file="lidar.yaml",
+    outputs=(Output("/lidar/points", CLOUD, 10.0, "rate_hz"),))
+
+FUSION = NodeSpec(
+    key="fusion", executable="lidar_fusion_node", module="depth_ai_nodes.nodes.lidar_fusion_node",
+    node_name="lidar_fusion", namespace="", params_file="lidar_fusion.yaml",
+    inputs=("/lidar/points", "/camera/infra1/image_rect_raw", "/camera/infra1/camera_info"),
+    outputs=(
+        Output("/fused/points", CLOUD, 10.0),
+        Output("/lidar_depth", IMAGE, 10.0),
+    ),
+    requires=("camera", "lidar"))
+
+NODES: tuple[NodeSpec, ...] = (CAMERA, INFERENCE, LIDAR, FUSION)
+BY_KEY = {n.key: n for n in NODES}
+
+
+@dataclass
+class Choices:
+    """What the user picked (runner flags / launch arguments)."""
+
+    source: str = "synthetic"        # synthetic | realsense | file
+    file_path: str = ""
+    model: str = ""                  # model spec path ('' = the node's default)
+    lidar: str = "synthetic"         # synthetic | kitti | ouster | none
+    lidar_path: str = ""             # KITTI folder / Ouster pcap for lidar kitti|ouster
+    inference: bool = True
+    fusion: bool = True
+    use_sim_time: bool = False
+
+
+@dataclass
+class Planned:
+    """One node of a run: its spec, parameter files and command-line parameters."""
+
+    spec: NodeSpec
+    params: dict[str, Any] = field(default_factory=dict)
+    extra_params_files: list[Path] = field(default_factory=list)
+
+    def ros_args(self) -> list[str]:
+        args = ["--ros-args"]
+        if self.spec.params_path().is_file():
+            args += ["--params-file", str(self.spec.params_path())]
+        for f in self.extra_params_files:
+            args += ["--params-file", str(f)]
+        for key, value in self.params.items():
+            args += ["-p", f"{key}:={_ros_value(value)}"]
+        if self.spec.namespace:
+            args += ["-r", f"__ns:=/{self.spec.namespace.strip('/')}"]
+        return args
+
+    def effective_params(self) -> dict[str, Any]:
+        """What the node will see: its table's defaults, then the files, then -p."""
+        values = dict(node_parameters(self.spec) or {})
+        for f in [self.spec.params_path(), *self.extra_params_files]:
+            if Path(f).is_file():
+                values.update(load_params_file(f, self.spec.node_name))
+        values.update(self.params)
+        return values
+
+
+def _ros_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def plan(choices: Choices) -> list[Planned]:
+    """The nodes to start for `choices`, with the parameters the choices set.
+
+    Parameters a node does not declare (yet) are not passed, so the plan works
+    while nodes grow; `node_parameter_names` reads the node's PARAMETERS table."""
+    wanted = {"camera": True, "lidar": choices.lidar != "none",
+              "inference": choices.inference,
+              "fusion": choices.fusion and choices.lidar != "none"}
+    out: list[Planned] = []
+    for spec in NODES:
+        if not wanted[spec.key]:
+            continue
+        params: dict[str, Any] = {}
+        if spec.key == "camera":
+            params["source"] = choices.source
+            if choices.file_path:
+                params["file_path"] = choices.file_path
+        elif spec.key == "inference" and choices.model:
+            params["model"] = choices.model
+        elif spec.key == "lidar":
+            params["source"] = choices.lidar
+            if choices.lidar_path:
+                params["path"] = choices.lidar_path
+        if choices.use_sim_time:
+            params["use_sim_time"] = True
+        out.append(Planned(spec, params))
+    return out
+
+
+def node_parameters(spec: NodeSpec) -> dict[str, Any] | None:
+    """{name: default} from the node module's PARAMETERS table (None if absent)."""
+    if not spec.available():
+        return None
+    module = importlib.import_module(spec.module)
+    table = getattr(module, "PARAMETERS", None)
+    if table is None:
+        return None
+    return {p.name: p.default for p in table}
+
+
+def load_params_file(path: Path | str, node_name: str = "") -> dict[str, Any]:
+    """ros__parameters from a params file for `node_name` ('/**' sections and the
+    node's own section, the node's winning), flattened to dotted names."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    merged: dict[str, Any] = {}
+    for key, section in data.items():
+        name = str(key).strip("/")
+        if name in ("**", "*") or (node_name and name.split("/")[-1] == node_name):
+            merged.update(_flatten((section or {}).get("ros__parameters", {}) or {}))
+    return merged
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def expected_rate(output: Output, params: dict[str, Any]) -> float:
+    """The output's expected rate given the node's effective parameters."""
+    if output.rate_param and output.rate_param in params:
+        value = params[output.rate_param]
+        try:
+            if isinstance(value, str) and "," in value:
+                fps = float(value.split(",")[2])
+            else:
+                fps = float(value)
+            if fps > 0:
+                return fps
+        except (ValueError, IndexError):
+            pass
+    return output.rate_hz
+
+
+def published_topics(include_optional: bool = False) -> dict[str, str]:
+    """{topic: type} of everything the full pipeline publishes."""
+    return {o.topic: o.msgtype for n in NODES for o in n.outputs
+            if include_optional or not o.optional}
