@@ -129,6 +129,16 @@ def test_depth_noise_grows_with_distance_as_stereo_predicts():
         assert abs(np.median(err[sel])) < 0.3 * s + 0.001  # unbiased
         stds.append(s)
     assert stds[0] < stds[1] < stds[2] and stds[2] > 5 * stds[0]
+    # part of the noise is spatially correlated (a block matcher's errors are), not all
+    f = cam.render(0.0, frame_index=5, labels=True)
+    e = np.where((f.depth_mm > 0) & (f.material_id == 1), f.depth_mm * rig.depth_scale - f.gt_depth_m, np.nan)
+    e = e[int(rig.depth_model.cy) + 60:int(rig.depth_model.cy) + 90]  # floor rows ~3-4 m away
+    e = e / np.nanstd(e, axis=1, keepdims=True)
+    def corr(k: int) -> float:
+        a, b = e[:, :-k].ravel(), e[:, k:].ravel()
+        ok = np.isfinite(a) & np.isfinite(b)
+        return float(np.corrcoef(a[ok], b[ok])[0, 1])
+    assert 0.2 < corr(1) < 0.8 and abs(corr(25)) < 0.1, (corr(1), corr(25))
     # millimetre quantisation
     f = cam.render(0.0, frame_index=9)
     assert f.depth_mm.dtype == np.uint16

@@ -145,6 +145,8 @@ class DepthSensorModel:
     subpixel_steps: int = 32          # disparity quantisation 1/32 px
     min_z_m: float = 0.2
     max_z_m: float = 7.0
+    noise_correlation: float = 0.5    # share of the disparity noise variance that is spatially smooth
+    noise_cell_px: float = 4.0        # its correlation length, pixels (a block matcher's window)
     hole_blob_px: float = 10.0        # size of coherent hole blobs, pixels
     ir_noise: float = 1.5             # IR sensor noise, grey levels (sigma)
     color_noise: float = 4.0          # colour noise, grey levels (peak to peak)
@@ -178,9 +180,11 @@ class SyntheticCamera:
         self._is_room = np.array([p.kind == ROOM for p in world.primitives])
 
     @staticmethod
-    def _rays(model: CameraModel) -> tuple[np.ndarray, np.ndarray]:
+    def _rays(model: CameraModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-pixel normalized ray (x/z, y/z) and 1/|(x, y, 1)| (fixed in the camera frame)."""
         g = np.asarray(model.ray_grid(), dtype=np.float64)
-        return np.ascontiguousarray(g[..., 0], dtype=np.float32), np.ascontiguousarray(g[..., 1], dtype=np.float32)
+        rn = 1.0 / np.sqrt(g[..., 0] ** 2 + g[..., 1] ** 2 + 1.0)
+        return tuple(np.ascontiguousarray(a, dtype=np.float32) for a in (g[..., 0], g[..., 1], rn))
 
     def _dot_pattern(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         """The projector's pseudo-random dot pattern, in the projector's own image (1.5x the
@@ -256,7 +260,7 @@ class SyntheticCamera:
         wd = self.world
 
         color = np.empty((rig.color_height, rig.color_width, 3), dtype=np.uint8)
-        self._render_color(*self._color_rays, *self._geometry(w_color, rig.color_model, t), wd.prim_params,
+        self._render_color(*self._color_rays[:2], *self._geometry(w_color, rig.color_model, t), wd.prim_params,
                        wd.prim_materials, wd.material_table, (np.linalg.inv(w_color) @ light)[:3],
                        self._key(fi, 1), s.color_noise, color)
 
@@ -272,6 +276,7 @@ class SyntheticCamera:
                           float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale, self._key(fi, 2),
                           s.hole_blob_px, np.array([s.emitter_x_m, 0.0, 0.0]), self._dots, fx, (pw - 1) / 2.0,
                           (ph - 1) / 2.0, s.emitter_on, (np.linalg.inv(w_depth) @ light)[:3], s.ir_noise,
+                          s.noise_correlation, s.noise_cell_px,
                           gt, depth, ir, lab)
         return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None)
 

@@ -333,6 +333,38 @@ def _blob_table(key, h, w, cell):
     return tab
 
 
+@njit(**_JIT)
+def _gauss_table(key, h, w, cell):
+    """Lattice of standard normals for spatially correlated noise (features ~cell pixels)."""
+    gh = int(h / cell) + 2
+    gw = int(w / cell) + 2
+    tab = np.empty((gh, gw))
+    for a in range(gh):
+        for b in range(gw):
+            tab[a, b] = _gauss(_hash(key, a, b))
+    return tab
+
+
+@njit(inline="always", **_JIT)
+def _smooth_gauss(tab, u, v, inv_cell):
+    """Unit-variance, spatially smooth normal noise: the lattice blended with weights whose
+    squares are renormalised (so the variance is 1 everywhere, not only at lattice nodes)."""
+    fu = u * inv_cell
+    fv = v * inv_cell
+    iu = int(fu)
+    iv = int(fv)
+    au = fu - iu
+    av = fv - iv
+    au = au * au * (3.0 - 2.0 * au)
+    av = av * av * (3.0 - 2.0 * av)
+    w00 = (1 - au) * (1 - av)
+    w10 = au * (1 - av)
+    w01 = (1 - au) * av
+    w11 = au * av
+    g = w00 * tab[iv, iu] + w10 * tab[iv, iu + 1] + w01 * tab[iv + 1, iu] + w11 * tab[iv + 1, iu + 1]
+    return g / math.sqrt(w00 * w00 + w10 * w10 + w01 * w01 + w11 * w11)
+
+
 @njit(inline="always", **_JIT)
 def _blob(tab, u, v, inv_cell):
     fu = u * inv_cell
@@ -396,28 +428,38 @@ def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pma
             out[v, u, 2] = np.uint8(min(255.0, max(0.0, b + 0.5)))
 
 
-def _render_depth_ir(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
-                    sigma_px, subpixel_steps, min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx,
-                    dcx, dcy, emitter_on, light, ir_noise, gt, depth, ir, labels):
+def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
+                     sigma_px, subpixel_steps, min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx,
+                     dcx, dcy, emitter_on, light, ir_noise, corr, corr_cell, gt, depth, ir, labels):
     """The depth imager model (active stereo, depth in the left imager = infra1 optical frame):
     gt (exact first surface, glass included; NaN where none); depth (uint16 in depth_scale
     units) of the surface the stereo matcher sees (behind glass unless a hole) with disparity
-    noise sigma_px (sigma_z = z^2 sigma_px / (fx B)) quantised to 1/subpixel_steps px, holes
+    noise sigma_px (sigma_z = z^2 sigma_px / (fx B); a share corr of its variance is spatially
+    correlated over ~corr_cell pixels, as a block matcher's errors are) quantised to
+    1/subpixel_steps px, holes
     where the material's probability says (coherent blobs; dark, shiny, glass), on shiny
     surfaces seen head-on (saturation), in the right imager's occlusion shadow (left of near
-    objects), and outside [min_z, max_z]; ir (mono8) of the left imager: reflectivity-shaded
-    surfaces plus the projector's dots, fixed in the emitter frame. labels (H, W) int16, when
-    not empty: material index of the first surface (glass included), -1 where none."""
+    objects), and outside [min_z, max_z]; ir (mono8) of the left imager: IR reflectivity lit by
+    the emitter's flood (cosine to the camera ray) and the room light, plus the projector's dots,
+    fixed in the emitter frame. labels (H, W) int16, when not empty: material index of the
+    first surface (glass included), -1 where none. rn: 1 / |(x, y, 1)| per pixel."""
     h, w = rx.shape
     fb = fx * baseline
     want_labels = labels.shape[0] == h
     inv_cell = 1.0 / blob_cell
     blobs = _blob_table(key, h, w, blob_cell)
     glass_blobs = _blob_table(key + np.uint64(1), h, w, blob_cell)
+    smooth = _gauss_table(key + np.uint64(2), h, w, corr_cell)
+    inv_corr_cell = 1.0 / corr_cell
+    a_iid = math.sqrt(1.0 - corr)
+    a_corr = math.sqrt(corr)
+    ex = emitter[0]
+    ey = emitter[1]
+    ez = emitter[2]
     for v in prange(h):
-        zrow = np.empty(w)
+        drow = np.empty(w)      # disparity (px) of the surface the matcher sees; 0: none, -1: shadow
         mrow = np.empty(w, dtype=np.int64)
-        crow = np.empty(w)
+        crow = np.empty(w)      # cosine between the surface normal and the camera ray
         row = np.empty((8, w))
         # pass 1: first surface (gt), the surface the matcher sees, and the IR image
         _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
@@ -432,67 +474,68 @@ def _render_depth_ir(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, 
             gt[v, u] = zf if zf < np.inf else np.nan
             if want_labels:
                 labels[v, u] = m2 if z1 < z0 else m
-            seen = z0
+            d = 0.0
             val = 0.0
             c = 0.0
+            hsh = _hash(key, v, u)
             if m >= 0:
+                d = fb / z0
                 n0, n1, n2, tx = _surface(x, y, row, u, rot_oc, org_o, rot_co, mats)
-                px = x * z0
-                py = y * z0
+                c = -(x * n0 + y * n1 + n2) * rn[v, u]
                 refl = mats[m, 3] * (0.85 + 0.15 * tx)
-                lam = _lambert(px, py, z0, n0, n1, n2, light[0], light[1], light[2])
-                val = refl * (0.3 + 0.2 * lam)
+                val = refl * (0.12 + 0.25 * c)
                 if emitter_on:
-                    ez = z0 - emitter[2]
-                    iu = int(dfx * (px - emitter[0]) / ez + dcx + 0.5)
-                    iv = int(dfx * (py - emitter[1]) / ez + dcy + 0.5)
+                    px = x * z0
+                    py = y * z0
+                    iu = int(dfx * (px - ex) / (z0 - ez) + dcx + 0.5)
+                    iv = int(dfx * (py - ey) / (z0 - ez) + dcy + 0.5)
                     if 0 <= iu < dots.shape[1] and 0 <= iv < dots.shape[0]:
-                        fall = min(1.0, 1.5 / (z0 * z0))
-                        val += refl * dots[iv, iu] * (0.35 + 0.65 * fall)
+                        val += refl * dots[iv, iu] * (0.35 + 0.65 * min(1.0, 1.5 / (z0 * z0)))
                 sp = mats[m, 4]
-                if sp > 0.0:
-                    c = -(x * n0 + y * n1 + n2) / math.sqrt(x * x + y * y + 1.0)
-                    if c > 0.0:
-                        val += sp * c ** 40
+                if sp > 0.0 and c > 0.0:
+                    val += sp * c ** 40
             if m2 >= 0 and z1 < z0:
                 a = mats[m2, 5]
                 val = val * a + (1 - a) * mats[m2, 3] * 0.5
-                hb = _uniform(_hash(key, v + 7 * h, u))
+                hb = _uniform(_mix(hsh ^ np.uint64(0x5851F42D4C957F2D)))
                 if _blob(glass_blobs, u, v, inv_cell) + 0.12 * (hb - 0.5) < mats[m2, 6]:
-                    seen = np.inf  # the matcher fails on the pane: hole
+                    d = 0.0  # the matcher fails on the pane: hole
                 # else it matches the texture behind the glass
-            val = val * 255.0 + ir_noise * _gauss(_hash(key, v + 3 * h, u))
+            val = val * 255.0 + ir_noise * _gauss(_mix(hsh ^ np.uint64(0x2545F4914F6CDD1D)))
             ir[v, u] = np.uint8(min(255.0, max(0.0, val + 0.5)))
-            zrow[u] = seen if m >= 0 else np.inf
+            drow[u] = d
             mrow[u] = m
             crow[u] = c
         # pass 2: shadow of the right imager (baseline along +x): a point is hidden from it
         # when a point to its right projects at or left of it in the right image
         lowest = np.inf
         for u in range(w - 1, -1, -1):
-            z = zrow[u]
-            if z == np.inf:
+            d = drow[u]
+            if d <= 0.0:
                 continue
-            ur = u - fb / z
+            ur = u - d
             if ur > lowest + 0.5:
-                zrow[u] = -1.0  # occluded: hole
+                drow[u] = -1.0  # occluded: hole
             elif ur < lowest:
                 lowest = ur
         # pass 3: holes by material, range limits, disparity noise, quantisation
         for u in range(w):
-            z = zrow[u]
+            d = drow[u]
             out = 0
-            if z > 0.0 and z < np.inf:
+            if d > 0.0:
                 m = mrow[u]
                 p = mats[m, 6]
+                hsh = _hash(key, v, u)
                 hole = False
                 if p > 0.0:
-                    hb = _uniform(_hash(key, v, u))
-                    hole = _blob(blobs, u, v, inv_cell) + 0.12 * (hb - 0.5) < p
+                    hole = _blob(blobs, u, v, inv_cell) + 0.12 * (_uniform(hsh) - 0.5) < p
                 if not hole and mats[m, 4] >= 0.5:
                     hole = crow[u] > 0.93  # saturated head-on reflection of the projector
                 if not hole:
-                    d = fb / z + sigma_px * _gauss(_hash(key, v + h, u))
+                    g = a_iid * _gauss(_mix(hsh ^ np.uint64(0x9E3779B97F4A7C15)))
+                    if a_corr > 0.0:
+                        g += a_corr * _smooth_gauss(smooth, u, v, inv_corr_cell)
+                    d = d + sigma_px * g
                     d = math.floor(d * subpixel_steps + 0.5) / subpixel_steps
                     if d > 0:
                         zn = fb / d
