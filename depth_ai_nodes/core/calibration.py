@@ -24,24 +24,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from depth_ai_nodes.core.transforms import matrix_to_quaternion, quaternion_to_matrix
 
 class CalibrationError(ValueError):
     """A calibration file or parameter that cannot be used; the message says why."""
 
 
 def quaternion_matrix(xyzw: Sequence[float]) -> np.ndarray:
-    """3x3 rotation of a quaternion (x, y, z, w); normalised, rejects a zero quaternion."""
+    """3x3 rotation of a quaternion (x, y, z, w) (core/transforms.py), as a CalibrationError."""
     q = np.asarray(xyzw, dtype=np.float64).reshape(-1)
-    if q.size != 4 or not np.all(np.isfinite(q)):
-        raise CalibrationError(f"a quaternion needs 4 finite numbers x, y, z, w; got {list(q)}")
-    n = float(np.linalg.norm(q))
-    if n < 1e-9:
-        raise CalibrationError("the quaternion is zero; use x, y, z, w of a unit quaternion")
-    x, y, z, w = q / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    if q.size != 4:
+        raise CalibrationError(f"a quaternion needs 4 numbers x, y, z, w; got {q.size}")
+    try:
+        return quaternion_to_matrix(q)
+    except ValueError as err:
+        raise CalibrationError(str(err)) from err
 
 
 def from_xyz_quat(xyz: Sequence[float], xyzw: Sequence[float]) -> np.ndarray:
@@ -72,20 +69,8 @@ def from_matrix(values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def matrix_to_quat(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(xyz, quaternion xyzw) of a 4x4 rigid transform."""
-    r = np.asarray(m, dtype=np.float64)[:3, :3]
-    tr = np.trace(r)
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
-    else:
-        i = int(np.argmax(np.diag(r)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
-        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
-        q[i] = 0.25 * s
-        q[j] = (r[j, i] + r[i, j]) / s
-        q[k] = (r[k, i] + r[i, k]) / s
-    return np.asarray(m, dtype=np.float64)[:3, 3].copy(), np.asarray(q)
+    m = np.asarray(m, dtype=np.float64)
+    return m[:3, 3].copy(), matrix_to_quaternion(m[:3, :3])
 
 
 def as_rigid(m: np.ndarray) -> Any:

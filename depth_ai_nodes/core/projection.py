@@ -3,7 +3,8 @@ the camera values (IR, colour, depth) each visible point sees. ROS-free, numba k
 
 Pipeline (`Projector.fuse`, one call per cloud):
 1. `project`: p_cam = T @ p_lidar; pinhole + distortion (plumb_bob / rational_polynomial,
-   the same formulas as CameraModel.project, checked against it in the tests) in one
+   the same formulas as CameraModel.project incl.
+   equidistant, checked against it in the tests) in one
    kernel; culls points behind the camera, outside [min_depth, max_depth], outside the
    distortion model's monotonic radius (where the polynomial folds back and far-off
    points would land in the image) and outside the image. Pixel convention: ROS, pixel
@@ -28,9 +29,10 @@ from numba import njit, prange  # noqa: F401  (prange kept for future parallel k
 
 _JIT = dict(cache=True, nogil=True, fastmath=False)
 
-DIST_NONE, DIST_PLUMB_BOB, DIST_RATIONAL = 0, 1, 2
+DIST_NONE, DIST_PLUMB_BOB, DIST_RATIONAL, DIST_EQUIDISTANT = 0, 1, 2, 3
 _MODELS = {"": DIST_NONE, "none": DIST_NONE, "plumb_bob": DIST_PLUMB_BOB,
-           "radtan": DIST_PLUMB_BOB, "rational_polynomial": DIST_RATIONAL}
+           "radtan": DIST_PLUMB_BOB, "rational_polynomial": DIST_RATIONAL,
+           "equidistant": DIST_EQUIDISTANT, "fisheye": DIST_EQUIDISTANT}
 
 
 @dataclass
@@ -79,6 +81,12 @@ def _monotonic_r2(d: np.ndarray, model: int) -> float:
     """Largest r^2 (normalised) up to which the radial distortion r*f(r^2) still grows."""
     if model == DIST_NONE:
         return np.inf
+    if model == DIST_EQUIDISTANT:  # theta(r) = atan(r) is monotonic; check the polynomial
+        th = np.linspace(1e-3, np.pi / 2 - 1e-3, 4000)
+        t2 = th * th
+        thd = th * (1 + t2 * (d[0] + t2 * (d[1] + t2 * (d[2] + t2 * d[3]))))
+        bad = np.nonzero(np.diff(thd) <= 0)[0]
+        return float(np.tan(th[bad[0]]) ** 2) if bad.size else np.inf
     r = np.linspace(1e-3, 4.0, 4000)
     r2 = r * r
     num = 1 + d[0] * r2 + d[1] * r2 ** 2 + d[4] * r2 ** 3
@@ -92,6 +100,14 @@ def _monotonic_r2(d: np.ndarray, model: int) -> float:
 @njit(inline="always", **_JIT)
 def _distort(a, b, d, model):
     r2 = a * a + b * b
+    if model == DIST_EQUIDISTANT:  # k1..k4 in d[0..3]
+        r = np.sqrt(r2)
+        if r < 1e-12:
+            return a, b
+        th = np.arctan(r)
+        t2 = th * th
+        s = th * (1.0 + t2 * (d[0] + t2 * (d[1] + t2 * (d[2] + t2 * d[3])))) / r
+        return a * s, b * s
     radial = 1.0 + r2 * (d[0] + r2 * (d[1] + r2 * d[4]))
     if model == DIST_RATIONAL:
         radial /= 1.0 + r2 * (d[5] + r2 * (d[6] + r2 * d[7]))

@@ -1,0 +1,467 @@
+"""lidar_fusion_node: LiDAR clouds + the IR camera (optional colour, camera/inference depth)
+-> fused/points (x, y, z, intensity, ir[, rgb][, depth_diff]) and lidar_depth (32FC1 m, sparse,
+in the camera frame, + lidar_depth/camera_info), optional lidar_overlay (mono8 debug image).
+
+Thin shell: parameters, messages, QoS, diagnostics. The work is in core/:
+projection.py (project, occlusion, lookups, pack), sync.py (matching with slop, offsets,
+timeout: a silent camera never stalls the clouds), motion.py (de-skew to the camera's
+exposure time with the odometry twist), calibration.py (extrinsics from parameters,
+KITTI calib.txt or our YAML); ros/cloud_msgs.py reads any PointCloud2 layout.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depth_ai_nodes.core import calibration as calib
+from depth_ai_nodes.core.motion import deskew, twist_in_frame
+from depth_ai_nodes.core.projection import Intrinsics, Projector
+from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
+from depth_ai_nodes.msg import Extrinsics
+from depth_ai_nodes.ros.cloud_msgs import CloudError, float_rows_msg, read_cloud
+from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from depth_ai_nodes.ros.node_main import ConfigError, run_node
+from depth_ai_nodes.ros.params import Param, declare
+from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, matching_qos, qos_from_name
+
+PARAMETERS: list[Param] = [
+    Param("cloud_topic", "/lidar/points", "Input LiDAR PointCloud2 (needs x, y, z; intensity, t used if present)."),
+    Param("ir_topic", "/camera/infra1/image_rect_raw", "IR image (mono8/mono16/32FC1)."),
+    Param("ir_info_topic", "/camera/infra1/camera_info", "CameraInfo of the IR image."),
+    Param("color_topic", "", "Colour image (rgb8/bgr8) for the rgb field; empty: no colour."),
+    Param("color_info_topic", "/camera/color/camera_info", "CameraInfo of the colour image."),
+    Param("color_extrinsics_topic", "/camera/camera_node/extrinsics/depth_to_color",
+          "Extrinsics IR/depth -> colour camera (depth_ai_nodes/Extrinsics)."),
+    Param("depth_topic", "", "Camera or inference depth in the IR camera (32FC1 m or 16UC1 mm) for "
+          "the depth_diff field; empty: none."),
+    Param("depth_scale", 0.001, "Metres per unit of a 16UC1 depth image.", "m"),
+    Param("odom_topic", "/lidar/odom", "nav_msgs/Odometry for motion compensation; empty: off."),
+    Param("odom_lidar_xyz", [0.0, 0.0, 0.0], "LiDAR position in the odometry's child frame "
+          "(ignored when the odometry is of the LiDAR frame).", "m"),
+    Param("odom_lidar_quat_xyzw", [0.0, 0.0, 0.0, 1.0], "LiDAR orientation in the odometry's child frame."),
+    Param("extrinsics_source", "topic", "Where LiDAR -> camera comes from.",
+          choices=("topic", "parameters", "file", "tf")),
+    Param("extrinsics_topic", "/lidar/extrinsics/lidar_to_camera",
+          "depth_ai_nodes/Extrinsics (latched) mapping LiDAR points into the IR camera."),
+    Param("extrinsics_xyz", [0.0, 0.0, 0.0], "parameters: translation camera <- LiDAR.", "m"),
+    Param("extrinsics_quat_xyzw", [0.0, 0.0, 0.0, 1.0], "parameters: rotation camera <- LiDAR."),
+    Param("extrinsics_matrix", [0.0], "parameters: 4x4 row-major camera <- LiDAR (16 numbers); "
+          "overrides xyz/quat when given."),
+    Param("calibration_file", "", "file: KITTI calib.txt or our extrinsics YAML (docs/fusion.md)."),
+    Param("kitti_camera", 2, "file: which KITTI camera P<n> (its rectified frame)."),
+    Param("target_frame", "", "Frame of fused/points: empty = the LiDAR frame, or the camera's frame."),
+    Param("slop", 0.05, "Largest |camera - LiDAR| time difference that still matches.", "s"),
+    Param("sync_timeout", 0.15, "Longest a cloud waits for its camera frame before going out without.", "s"),
+    Param("camera_time_offset", 0.0, "Added to camera stamps (camera clock -> common clock).", "s"),
+    Param("lidar_time_offset", 0.0, "Added to LiDAR stamps (LiDAR clock -> common clock).", "s"),
+    Param("sync_reference", "mid_scan", "The cloud time matched to a camera frame: the stamp, or "
+          "stamp + half the scan (when the forward view is swept, e.g. Ouster and the scene).",
+          choices=("stamp", "mid_scan")),
+    Param("min_depth", 0.1, "Nearest depth projected.", "m"),
+    Param("max_depth", 100.0, "Farthest depth projected.", "m"),
+    Param("splat_px", 2, "Occlusion footprint radius of each point.", "px"),
+    Param("occlusion_rel_tol", 0.05, "A point is occluded when a point within splat_px is nearer by "
+          "more than max(abs, rel * depth).", "ratio"),
+    Param("occlusion_abs_tol", 0.1, "See occlusion_rel_tol.", "m"),
+    Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
+    Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
+]
+
+IMAGE_DTYPES = {"mono8": (np.uint8, 1), "8UC1": (np.uint8, 1), "mono16": (np.uint16, 1),
+                "16UC1": (np.uint16, 1), "32FC1": (np.float32, 1), "rgb8": (np.uint8, 3),
+                "bgr8": (np.uint8, 3)}
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """Zero-copy (H, W[, C]) view of an Image; ValueError naming the problem."""
+    if msg.encoding not in IMAGE_DTYPES:
+        raise ValueError(f"image encoding {msg.encoding!r} not supported "
+                         f"(use {', '.join(IMAGE_DTYPES)})")
+    dt, ch = IMAGE_DTYPES[msg.encoding]
+    row = msg.width * ch * np.dtype(dt).itemsize
+    if msg.step < row or len(msg.data) < msg.step * msg.height:
+        raise ValueError(f"image {msg.width}x{msg.height} {msg.encoding}: step {msg.step} / "
+                         f"{len(msg.data)} bytes too small")
+    buf = np.frombuffer(msg.data, np.uint8)[:msg.step * msg.height].reshape(msg.height, msg.step)
+    arr = buf[:, :row].view(dt).reshape(msg.height, msg.width, ch) if ch > 1 else \
+        buf[:, :row].view(dt).reshape(msg.height, msg.width)
+    if msg.encoding == "bgr8":
+        arr = arr[:, :, ::-1]
+    return arr
+
+
+def stamp_s(stamp: Any) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+@dataclass
+class CameraFrame:
+    stamp: Any
+    ir: np.ndarray
+    info: CameraInfo
+
+
+class LidarFusionNode(Node):
+    def __init__(self) -> None:
+        super().__init__("lidar_fusion_node")
+        p = declare(self, PARAMETERS)
+        self.p = p
+        self.diag = Diagnostics(self)
+        self.out_qos = qos_from_name(p["qos"])
+        self.matcher: ApproxTimeMatcher = ApproxTimeMatcher(
+            slop=float(p["slop"]), timeout=float(p["sync_timeout"]),
+            frame_offset=float(p["camera_time_offset"]), cloud_offset=float(p["lidar_time_offset"]))
+        self.extrinsics: np.ndarray | None = None   # camera <- LiDAR
+        self.depth_to_color: np.ndarray | None = None
+        self._load_static_extrinsics(p)
+        self.projector: Projector | None = None
+        self._proj_key: tuple | None = None
+        self.color_projector: Projector | None = None
+        self.info: CameraInfo | None = None
+        self.color_info: CameraInfo | None = None
+        self.colors: deque = deque(maxlen=30)
+        self.depths: deque = deque(maxlen=30)
+        self.odoms: deque = deque(maxlen=50)
+        self.odom_lidar = calib.from_xyz_quat(p["odom_lidar_xyz"], p["odom_lidar_quat_xyzw"])
+        self.counts = {"clouds": 0, "fused": 0, "unmatched": 0, "rejected": 0, "dropped_points": 0}
+
+        self.fused_pub = self.create_publisher(PointCloud2, "fused/points", self.out_qos)
+        self.depth_pub = self.create_publisher(Image, "lidar_depth", self.out_qos)
+        self.depth_info_pub = self.create_publisher(CameraInfo, "lidar_depth/camera_info", self.out_qos)
+        self.overlay_pub = (self.create_publisher(Image, "lidar_overlay", self.out_qos)
+                            if p["publish_overlay"] else None)
+        self.rate = self.diag.rate("fusion", "fused", 0.0)
+        self.diag.set("fusion", WARN, "waiting for clouds")
+        self._subs: dict[str, Any] = {}
+        self._wanted: dict[str, tuple[type, Any]] = {
+            p["cloud_topic"]: (PointCloud2, self._on_cloud),
+            p["ir_topic"]: (Image, self._on_ir),
+            p["ir_info_topic"]: (CameraInfo, self._on_info)}
+        if p["color_topic"]:
+            self._wanted[p["color_topic"]] = (Image, self._on_color)
+            self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
+            self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
+        if p["depth_topic"]:
+            self._wanted[p["depth_topic"]] = (Image, self._on_depth)
+        if p["odom_topic"]:
+            self._wanted[p["odom_topic"]] = (Odometry, self._on_odom)
+        if p["extrinsics_source"] == "topic":
+            self._wanted[p["extrinsics_topic"]] = (Extrinsics, self._on_extrinsics)
+        self._tf = self._make_tf() if p["extrinsics_source"] == "tf" else None
+        self._subscribe()
+        self.create_timer(0.02, self._poll)          # decide clouds whose camera never came
+
+    # --- set-up -----------------------------------------------------------------------
+    def _load_static_extrinsics(self, p: dict) -> None:
+        try:
+            src = p["extrinsics_source"]
+            if src == "parameters":
+                m = list(p["extrinsics_matrix"])
+                self.extrinsics = calib.from_matrix(m) if len(m) in (12, 16) else \
+                    calib.from_xyz_quat(p["extrinsics_xyz"], p["extrinsics_quat_xyzw"])
+            elif src == "file":
+                if not p["calibration_file"]:
+                    raise ConfigError("extrinsics_source file needs calibration_file (KITTI calib.txt "
+                                      "or our extrinsics YAML)")
+                ext, _ = calib.load_calibration_file(p["calibration_file"], int(p["kitti_camera"]))
+                self.extrinsics = ext.matrix
+        except calib.CalibrationError as err:
+            raise ConfigError(str(err)) from err
+
+    def _make_tf(self) -> Any:
+        try:
+            import tf2_ros  # noqa: F401  (only on a real ROS install)
+        except ImportError as err:
+            raise ConfigError("extrinsics_source tf needs tf2_ros (a ROS install); use topic, "
+                              "parameters or file") from err
+        buf = tf2_ros.Buffer()
+        tf2_ros.TransformListener(buf, self)
+        return buf
+
+    def _subscribe(self) -> None:
+        """Subscribe with QoS matched to the publishers (best effort when none yet: it
+        matches reliable and best-effort publishers alike); latched topics transient-local
+        so a calibration sent before we started still arrives."""
+        for topic, (typ, cb) in self._wanted.items():
+            qos = latched_qos() if typ is Extrinsics else \
+                matching_qos(self, topic, depth=20 if typ is Odometry else 5)
+            self._subs[topic] = self.create_subscription(typ, topic, cb, qos)
+
+    # --- camera side ------------------------------------------------------------------
+    def _on_info(self, msg: CameraInfo) -> None:
+        self.info = msg
+
+    def _on_ir(self, msg: Image) -> None:
+        try:
+            ir = image_array(msg)
+        except ValueError as err:
+            self._bad_input("ir", str(err))
+            return
+        if self.info is None:
+            return
+        self._emit(self.matcher.add_frame(stamp_s(msg.header.stamp), CameraFrame(msg.header.stamp, ir, self.info),
+                                          time.monotonic()))
+
+    def _on_color(self, msg: Image) -> None:
+        try:
+            self.colors.append((stamp_s(msg.header.stamp), image_array(msg)))
+        except ValueError as err:
+            self._bad_input("color", str(err))
+
+    def _on_color_info(self, msg: CameraInfo) -> None:
+        self.color_info = msg
+
+    def _on_color_extrinsics(self, msg: Extrinsics) -> None:
+        self.depth_to_color = _extrinsics_matrix(msg)
+
+    def _on_depth(self, msg: Image) -> None:
+        try:
+            arr = image_array(msg)
+            if arr.dtype == np.uint16:
+                arr = arr.astype(np.float32) * np.float32(self.p["depth_scale"])
+            self.depths.append((stamp_s(msg.header.stamp), arr))
+        except ValueError as err:
+            self._bad_input("depth", str(err))
+
+    def _on_odom(self, msg: Odometry) -> None:
+        tw = msg.twist.twist
+        v = np.array([tw.linear.x, tw.linear.y, tw.linear.z])
+        w = np.array([tw.angular.x, tw.angular.y, tw.angular.z])
+        self.odoms.append((stamp_s(msg.header.stamp), v, w, msg.child_frame_id))
+
+    def _on_extrinsics(self, msg: Extrinsics) -> None:
+        self.extrinsics = _extrinsics_matrix(msg)
+        self.get_logger().info(f"extrinsics {msg.header.frame_id} -> {msg.child_frame_id} received")
+
+    # --- LiDAR side -------------------------------------------------------------------
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        self.counts["clouds"] += 1
+        try:
+            cols = read_cloud(msg, ("x", "y", "z"), ("intensity", "t"))
+            if "t" in cols and cols["t"].dtype.kind in "iu":  # Ouster/Livox drivers: t in ns
+                cols["t"] = cols["t"].astype(np.float64) * 1e-9
+            for k in ("x", "y", "z"):
+                if cols[k].dtype != np.float32:
+                    cols[k] = cols[k].astype(np.float32)
+            finite = np.isfinite(cols["x"]) & np.isfinite(cols["y"]) & np.isfinite(cols["z"])
+            bad = int(finite.size - np.count_nonzero(finite))
+            if bad:
+                if bad == finite.size:
+                    raise CloudError(f"all {bad} points have NaN/inf coordinates")
+                self.counts["dropped_points"] += bad
+                self.get_logger().warn(f"{bad} of {finite.size} points with NaN/inf coordinates dropped",
+                                       throttle_duration_sec=5.0)
+                cols = {k: np.ascontiguousarray(v[finite]) for k, v in cols.items()}
+        except CloudError as err:
+            self.counts["rejected"] += 1
+            self._bad_input("cloud", f"PointCloud2 rejected: {err}")
+            return
+        ref = stamp_s(msg.header.stamp)
+        if self.p["sync_reference"] == "mid_scan" and "t" in cols and cols["t"].size:
+            ref += 0.5 * float(np.nanmax(cols["t"]))
+        self._emit(self.matcher.add_cloud(ref, (msg, cols), time.monotonic()))
+
+    def _poll(self) -> None:
+        self._emit(self.matcher.poll(time.monotonic()))
+
+    def _emit(self, matches: list[Match]) -> None:
+        for m in matches:
+            try:
+                self._fuse(m)
+            except Exception as err:  # never let one bad cloud stop the node
+                self._bad_input("fusion", f"fusion failed: {err}")
+
+    def _fuse(self, m: Match) -> None:
+        msg, cols = m.cloud
+        n = cols["x"].shape[0]
+        inten = cols.get("intensity")
+        inten = inten.astype(np.float32) if inten is not None else np.full(n, np.nan, np.float32)
+        frame: CameraFrame | None = m.frame
+        extr = self.extrinsics if self._tf is None else self._tf_extrinsics(msg, frame)
+        names = ["x", "y", "z", "intensity", "ir"]
+        color = self._nearest(self.colors, m.frame_time) if frame is not None else None
+        ref = self._nearest(self.depths, m.frame_time) if frame is not None else None
+        use_rgb, use_ref = bool(self.p["color_topic"]), bool(self.p["depth_topic"])
+        if frame is None or extr is None:
+            if frame is not None and extr is None:
+                self.get_logger().warn("no LiDAR -> camera extrinsics yet (extrinsics_source "
+                                       f"{self.p['extrinsics_source']}): camera fields NaN",
+                                       throttle_duration_sec=5.0)
+            self.counts["unmatched"] += 1
+            rows = np.full((n, 5 + use_rgb + use_ref), np.nan, np.float32)
+            rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = cols["x"], cols["y"], cols["z"], inten
+            self._publish(msg, rows, names + (["rgb"] if use_rgb else []) +
+                          (["depth_diff"] if use_ref else []), extr, None)
+            self._report(n, 0, 0, m, matched=False)
+            return
+        projector = self._projector(frame.info)
+        proj_xyz = self._deskewed(msg, cols, m.frame_time)
+        ir = frame.ir if frame.ir.shape[:2] == (projector.intr.height, projector.intr.width) else None
+        if ir is None:
+            self._bad_input("ir", f"IR image {frame.ir.shape[1]}x{frame.ir.shape[0]} does not match its "
+                            f"camera_info {projector.intr.width}x{projector.intr.height}")
+        if ref is not None and ref.shape[:2] != frame.ir.shape[:2]:
+            self._bad_input("depth", "depth image size differs from the IR camera; depth_diff off")
+            ref = None
+        rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, ir,
+                                    ref_depth=ref if ref is not None else None, proj_xyz=proj_xyz)
+        if use_ref and ref is None:  # keep the layout stable: the field is there, NaN
+            rows = np.concatenate([rows, np.full((n, 1), np.nan, np.float32)], axis=1)
+        if use_rgb:
+            rgb_col = self._color_column(cols, proj_xyz, extr, color, n)
+            rows = np.concatenate([rows[:, :5], rgb_col[:, None], rows[:, 5:]], axis=1)
+            names.append("rgb")
+        if use_ref:
+            names.append("depth_diff")
+        self._publish(msg, rows, names, extr, frame)
+        self._publish_depth(projector, proj, frame)
+        if self.overlay_pub is not None and ir is not None:
+            self._publish_overlay(ir, proj, frame)
+        self._report(n, proj.in_view, proj.occluded, m, matched=True)
+
+    def _projector(self, info: CameraInfo) -> Projector:
+        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model)
+        if key != self._proj_key:
+            intr = Intrinsics.from_k(np.asarray(info.k).reshape(3, 3), info.width, info.height,
+                                     np.asarray(info.d), info.distortion_model or "plumb_bob")
+            p = self.p
+            self.projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
+                                       p["occlusion_rel_tol"], p["occlusion_abs_tol"])
+            self._proj_key = key
+        return self.projector
+
+    def _deskewed(self, msg: PointCloud2, cols: dict, frame_time: float | None):
+        """Points moved to the camera's time with the odometry twist (projection only)."""
+        if frame_time is None or not self.odoms or "t" not in cols:
+            return None
+        cloud_t = stamp_s(msg.header.stamp) + float(self.p["lidar_time_offset"])
+        t_mid = cloud_t + 0.5 * float(np.nanmax(cols["t"]))
+        _, v, w, child = min(self.odoms, key=lambda o: abs(o[0] - t_mid))
+        if child and child != msg.header.frame_id:
+            v, w = twist_in_frame(v, w, self.odom_lidar)
+        return deskew(cols["x"], cols["y"], cols["z"], cols["t"], frame_time - cloud_t, v, w)
+
+    def _color_column(self, cols, proj_xyz, extr, color, n: int) -> np.ndarray:
+        nan = np.full(n, np.nan, np.float32)
+        if color is None or self.color_info is None or self.depth_to_color is None:
+            return nan
+        info = self.color_info
+        key = (info.width, info.height, tuple(info.k), tuple(info.d))
+        if self.color_projector is None or getattr(self, "_color_key", None) != key:
+            intr = Intrinsics.from_k(np.asarray(info.k).reshape(3, 3), info.width, info.height,
+                                     np.asarray(info.d), info.distortion_model or "plumb_bob")
+            p = self.p
+            self.color_projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
+                                             p["occlusion_rel_tol"], p["occlusion_abs_tol"])
+            self._color_key = key
+        x, y, z = proj_xyz if proj_xyz is not None else (cols["x"], cols["y"], cols["z"])
+        proj = self.color_projector.project_visible(x, y, z, self.depth_to_color @ extr)
+        if color.shape[:2] != (info.height, info.width):
+            return nan
+        return self.color_projector.sample_rgb(color, proj)
+
+    @staticmethod
+    def _nearest(buf: deque, t: float | None) -> np.ndarray | None:
+        if t is None or not buf:
+            return None
+        st, arr = min(buf, key=lambda e: abs(e[0] - t))
+        return arr if abs(st - t) <= 0.5 else None
+
+    def _tf_extrinsics(self, msg: PointCloud2, frame: CameraFrame | None) -> np.ndarray | None:
+        if frame is None:
+            return None
+        try:
+            tf = self._tf.lookup_transform(frame.info.header.frame_id, msg.header.frame_id, msg.header.stamp)
+        except Exception as err:  # tf2 exceptions: no transform yet
+            self.get_logger().warn(f"no TF {msg.header.frame_id} -> camera: {err}", throttle_duration_sec=5.0)
+            return None
+        t, r = tf.transform.translation, tf.transform.rotation
+        return calib.from_xyz_quat([t.x, t.y, t.z], [r.x, r.y, r.z, r.w])
+
+    # --- outputs ----------------------------------------------------------------------
+    def _publish(self, msg: PointCloud2, rows: np.ndarray, names: list[str], extr, frame) -> None:
+        frame_id = msg.header.frame_id
+        target = self.p["target_frame"]
+        if target and target != frame_id:
+            if extr is None or frame is None or target != frame.info.header.frame_id:
+                self._bad_input("target_frame", f"target_frame {target} unknown (only the LiDAR frame "
+                                "or the camera frame); publishing in the LiDAR frame")
+            else:
+                xyz = rows[:, :3].astype(np.float64) @ extr[:3, :3].T + extr[:3, 3]
+                rows = rows.copy()
+                rows[:, :3] = xyz
+                frame_id = target
+        self.fused_pub.publish(float_rows_msg(rows, names, frame_id, msg.header.stamp))
+        self.rate.tick(time.time() - stamp_s(msg.header.stamp))
+
+    def _publish_depth(self, projector: Projector, proj, frame: CameraFrame) -> None:
+        img = projector.sparse_depth(proj)
+        out = Image()
+        out.header.stamp, out.header.frame_id = frame.stamp, frame.info.header.frame_id
+        out.height, out.width = img.shape
+        out.encoding, out.is_bigendian, out.step = "32FC1", 0, img.shape[1] * 4
+        out.data = img.tobytes()
+        self.depth_pub.publish(out)
+        info = CameraInfo()
+        info.header = out.header
+        info.height, info.width, info.distortion_model = frame.info.height, frame.info.width, frame.info.distortion_model
+        info.d, info.k, info.r, info.p = frame.info.d, frame.info.k, frame.info.r, frame.info.p
+        self.depth_info_pub.publish(info)
+
+    def _publish_overlay(self, ir: np.ndarray, proj, frame: CameraFrame) -> None:
+        base = ir if ir.dtype == np.uint8 else np.clip(ir / max(float(np.nanmax(ir)), 1.0) * 255, 0, 255)
+        over = np.repeat(np.asarray(base, np.uint8)[:, :, None], 3, axis=2)
+        vis = proj.visible
+        pix = proj.pix[vis]
+        z = proj.depth[vis]
+        hue = np.clip(z / max(float(self.p["max_depth"]) * 0.3, 1e-3), 0, 1)
+        flat = over.reshape(-1, 3)
+        flat[pix, 0] = (255 * (1 - hue)).astype(np.uint8)
+        flat[pix, 1] = 64
+        flat[pix, 2] = (255 * hue).astype(np.uint8)
+        out = Image()
+        out.header.stamp, out.header.frame_id = frame.stamp, frame.info.header.frame_id
+        out.height, out.width = over.shape[:2]
+        out.encoding, out.is_bigendian, out.step = "rgb8", 0, over.shape[1] * 3
+        out.data = over.tobytes()
+        self.overlay_pub.publish(out)
+
+    def _report(self, n: int, in_view: int, occluded: int, m: Match, matched: bool) -> None:
+        if matched:
+            self.counts["fused"] += 1
+        level, text = (OK, "fusing") if matched else (WARN, "no camera frame matched: camera fields NaN")
+        if self.extrinsics is None and self._tf is None:
+            level, text = WARN, "no LiDAR -> camera extrinsics yet"
+        self.diag.set("fusion", level, text, **{
+            "match rate": self.matcher.match_rate, "clouds": self.counts["clouds"],
+            "fused with camera": self.counts["fused"], "without camera": self.counts["unmatched"],
+            "rejected clouds": self.counts["rejected"], "dropped points": self.counts["dropped_points"],
+            "points": n, "points in view": in_view, "occluded": occluded,
+            "sync wait (ms)": 1000.0 * m.waited})
+
+    def _bad_input(self, what: str, reason: str) -> None:
+        self.get_logger().error(reason, throttle_duration_sec=2.0)
+        self.diag.set(f"input {what}", ERROR, reason)
+
+
+def _extrinsics_matrix(msg: Extrinsics) -> np.ndarray:
+    """depth_ai_nodes/Extrinsics (R column-major, frame_id -> child_frame_id) -> 4x4."""
+    m = np.eye(4)
+    m[:3, :3] = np.asarray(msg.rotation, dtype=np.float64).reshape(3, 3).T
+    m[:3, 3] = msg.translation
+    return m
+
+
+def main() -> None:
+    raise SystemExit(run_node(LidarFusionNode))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""lidar_node: a LiDAR source as sensor_msgs/PointCloud2 (x, y, z, intensity, ring, t).
+
+Thin shell over depth_ai_nodes/lidar/ (the sources) and ros/cloud_msgs.py (packing).
+Topics (default namespace `lidar`): points; for the built-in scene also
+extrinsics/lidar_to_camera (depth_ai_nodes/Extrinsics, latched: the calibration the
+fusion node reads by topic) and odom (nav_msgs/Odometry of lidar_link, for motion
+compensation); for Ouster captures near_ir/image (mono16) + near_ir/camera_info.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depth_ai_nodes.core.calibration import matrix_to_quat
+from depth_ai_nodes.lidar import SourceError, open_source
+from depth_ai_nodes.msg import Extrinsics
+from depth_ai_nodes.ros.cloud_msgs import cloud_msg
+from depth_ai_nodes.ros.diagnostics import ERROR, OK, Diagnostics
+from depth_ai_nodes.ros.node_main import ConfigError, run_node
+from depth_ai_nodes.ros.params import Param, declare
+from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
+
+PARAMETERS: list[Param] = [
+    Param("source", "synthetic", "Where scans come from.", choices=("synthetic", "kitti", "ouster")),
+    Param("frame_id", "", "Frame of the points; empty: the source's (lidar_link, velodyne, os_sensor)."),
+    Param("rate_hz", 10.0, "Scans per second (ouster: 0 = the capture's rate).", "Hz"),
+    Param("beams", 32, "synthetic: number of beams (rings).", "beams"),
+    Param("columns", 1024, "synthetic: columns (firings) per revolution.", "columns"),
+    Param("max_range", 50.0, "synthetic: maximum range.", "m"),
+    Param("range_noise", 0.0, "synthetic: Gaussian range noise (sigma).", "m"),
+    Param("seed", 0, "synthetic: world seed (must equal the camera_node's seed for one world)."),
+    Param("scene_time_origin", 0.0, "synthetic: scene time = stamp - origin (the camera must agree).", "s"),
+    Param("camera_frame", "camera_infra1_optical_frame",
+          "synthetic: camera frame the published extrinsics map LiDAR points into."),
+    Param("odom_frame", "odom", "synthetic: frame_id of the odometry (the world)."),
+    Param("kitti_path", "", "kitti: folder with velodyne/*.bin (and calib/*.txt)."),
+    Param("ouster_pcap", "", "ouster: capture .pcap file."),
+    Param("ouster_metadata", "", "ouster: metadata .json (empty: next to the pcap)."),
+    Param("loop", True, "kitti/ouster: start again at the end."),
+    Param("qos", "sensor_data", "QoS of points, odometry and NEAR_IR.", choices=QOS_NAMES),
+]
+
+
+class LidarNode(Node):
+    def __init__(self) -> None:
+        super().__init__("lidar_node")
+        p = declare(self, PARAMETERS)
+        self.p = p
+        self.diag = Diagnostics(self)
+        try:
+            self.source = self._open(p)
+        except SourceError as err:
+            raise ConfigError(str(err)) from err
+        self.frame_id = p["frame_id"] or self.source.frame_id
+        qos = qos_from_name(p["qos"])
+        self.pub = self.create_publisher(PointCloud2, "points", qos)
+        self.odom_pub = self.extr_pub = self.nir_pub = self.nir_info_pub = None
+        if hasattr(self.source, "camera_from_lidar"):
+            self.extr_pub = self.create_publisher(Extrinsics, "extrinsics/lidar_to_camera", latched_qos())
+            self.extr_pub.publish(self._extrinsics())
+            self.odom_pub = self.create_publisher(Odometry, "odom", qos)
+        if p["source"] == "ouster":
+            self.nir_pub = self.create_publisher(Image, "near_ir/image", qos)
+            self.nir_info_pub = self.create_publisher(CameraInfo, "near_ir/camera_info", qos)
+        self.rate = self.diag.rate("scans", "points", float(self.source.rate_hz))
+        self.diag.set("scans", OK, f"source {p['source']}", frame_id=self.frame_id)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lidar_capture", daemon=True)
+        self._thread.start()
+
+    def _open(self, p: dict):
+        kind = p["source"]
+        if kind == "synthetic":
+            return open_source("synthetic", beams=int(p["beams"]), columns=int(p["columns"]),
+                               rate_hz=float(p["rate_hz"]), seed=int(p["seed"]),
+                               max_range=float(p["max_range"]), range_noise_m=float(p["range_noise"]),
+                               scene_time_origin=float(p["scene_time_origin"]))
+        if kind == "kitti":
+            if not p["kitti_path"]:
+                raise SourceError("source kitti needs kitti_path (a folder with velodyne/*.bin)")
+            return open_source("kitti", path=p["kitti_path"], rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]))
+        if not p["ouster_pcap"]:
+            raise SourceError("source ouster needs ouster_pcap (and ouster_metadata, the sensor JSON)")
+        return open_source("ouster", pcap=p["ouster_pcap"], metadata=p["ouster_metadata"],
+                           rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]))
+
+    def _extrinsics(self) -> Extrinsics:
+        """lidar_link -> camera optical frame, R column-major like librealsense (msg/Extrinsics)."""
+        m = self.source.camera_from_lidar
+        msg = Extrinsics()
+        msg.header.frame_id = self.frame_id
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.child_frame_id = self.p["camera_frame"]
+        msg.rotation = [float(v) for v in m[:3, :3].T.reshape(-1)]
+        msg.translation = [float(v) for v in m[:3, 3]]
+        return msg
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                scan = self.source.read(timeout=0.2)
+                if scan is None:
+                    continue
+                self._publish(scan)
+            except Exception as err:  # a bad scan: log, report, keep running
+                self.get_logger().error(f"cannot publish scan: {err}", throttle_duration_sec=5.0)
+                self.diag.set("scans", ERROR, f"publish failed: {err}")
+
+    def _publish(self, scan) -> None:
+        stamp = _stamp(scan.stamp_ns)
+        cols = {k: scan.points[k] for k in ("x", "y", "z", "intensity", "ring", "t")}
+        self.pub.publish(cloud_msg(cols, self.frame_id, stamp))
+        self.rate.tick(time.time() - scan.stamp_ns * 1e-9)
+        self.diag.update("scans", points=len(scan))
+        if self.odom_pub is not None:
+            self.odom_pub.publish(self._odometry(scan.stamp_ns))
+        if self.nir_pub is not None and scan.near_ir is not None:
+            img, info = _near_ir_msgs(scan.near_ir, self.frame_id, stamp)
+            self.nir_pub.publish(img)
+            self.nir_info_pub.publish(info)
+
+    def _odometry(self, stamp_ns: int) -> Odometry:
+        """Pose and twist of lidar_link at the scan's mid time (the twist fusion de-skews with)."""
+        t_ns = stamp_ns + int(0.5e9 / self.source.rate_hz)
+        pose, v, w = self.source.odometry(t_ns)
+        msg = Odometry()
+        msg.header.stamp = _stamp(t_ns)
+        msg.header.frame_id = self.p["odom_frame"]
+        msg.child_frame_id = self.frame_id
+        xyz, q = matrix_to_quat(pose)
+        pp = msg.pose.pose
+        pp.position.x, pp.position.y, pp.position.z = (float(a) for a in xyz)
+        pp.orientation.x, pp.orientation.y, pp.orientation.z, pp.orientation.w = (float(a) for a in q)
+        tw = msg.twist.twist
+        tw.linear.x, tw.linear.y, tw.linear.z = (float(a) for a in v)
+        tw.angular.x, tw.angular.y, tw.angular.z = (float(a) for a in w)
+        return msg
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.source.close()
+
+
+def _stamp(ns: int):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def _near_ir_msgs(nir: np.ndarray, frame_id: str, stamp) -> tuple[Image, CameraInfo]:
+    """NEAR_IR as mono16 plus a CameraInfo that only carries the size: the image is a
+    range-image (azimuth x beam), not a pinhole camera, so K/P stay zero (calibration
+    consumers must not treat it as one)."""
+    img = Image()
+    img.header.frame_id, img.header.stamp = frame_id, stamp
+    img.height, img.width = int(nir.shape[0]), int(nir.shape[1])
+    img.encoding, img.is_bigendian, img.step = "mono16", 0, int(nir.shape[1]) * 2
+    img.data = np.ascontiguousarray(nir, dtype=np.uint16).tobytes()
+    info = CameraInfo()
+    info.header = img.header
+    info.height, info.width = img.height, img.width
+    info.distortion_model = ""
+    return img, info
+
+
+def main() -> None:
+    raise SystemExit(run_node(LidarNode))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Fusion core, ROS-free: projection vs the KITTI calibration on real scans, occlusion,
+distortion, calibration files, time sync, motion compensation on the built-in scene."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from depth_ai_nodes.core import calibration as calib
+from depth_ai_nodes.core.camera_model import CameraModel
+from depth_ai_nodes.core.motion import deskew, twist_in_frame
+from depth_ai_nodes.core.projection import Intrinsics, Projector, project_points
+from depth_ai_nodes.core.sync import ApproxTimeMatcher
+
+
+# ----------------------------------------------------------------------------- KITTI
+@pytest.mark.data
+@pytest.mark.parametrize("frame", ["000000", "000001"])
+def test_kitti_projection_matches_reference_calibration(shared_data, frame):
+    """Our transform + K projection equals P2 @ R0_rect @ Tr_velo_to_cam @ X on real scans."""
+    from PIL import Image
+
+    from depth_ai_nodes.lidar.kitti import read_kitti_bin
+
+    kitti = shared_data / "kitti"
+    pts = read_kitti_bin(kitti / "velodyne" / f"{frame}.bin")
+    c = calib.parse_kitti_calib(kitti / "calib" / f"{frame}.txt")
+    w, h = Image.open(kitti / "image_2" / f"{frame}.png").size
+    xyz = np.stack([pts["x"], pts["y"], pts["z"]], axis=1)
+    ref_h = np.c_[xyz.astype(np.float64), np.ones(len(xyz))] @ c.projection(2).T
+    front = ref_h[:, 2] > 0.5
+    ref = ref_h[:, :2] / ref_h[:, 2:3]
+    in_img = front & (ref[:, 0] >= -0.5) & (ref[:, 0] < w - 0.5) & (ref[:, 1] >= -0.5) & (ref[:, 1] < h - 0.5)
+    assert 15_000 < in_img.sum() < 25_000, "KITTI scans put about 19-20k points into the image"
+
+    T, K = c.lidar_to_camera(2)
+    uv = project_points(xyz, T, Intrinsics.from_k(K, w, h))
+    err = np.linalg.norm(uv[front] - ref[front], axis=1)
+    assert np.all(np.isfinite(err))
+    assert err.max() < 0.5, f"max reprojection difference {err.max():.3f} px"
+
+    # the fusion path agrees on which points are in the image
+    proj = Projector(Intrinsics.from_k(K, w, h), min_depth=0.5).project(pts["x"], pts["y"], pts["z"], T)
+    assert abs(proj.in_view - int(in_img.sum())) <= 2  # boundary pixels: float32 rounding
+
+
+def test_kitti_calib_parser_rejects_incomplete_file(tmp_path):
+    p = tmp_path / "calib.txt"
+    p.write_text("P2: 1 0 0 0 0 1 0 0 0 0 1 0\nR0_rect: 1 0 0 0 1 0 0 0 1\n")
+    with pytest.raises(calib.CalibrationError, match="Tr_velo_to_cam"):
+        calib.parse_kitti_calib(p)
+
+
+def test_yaml_extrinsics_round_trip_and_errors(tmp_path):
+    m = calib.from_xyz_quat([0.1, -0.2, 0.3], [0.5, -0.5, 0.5, 0.5])
+    path = tmp_path / "ext.yaml"
+    calib.save_extrinsics_yaml(path, calib.Extrinsic(m, "camera_infra1_optical_frame", "lidar_link"))
+    ext, k = calib.load_calibration_file(path)
+    assert k is None and ext.child_frame == "lidar_link"
+    np.testing.assert_allclose(ext.matrix, m, atol=1e-12)
+    np.testing.assert_allclose(calib.as_matrix(calib.as_rigid(m)), m)
+    with pytest.raises(calib.CalibrationError, match="rigid"):
+        calib.from_matrix(np.diag([2.0, 1, 1, 1]))
+    with pytest.raises(calib.CalibrationError, match="zero"):
+        calib.from_xyz_quat([0, 0, 0], [0, 0, 0, 0])
+
+
+# ----------------------------------------------------------------------------- occlusion
+def _grid_points(z: float, x0: float, x1: float, y0: float, y1: float, step_rad: float):
+    """Points of a fronto-parallel plane at depth z sampled on a ray grid of `step_rad`
+    (a LiDAR's sparse sampling), in the camera frame."""
+    ax = np.arange(np.arctan2(x0, z), np.arctan2(x1, z), step_rad)
+    ay = np.arange(np.arctan2(y0, z), np.arctan2(y1, z), step_rad)
+    gx, gy = np.meshgrid(np.tan(ax) * z, np.tan(ay) * z)
+    return np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, z)], axis=1).astype(np.float32)
+
+
+def test_occlusion_hides_sparse_background_behind_sparse_foreground():
+    intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
+    step = 3.0 / 400  # 3 px between neighbouring LiDAR points: sparse
+    wall = _grid_points(10.0, -6, 6, -4, 4, step)
+    board = _grid_points(3.0, -0.6, 0.6, -0.45, 0.45, step)  # covers |u-320|<80, |v-240|<60
+    pts = np.concatenate([wall, board])
+    is_board = np.r_[np.zeros(len(wall), bool), np.ones(len(board), bool)]
+    x, y, z = (np.ascontiguousarray(pts[:, i]) for i in range(3))
+
+    proj = Projector(intr, splat_px=2).project_visible(x, y, z, np.eye(4))
+    u = pts[:, 0] / pts[:, 2] * 400 + 320
+    v = pts[:, 1] / pts[:, 2] * 400 + 240
+    behind = ~is_board & (np.abs(u - 320) < 78) & (np.abs(v - 240) < 58)
+    clear = ~is_board & ((np.abs(u - 320) > 84) | (np.abs(v - 240) > 64)) & (proj.pix >= 0)
+    assert behind.sum() > 500 and clear.sum() > 5000
+    assert proj.visible[is_board].all(), "the near board is never occluded"
+    assert not proj.visible[behind].any(), "wall points behind the board must get no camera value"
+    assert proj.visible[clear].all(), "wall points away from the board stay visible"
+    assert proj.occluded == int((~proj.visible & (proj.pix >= 0)).sum())
+
+    # without a footprint the sparse board lets the wall through its gaps: the splat matters
+    leak = Projector(intr, splat_px=0).project_visible(x, y, z, np.eye(4))
+    assert leak.visible[behind].mean() > 0.5
+
+    # the lookups honour visibility: IR and the sparse depth image only from visible points
+    ir = (np.arange(640 * 480) % 251).astype(np.uint8).reshape(480, 640)
+    vals = Projector(intr, splat_px=2).sample(ir, proj)
+    assert np.isnan(vals[behind]).all()
+    np.testing.assert_array_equal(vals[is_board], ir.reshape(-1)[proj.pix[is_board]])
+    depth = Projector(intr).sparse_depth(proj)
+    assert np.nanmax(depth[180:300, 240:400]) == pytest.approx(3.0, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- distortion
+@pytest.mark.parametrize("model,D", [
+    ("plumb_bob", [-0.28, 0.07, 1e-3, -5e-4, 0.0]),
+    ("rational_polynomial", [0.5, -0.1, 2e-4, -3e-4, 0.01, 0.8, -0.05, 0.02]),
+    ("equidistant", [-0.02, 0.004, -0.003, 0.0005]),
+])
+def test_distortion_matches_camera_model_and_round_trips(model, D):
+    K = np.array([[450.0, 0, 330.5], [0, 452.0, 238.2], [0, 0, 1]])
+    cm = CameraModel(width=640, height=480, K=K, D=np.array(D), distortion_model=model)
+    intr = Intrinsics.from_camera_model(cm)
+    rng = np.random.default_rng(1)
+    pts = np.c_[rng.uniform(-0.6, 0.6, (5000, 2)), np.ones(5000)] * rng.uniform(0.5, 30, (5000, 1))
+    ours = project_points(pts, np.eye(4), intr)
+    ref = cm.project(pts)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)  # float32 points vs float64
+    back = cm.deproject(ref, pts[:, 2])  # pixel -> point through the core's undistortion
+    np.testing.assert_allclose(back, pts, rtol=1e-4, atol=1e-4)
+
+
+def test_strong_distortion_does_not_fold_far_points_into_the_image():
+    """Beyond the polynomial's monotonic radius a point far off-axis would land mid-image."""
+    K = np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]])
+    D = np.array([-0.4, 0, 0, 0, 0])
+    intr = Intrinsics.from_k(K, 640, 480, D, "plumb_bob")
+    assert np.isfinite(intr.r2_max)
+    far = np.array([[1.8, 0.0, 1.0], [0.0, -1.7, 1.0]], np.float32)  # ~60 deg off-axis
+    folded = CameraModel(width=640, height=480, K=K, D=D).project(far.astype(np.float64))
+    assert ((folded >= 0) & (folded < [640, 480])).all(), "the plain formula folds them into the image"
+    proj = Projector(intr).project(far[:, 0].copy(), far[:, 1].copy(), far[:, 2].copy(), np.eye(4))
+    assert proj.in_view == 0
+
+
+# ----------------------------------------------------------------------------- sync
+def test_sync_matches_within_slop_and_never_stalls():
+    m = ApproxTimeMatcher(slop=0.02, timeout=0.1)
+    for k in range(5):
+        m.add_frame(k / 30.0, f"f{k}", now=0.0)
+    out = m.add_cloud(0.068, "c1", now=0.0)      # nearest frame 0.0667, a later one exists
+    assert len(out) == 1 and out[0].frame == "f2" and out[0].waited == 0.0
+    assert m.add_cloud(0.2, "c2", now=1.0) == []  # the camera may still deliver: wait
+    assert m.poll(now=1.05) == []
+    late = m.add_frame(0.2 + 0.005, "late", now=1.06)
+    assert late[0].cloud == "c2" and late[0].frame == "late"
+    # a silent camera: the cloud goes out unmatched after the timeout, not later
+    assert m.add_cloud(0.5, "c3", now=2.0) == []
+    out = m.poll(now=2.0 + 0.1)
+    assert out[0].cloud == "c3" and out[0].frame is None
+    assert m.matched == 2 and m.unmatched == 1
+    # a camera already past ref + slop decides at once (unmatched when the gap is too big)
+    m.add_frame(1.0, "f_new", now=3.0)
+    out = m.add_cloud(0.9, "c4", now=3.0)
+    assert out[0].frame is None and out[0].waited == 0.0
+
+
+def test_sync_time_offsets_and_bounded_backlog():
+    m = ApproxTimeMatcher(slop=0.01, timeout=10.0, frame_offset=0.5, max_pending=3)
+    m.add_frame(0.0, "cam", now=0.0)             # camera clock 0.0 == common 0.5
+    assert m.add_cloud(0.5, "c", now=0.0)[0].frame == "cam"
+    for k in range(4):
+        out = m.add_cloud(5.0 + k, k, now=0.0)
+    assert [o.cloud for o in out] == [0] and m.overflow == 1
+
+
+# ----------------------------------------------------------------------------- motion
+def test_deskew_is_exact_for_constant_twist():
+    """Points of a static world seen by a sensor moving with a constant body twist; the
+    reference pose exp(xi t) is a matrix power series, independent of the closed form."""
+
+    v, w = np.array([1.2, -0.3, 0.1]), np.array([0.05, -0.1, 0.8])
+    rng = np.random.default_rng(0)
+    world = rng.uniform(-10, 10, (2000, 3))
+    t = np.sort(rng.uniform(0, 0.1, 2000))
+
+    def se3_exp(dt: float) -> np.ndarray:
+        a = np.zeros((4, 4))
+        a[:3, :3] = [[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]]
+        a[:3, 3] = v
+        m, term = np.eye(4), np.eye(4)
+        for k in range(1, 30):
+            term = term @ (a * dt) / k
+            m = m + term
+        return m
+    local = np.stack([(np.linalg.inv(se3_exp(ti)) @ np.r_[p, 1])[:3] for p, ti in zip(world, t)])
+    t_ref = 0.05
+    ox, oy, oz = deskew(*(np.ascontiguousarray(local[:, i], np.float32) for i in range(3)), t, t_ref, v, w)
+    expect = (np.linalg.inv(se3_exp(t_ref)) @ np.c_[world, np.ones(len(world))].T).T[:, :3]
+    np.testing.assert_allclose(np.c_[ox, oy, oz], expect, atol=2e-5 * 20)  # float32 at 10-20 m
+
+
+def test_twist_in_frame_of_an_offset_sensor():
+    body_from_sensor = calib.from_xyz_quat([1.0, 0, 0], [0, 0, 0, 1])
+    v, w = twist_in_frame([0, 0, 0], [0, 0, 1.0], body_from_sensor)
+    np.testing.assert_allclose(v, [0, 1.0, 0])  # a point 1 m ahead of a turning base moves sideways
+    np.testing.assert_allclose(w, [0, 0, 1.0])
+
+
+@pytest.mark.parametrize("DT", [0.0, 1 / 30])
+def test_motion_compensation_on_the_scene_reduces_reprojection_error(record_property, DT):
+    """Built-in scene, static objects, moving robot: each LiDAR point's true pixel in the IR
+    camera at the exposure time T vs its projection with and without de-skewing. T is the
+    middle of the scan (the forward view is swept then) plus DT: 0, or one 30 Hz camera
+    frame (an unsynchronised camera's usual offset)."""
+    from depth_ai_nodes.core.scene import CameraRig, SyntheticLidar, World, lidar_to_camera
+
+    base = World.default(seed=0)
+    frozen = base.static(0.0)
+    world = World(frozen.primitives, frozen.materials, base.trajectory, base.seed)  # objects still, robot moves
+    lidar = SyntheticLidar(world, beams=32, columns=1024, rate_hz=10.0)
+    rig = CameraRig(640, 480)
+    cam_from_lidar = calib.as_matrix(lidar_to_camera(rig, lidar))
+    intr = Intrinsics.from_camera_model(rig.ir_model)
+    t0 = 1.3  # the robot is turning and driving here
+    pts = lidar.scan(t0)
+    T = t0 + 0.05 + DT
+    # truth: world point of each return (sensor pose at its own time) seen from the camera at T
+    world_pts = np.stack([(lidar.pose_matrix(t0 + ti) @ np.r_[x, y, z, 1.0])[:3]
+                          for x, y, z, ti in zip(pts["x"], pts["y"], pts["z"], pts["t"])])
+    cam_from_world_T = cam_from_lidar @ np.linalg.inv(lidar.pose_matrix(T))
+    truth = project_points(world_pts, cam_from_world_T, intr)
+
+    lin, ang = world.base_twist(T)
+    v, w = twist_in_frame(lin, ang, calib.as_matrix(lidar.mount))
+    raw = project_points(np.c_[pts["x"], pts["y"], pts["z"]], cam_from_lidar, intr)
+    dx = deskew(pts["x"], pts["y"], pts["z"], pts["t"], T - t0, v, w)
+    comp = project_points(np.c_[dx], cam_from_lidar, intr)
+    ok = np.isfinite(truth).all(1) & (truth[:, 0] > 0) & (truth[:, 0] < 639) & (truth[:, 1] > 0) \
+        & (truth[:, 1] < 479) & np.isfinite(raw).all(1)
+    assert ok.sum() > 1000
+    e_raw = np.linalg.norm(raw[ok] - truth[ok], axis=1)
+    e_comp = np.linalg.norm(comp[ok] - truth[ok], axis=1)
+    figures = {"points": int(ok.sum()), "raw_median_px": float(np.median(e_raw)),
+               "raw_p95_px": float(np.percentile(e_raw, 95)),
+               "comp_median_px": float(np.median(e_comp)), "comp_p95_px": float(np.percentile(e_comp, 95))}
+    record_property("motion_compensation", figures)
+    print("motion compensation reprojection error:", figures)
+    assert figures["raw_p95_px"] > (0.3 if DT == 0 else 1.0), "the scene must move enough to matter"
+    assert figures["comp_p95_px"] < 0.25 * figures["raw_p95_px"]
+    assert figures["comp_median_px"] < 0.1
