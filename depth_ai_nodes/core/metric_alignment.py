@@ -128,7 +128,10 @@ class MetricAligner:
         d = _to_depth(s * p + t, c.space)
         rel = np.abs(d - r) / r
         inl = (d > 0) & (rel < c.inlier_threshold)
-        if not np.isfinite(s) or s == 0 or inl.sum() < 2:
+        if not np.isfinite(s) or s <= 0:  # a relative model's output never inverts the order
+            return AlignmentResult(references=n, reason=f"fit has non-positive scale {s:.3g} (no "
+                                   f"consistent relation between prediction and references)")
+        if inl.sum() < 2:
             return AlignmentResult(references=n, reason="no consistent scale/shift (all outliers)")
         residual = float(np.median(rel[inl]))
         frac = inl.mean()

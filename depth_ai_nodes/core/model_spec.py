@@ -267,6 +267,11 @@ def validate(spec: ModelSpec, graph_inputs: Sequence[TensorInfo],
                 hint = f"; the graph looks {'NHWC' if inp.layout == 'NCHW' else 'NCHW'}"
             raise SpecError(f"{where}: layout {inp.layout} puts channels on axis {c_axis}, where "
                             f"the graph declares {c}; data {inp.data} has {inp.channels}{hint}")
+        other_c = _static(t.shape[3 if inp.layout == "NCHW" else 1])
+        if c is None and other_c == inp.channels:
+            other = "NHWC" if inp.layout == "NCHW" else "NCHW"
+            raise SpecError(f"{where}: the spec says layout {inp.layout}, but the graph declares "
+                            f"{list(t.shape)}, which is {other} with {inp.channels} channel(s)")
         h, w = _static(t.shape[h_axis]), _static(t.shape[w_axis])
         size = inp.size
         if size.mode == "fixed":

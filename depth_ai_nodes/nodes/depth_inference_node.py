@@ -1,0 +1,328 @@
+"""depth_inference_node: any ONNX depth model on colour (+ depth / sparse depth), metric output.
+
+Thin shell: parameters, message <-> numpy, QoS, diagnostics and a latest-frame
+worker; everything else is depth_ai_nodes.core.depth_pipeline (shared with
+`depth-ai infer`). Only the newest colour frame is ever processed: a frame that is
+replaced before the worker takes it is dropped and counted.
+
+Topics (under the node's namespace, default /depth_inference):
+  depth (32FC1 m, NaN invalid), camera_info (= the colour camera_info, the output
+  is in the colour geometry), confidence (32FC1 0..1), points (optional
+  PointCloud2 x, y, z), stats (depth_ai_nodes/InferenceStats), /diagnostics.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
+from depth_ai_nodes.core.depth_pipeline import ALIGN_MODES, REFERENCES, DepthPipeline, PipelineConfig
+from depth_ai_nodes.core.metric_alignment import AlignmentConfig
+from depth_ai_nodes.msg import InferenceStats
+from depth_ai_nodes.resources import model_path
+from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from depth_ai_nodes.ros.node_main import ConfigError, run_node
+from depth_ai_nodes.ros.params import Param, declare
+from depth_ai_nodes.ros.qos import QOS_NAMES, qos_from_name
+
+DEFAULT_SPEC = "depth_completion.yaml"
+
+PARAMETERS: list[Param] = [
+    Param("model", "", "Model spec YAML (see docs/inference.md); empty: the shipped depth "
+          "completion model models/depth_completion.yaml."),
+    Param("providers", ["CPUExecutionProvider"], "onnxruntime execution providers in order of "
+          "preference (cpu, cuda, tensorrt, openvino or full names); one the installed "
+          "onnxruntime lacks is a start-up error."),
+    Param("intra_op_threads", 0, "onnxruntime intra-op threads (0: onnxruntime's default)."),
+    Param("inter_op_threads", 0, "onnxruntime inter-op threads (0: onnxruntime's default)."),
+    Param("color_topic", "/camera/color/image_raw", "Colour image (rgb8, bgr8, rgba8, bgra8)."),
+    Param("color_info_topic", "/camera/color/camera_info", "CameraInfo of the colour image; "
+          "republished with the output (same geometry)."),
+    Param("depth_topic", "/camera/aligned_depth_to_color/image_raw", "Sensor depth registered "
+          "to colour (16UC1 mm or 32FC1 m); empty: none."),
+    Param("sparse_topic", "", "Sparse metric depth in the colour geometry, e.g. LiDAR projected "
+          "into the camera by lidar_fusion_node (16UC1 mm or 32FC1 m); empty: none."),
+    Param("sync_tolerance", 0.02, "Largest stamp difference between colour and its depth / sparse "
+          "depth.", unit="s"),
+    Param("depth_wait", 0.1, "How long a colour frame waits for its depth before it is processed "
+          "without it (models that need depth skip it instead).", unit="s"),
+    Param("align", "auto", "Metric alignment: auto (relative outputs only), on (also refit metric "
+          "outputs), off.", choices=ALIGN_MODES),
+    Param("alignment.reference", "auto", "Reference for the fit: auto (sparse if present, else "
+          "sensor depth), depth, sparse.", choices=REFERENCES),
+    Param("alignment.min_references", 30, "Fewer valid reference pixels than this: no new fit "
+          "(the last one is reused with decaying confidence)."),
+    Param("alignment.inlier_threshold", 0.05, "Relative depth error counted as inlier.", unit="1"),
+    Param("alignment.smoothing", 0.3, "Weight of each new fit in the temporal filter (1: none).",
+          unit="1"),
+    Param("min_depth", 0.1, "Output below this is invalid (NaN).", unit="m"),
+    Param("max_depth", 20.0, "Output above this is invalid (NaN).", unit="m"),
+    Param("publish_points", False, "Also publish points (PointCloud2 x, y, z in the colour "
+          "optical frame)."),
+    Param("points_stride", 2, "Use every n-th pixel in both directions for points."),
+    Param("qos", "sensor_data", "QoS of the published images, camera_info and points.",
+          choices=QOS_NAMES),
+    Param("input_qos", "best_effort", "QoS of the subscriptions (best_effort matches both "
+          "reliable and best-effort publishers).", choices=QOS_NAMES),
+    Param("expected_rate", 0.0, "Expected output rate for diagnostics (0: do not check).",
+          unit="Hz"),
+]
+
+
+# -- message <-> numpy (zero-copy reads, msg.data = bytes writes) ---------------------------
+def image_array(msg: Image) -> np.ndarray:
+    """A zero-copy view of an Image as (H, W[, C]); FrameError for unsupported encodings."""
+    enc = msg.encoding.lower()
+    spec = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4),
+            "bgra8": (np.uint8, 4), "mono8": (np.uint8, 1), "16uc1": (np.uint16, 1),
+            "mono16": (np.uint16, 1), "32fc1": (np.float32, 1)}.get(enc)
+    if spec is None:
+        raise FrameError(f"unsupported image encoding {msg.encoding!r}")
+    dtype, ch = spec
+    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    row = msg.width * ch * dt.itemsize
+    if msg.step < row or len(msg.data) < msg.step * msg.height:
+        raise FrameError(f"{msg.encoding} image {msg.width}x{msg.height}: data has {len(msg.data)} "
+                         f"bytes, step {msg.step}; truncated or inconsistent")
+    a = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height).reshape(msg.height, msg.step)
+    a = a[:, :row].view(dt).reshape(msg.height, msg.width, ch)
+    return a[..., 0] if ch == 1 else a
+
+
+def color_rgb(msg: Image) -> np.ndarray:
+    a = image_array(msg)
+    enc = msg.encoding.lower()
+    if enc in ("rgb8", "rgba8"):
+        return a[..., :3]
+    if enc in ("bgr8", "bgra8"):
+        return a[..., 2::-1]
+    if enc == "mono8":
+        return np.repeat(a[..., None], 3, axis=2)
+    raise FrameError(f"colour image encoding {msg.encoding!r} is not rgb8/bgr8/rgba8/bgra8/mono8")
+
+
+def depth_metres(msg: Image) -> np.ndarray:
+    """16UC1 (mm) or 32FC1 (m) -> float32 metres, 0/NaN invalid (REP-118)."""
+    a = image_array(msg)
+    enc = msg.encoding.lower()
+    if enc in ("16uc1", "mono16"):
+        return a.astype(np.float32) * np.float32(0.001)
+    if enc == "32fc1":
+        return a.astype(np.float32, copy=False)
+    raise FrameError(f"depth encoding {msg.encoding!r} is not 16UC1 (mm) or 32FC1 (m)")
+
+
+def float_image(array: np.ndarray, header: Any) -> Image:
+    a = np.ascontiguousarray(array, dtype=np.float32)
+    msg = Image(header=header, height=a.shape[0], width=a.shape[1], encoding="32FC1",
+                is_bigendian=0, step=a.shape[1] * 4)
+    msg.data = a.tobytes()
+    return msg
+
+
+def points_msg(depth: np.ndarray, info: CameraInfo, stride: int, header: Any) -> PointCloud2:
+    """x, y, z (float32) of the valid pixels, pinhole from the camera_info's K."""
+    fx, fy, cx, cy = info.k[0], info.k[4], info.k[2], info.k[5]
+    d = depth[::stride, ::stride]
+    vs, us = np.nonzero(np.isfinite(d))
+    z = d[vs, us]
+    u, v = us * stride, vs * stride
+    xyz = np.empty((z.size, 3), np.float32)
+    xyz[:, 0] = (u - cx) / fx * z
+    xyz[:, 1] = (v - cy) / fy * z
+    xyz[:, 2] = z
+    msg = PointCloud2(header=header, height=1, width=z.size, is_bigendian=False, point_step=12,
+                      row_step=12 * z.size, is_dense=True)
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                  for i, n in enumerate("xyz")]
+    msg.data = xyz.tobytes()
+    return msg
+
+
+def _stamp_s(msg: Any) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+class DepthInferenceNode(Node):
+    """Subscribes colour (+ depth, + sparse), runs the pipeline on the newest frame, publishes."""
+
+    def __init__(self) -> None:
+        super().__init__("depth_inference", namespace="depth_inference")
+        self.p = declare(self, PARAMETERS)
+        p = self.p
+        spec = p["model"] or str(model_path(DEFAULT_SPEC))
+        try:
+            self.model = DepthModel(Path(spec).expanduser(), providers=list(p["providers"]),
+                                    intra_op_threads=int(p["intra_op_threads"]),
+                                    inter_op_threads=int(p["inter_op_threads"]))
+            cfg = PipelineConfig(
+                align=p["align"], reference=p["alignment.reference"],
+                alignment=AlignmentConfig(min_references=int(p["alignment.min_references"]),
+                                          inlier_threshold=float(p["alignment.inlier_threshold"]),
+                                          smoothing=float(p["alignment.smoothing"])),
+                min_depth_m=float(p["min_depth"]), max_depth_m=float(p["max_depth"]))
+            self.pipeline = DepthPipeline(self.model, cfg)
+        except ModelError as err:
+            raise ConfigError(str(err)) from err
+        if self.model.spec.needs_depth and not (p["depth_topic"] or p["sparse_topic"]):
+            raise ConfigError(f"model {self.model.spec.name} takes depth as input: set depth_topic "
+                              f"or sparse_topic")
+        if int(p["points_stride"]) < 1:
+            raise ConfigError("points_stride must be >= 1")
+        out_qos = qos_from_name(p["qos"])
+        in_qos = qos_from_name(p["input_qos"])
+        self.depth_pub = self.create_publisher(Image, "~/depth", out_qos)
+        self.info_pub = self.create_publisher(CameraInfo, "~/camera_info", out_qos)
+        self.conf_pub = self.create_publisher(Image, "~/confidence", out_qos)
+        self.points_pub = (self.create_publisher(PointCloud2, "~/points", out_qos)
+                           if p["publish_points"] else None)
+        self.stats_pub = self.create_publisher(InferenceStats, "~/stats", 10)
+        self.diag = Diagnostics(self, hardware_id=f"onnxruntime:{self.model.providers[0]}")
+        self.diag.set("inference", OK, "waiting for frames", model=self.model.spec.name,
+                      providers=",".join(self.model.providers), output_kind=self.model.kind)
+
+        self._cv = threading.Condition()
+        self._color: tuple[float, Image] | None = None   # (receive time, msg), newest only
+        self._info: CameraInfo | None = None
+        self._depths: deque[Image] = deque(maxlen=8)
+        self._sparse: deque[Image] = deque(maxlen=8)
+        self.dropped = 0
+        self.errors = 0
+        self._stop = False
+        self.create_subscription(Image, p["color_topic"], self._on_color, in_qos)
+        self.create_subscription(CameraInfo, p["color_info_topic"], self._on_info, in_qos)
+        if p["depth_topic"]:
+            self.create_subscription(Image, p["depth_topic"], lambda m: self._on_ref(self._depths, m), in_qos)
+        if p["sparse_topic"]:
+            self.create_subscription(Image, p["sparse_topic"], lambda m: self._on_ref(self._sparse, m), in_qos)
+        self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"model {self.model.spec.name} ({self.model.kind}) on "
+                               f"{','.join(self.model.providers)}; colour {p['color_topic']}, depth "
+                               f"{p['depth_topic'] or '-'}, sparse {p['sparse_topic'] or '-'}")
+
+    # -- callbacks: store only; the worker does the work
+    def _on_color(self, msg: Image) -> None:
+        with self._cv:
+            if self._color is not None:
+                self.dropped += 1
+            self._color = (time.monotonic(), msg)
+            self._cv.notify()
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        self._info = msg
+
+    def _on_ref(self, store: deque, msg: Image) -> None:
+        with self._cv:
+            store.append(msg)
+            self._cv.notify()
+
+    def _match(self, store: deque, stamp: float) -> Image | None:
+        best = min(store, key=lambda m: abs(_stamp_s(m) - stamp), default=None)
+        if best is not None and abs(_stamp_s(best) - stamp) <= self.p["sync_tolerance"]:
+            return best
+        return None
+
+    def _take(self) -> tuple[float, Image, Image | None, Image | None] | None:
+        """Wait for the newest colour frame and its depth/sparse (up to depth_wait)."""
+        with self._cv:
+            while not self._stop:
+                if self._color is not None:
+                    received, color = self._color
+                    stamp = _stamp_s(color)
+                    depth = self._match(self._depths, stamp) if self.p["depth_topic"] else None
+                    sparse = self._match(self._sparse, stamp) if self.p["sparse_topic"] else None
+                    waiting = time.monotonic() - received < self.p["depth_wait"]
+                    complete = ((depth is not None or not self.p["depth_topic"])
+                                and (sparse is not None or not self.p["sparse_topic"]))
+                    if complete or not waiting:
+                        self._color = None
+                        return received, color, depth, sparse
+                    self._cv.wait(timeout=0.005)
+                else:
+                    self._cv.wait(timeout=0.1)
+        return None
+
+    def _work(self) -> None:
+        while True:
+            item = self._take()
+            if item is None:
+                return
+            try:
+                self._process(*item)
+            except FrameError as err:
+                self._frame_error(str(err))
+            except Exception as err:  # never let one frame kill the worker
+                self._frame_error(f"unexpected {type(err).__name__}: {err}")
+
+    def _frame_error(self, what: str) -> None:
+        self.errors += 1
+        self.get_logger().error(f"frame skipped: {what}", throttle_duration_sec=2.0)
+        self.diag.set("inference", ERROR, f"frame skipped: {what}", frame_errors=self.errors)
+
+    def _process(self, received: float, color: Image, depth: Image | None, sparse: Image | None) -> None:
+        rgb = color_rgb(color)
+        depth_m = depth_metres(depth) if depth is not None else None
+        sparse_m = depth_metres(sparse) if sparse is not None else None
+        if self.model.spec.needs_depth and depth_m is None and sparse_m is None:
+            raise FrameError(f"no depth within {self.p['sync_tolerance']} s of the colour frame "
+                             f"(stamp {_stamp_s(color):.3f}); the model needs depth")
+        info = self._info
+        if info is not None and (info.width, info.height) != (color.width, color.height):
+            raise FrameError(f"camera_info {info.width}x{info.height} does not match the colour "
+                             f"image {color.width}x{color.height}")
+        res = self.pipeline.process(rgb, depth_m, sparse_m)
+        header = color.header
+        self.depth_pub.publish(float_image(res.depth, header))
+        self.conf_pub.publish(float_image(res.confidence, header))
+        if info is not None:
+            out_info = CameraInfo(header=header, height=info.height, width=info.width,
+                                  distortion_model=info.distortion_model, d=info.d, k=info.k,
+                                  r=info.r, p=info.p, binning_x=info.binning_x,
+                                  binning_y=info.binning_y, roi=info.roi)
+            self.info_pub.publish(out_info)
+            if self.points_pub is not None:
+                self.points_pub.publish(points_msg(res.depth, info, int(self.p["points_stride"]), header))
+        node_s = time.monotonic() - received
+        a = res.alignment
+        self.stats_pub.publish(InferenceStats(
+            header=header, model=self.model.spec.name, model_latency_ms=res.run_s * 1e3,
+            node_latency_ms=node_s * 1e3, scale=a.scale, shift=a.shift,
+            fit_residual=a.residual if a.residual == a.residual else 0.0,
+            reference_points=a.references, confidence=a.confidence, frames_dropped=self.dropped))
+        self.diag.rate("inference", "depth", float(self.p["expected_rate"])).tick(node_s)
+        values = dict(model_latency_ms=res.run_s * 1e3, node_latency_ms=node_s * 1e3,
+                      overhead_ms=(node_s - res.run_s) * 1e3, scale=a.scale, shift=a.shift,
+                      fit_residual=a.residual, reference_points=a.references, confidence=a.confidence,
+                      frames_dropped=self.dropped, frame_errors=self.errors,
+                      aligned=res.aligned)
+        if info is None:
+            res.warnings.append(f"no camera_info on {self.p['color_info_topic']} yet: camera_info "
+                                f"and points not published")
+        if res.warnings:
+            self.get_logger().warn("; ".join(res.warnings), throttle_duration_sec=5.0)
+            self.diag.set("inference", WARN, "; ".join(res.warnings), **values)
+        else:
+            self.diag.set("inference", OK, "running", **values)
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._worker.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(DepthInferenceNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

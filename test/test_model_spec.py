@@ -1,0 +1,186 @@
+"""Model spec handling on small ONNX graphs built here: layouts, sizes, outputs, kinds, numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+import onnx_graphs as G  # noqa: E402
+
+from depth_ai_nodes.core.depth_model import DepthModel, ModelError  # noqa: E402
+from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig  # noqa: E402
+from depth_ai_nodes.core.model_spec import SizePolicy, SpecError, load_spec  # noqa: E402
+
+
+def rgb_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_nchw_dynamic_channel_mean_numbers(tmp_path):
+    onnx_path = G.channel_mean_nchw(tmp_path / "mean.onnx")
+    spec = G.write_spec(tmp_path / "mean.yaml", onnx_path,
+                        [{"name": "rgb", "data": "rgb", "layout": "NCHW", "size": "dynamic",
+                          "scale": 1.0, "mean": [10, 20, 30], "std": [2, 4, 5]}],
+                        {"name": "out", "kind": "metric_depth", "units": "m"})
+    model = DepthModel(spec)
+    rgb = rgb_image(37, 53)  # odd sizes: dynamic means no resize at all
+    got = model.predict(rgb).value
+    expect = ((rgb.astype(np.float32) - [10, 20, 30]) / [2, 4, 5]).mean(axis=2)
+    assert got.shape == (37, 53)
+    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-4)
+
+
+def test_bgr_channel_order_and_mm_output(tmp_path):
+    onnx_path = G.first_channel_nhwc(tmp_path / "first.onnx", shape=(1, "H", "W", 3))
+    spec = G.write_spec(tmp_path / "first.yaml", onnx_path,
+                        [{"name": "image", "data": "rgb", "layout": "NHWC", "channel_order": "BGR",
+                          "scale": 1.0}],
+                        {"index": 0, "kind": "metric_depth", "units": "mm"})
+    rgb = rgb_image(16, 24, 1)
+    got = DepthModel(spec).predict(rgb).value
+    # channel 0 of BGR is blue; output in mm -> metres
+    np.testing.assert_allclose(got, rgb[..., 2].astype(np.float32) / 1000.0, rtol=1e-6)
+
+
+def test_nhwc_fixed_size_stretch_and_letterbox(tmp_path):
+    onnx_path = G.first_channel_nhwc(tmp_path / "fixed.onnx", shape=(1, 8, 8, 3))
+    inp = [{"name": "image", "data": "rgb", "layout": "NHWC", "size": [8, 8], "scale": 1.0}]
+    # a 16x32 image of four vertical bands: stretch maps back exactly band by band
+    rgb = np.zeros((16, 32, 3), np.uint8)
+    for i in range(4):
+        rgb[:, 8 * i:8 * i + 8, 0] = 40 * (i + 1)
+    stretch = DepthModel(G.write_spec(tmp_path / "s.yaml", onnx_path, inp, {"name": "out"}))
+    got = stretch.predict(rgb).value
+    assert got.shape == (16, 32)
+    for i in range(4):  # band centres survive the down/up resampling
+        assert got[8, 8 * i + 4] == pytest.approx(40 * (i + 1), abs=1e-3)
+    letter = DepthModel(G.write_spec(tmp_path / "l.yaml", onnx_path, inp, {"name": "out"},
+                                     resize="letterbox"))
+    feeds, geo = letter.prepare(rgb)
+    assert geo.net_hw == (8, 8) and geo.box == (2, 0, 4, 8)   # 2:1 image in a square: pad rows
+    assert np.all(feeds["image"][0, :2] == 0) and np.all(feeds["image"][0, 6:] == 0)
+    got = letter.predict(rgb).value
+    assert got.shape == (16, 32)
+    for i in range(4):
+        assert got[8, 8 * i + 4] == pytest.approx(40 * (i + 1), abs=1e-3)
+
+
+def test_multiple_of_n_size_policy():
+    s = SizePolicy.parse("multiple_of_32")
+    assert s.mode == "multiple" and s.network_size(480, 640) == (480, 640)
+    assert s.network_size(470, 650) == (480, 640)
+    assert SizePolicy.parse([518, 518]).network_size(480, 640) == (518, 518)
+    assert SizePolicy.parse("dynamic").network_size(7, 9) == (7, 9)
+    with pytest.raises(SpecError, match="multiple_of_N"):
+        SizePolicy.parse("sometimes")
+
+
+def test_several_outputs_by_name_and_index(tmp_path):
+    onnx_path = G.two_outputs(tmp_path / "two.onnx")
+    inputs = [{"name": "rgb", "data": "rgb"}, {"name": "depth", "data": "depth"}]
+    depth = np.random.default_rng(2).uniform(0.5, 4.0, (12, 20)).astype(np.float32)
+    depth[3, 4] = 0.0  # invalid in -> 0 fed to the graph
+    rgb = rgb_image(12, 20)
+    by_name = DepthModel(G.write_spec(tmp_path / "b.yaml", onnx_path, inputs, {"name": "depth_b"}))
+    np.testing.assert_allclose(by_name.predict(rgb, depth).value, 3 * depth, rtol=1e-6)
+    by_index = DepthModel(G.write_spec(tmp_path / "a.yaml", onnx_path, inputs, {"index": 0}))
+    np.testing.assert_allclose(by_index.predict(rgb, depth).value, 2 * depth, rtol=1e-6)
+    with pytest.raises(ModelError, match="out of range"):
+        DepthModel(G.write_spec(tmp_path / "c.yaml", onnx_path, inputs, {"index": 3}))
+    with pytest.raises(ModelError, match="not in the graph"):
+        DepthModel(G.write_spec(tmp_path / "d.yaml", onnx_path, inputs, {"name": "depth_c"}))
+
+
+@pytest.mark.parametrize("kind,inverse", [("relative_depth", False), ("relative_inverse_depth", True)])
+def test_relative_kinds_become_metric_through_alignment(tmp_path, kind, inverse):
+    """A 'model' whose output is an affine function of depth (or inverse depth): the
+    pipeline must recover metric depth from the sensor's own valid pixels."""
+    onnx_path = G.affine_of_depth(tmp_path / "aff.onnx", a=0.37, b=0.2, inverse=inverse)
+    spec = G.write_spec(tmp_path / "aff.yaml", onnx_path,
+                        [{"name": "rgb", "data": "rgb"}, {"name": "depth", "data": "depth"}],
+                        {"name": "out", "kind": kind})
+    pipe = DepthPipeline(DepthModel(spec), PipelineConfig(min_depth_m=0.05, max_depth_m=50))
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.8, 6.0, (30, 40)).astype(np.float32)
+    res = pipe.process(rgb_image(30, 40), truth)
+    assert res.aligned and res.alignment.ok
+    np.testing.assert_allclose(res.depth, truth, rtol=2e-3)
+    assert res.alignment.references == truth.size
+    assert res.alignment.confidence > 0.5
+
+
+def test_metric_kind_is_not_realigned(tmp_path):
+    onnx_path = G.affine_of_depth(tmp_path / "m.onnx", a=2.0, b=0.0, inverse=False)
+    spec = G.write_spec(tmp_path / "m.yaml", onnx_path,
+                        [{"name": "rgb", "data": "rgb"}, {"name": "depth", "data": "depth"}],
+                        {"name": "out", "kind": "metric_depth"})
+    d = np.full((8, 8), 1.5, np.float32)
+    res = DepthPipeline(DepthModel(spec), PipelineConfig()).process(rgb_image(8, 8), d)
+    assert not res.aligned
+    np.testing.assert_allclose(res.depth, 3.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("inputs,output,match", [
+    ([{"name": "rgb", "data": "rgb", "layout": "NHWC"}], {"name": "out"}, "layout NHWC"),
+    ([{"name": "rgb", "data": "rgb", "size": [64, 64]}], {"name": "out"}, None),  # dynamic graph: ok
+    ([{"name": "img", "data": "rgb"}], {"name": "out"}, "not in the graph"),
+    ([{"name": "rgb", "data": "rgb", "dtype": "uint8"}], {"name": "out"}, "tensor\\(float\\)"),
+    ([{"name": "rgb", "data": "depth"}], {"name": "out"}, "needs an input with data: rgb"),
+])
+def test_spec_graph_contradictions_are_refused(tmp_path, inputs, output, match):
+    onnx_path = G.channel_mean_nchw(tmp_path / "g.onnx")
+    spec = G.write_spec(tmp_path / "g.yaml", onnx_path, inputs, output)
+    if match is None:
+        DepthModel(spec)
+        return
+    with pytest.raises(ModelError, match=match):
+        DepthModel(spec)
+
+
+def test_fixed_graph_vs_dynamic_spec_and_unfed_input(tmp_path):
+    fixed = G.first_channel_nhwc(tmp_path / "f.onnx", shape=(1, 8, 8, 3))
+    spec = G.write_spec(tmp_path / "f.yaml", fixed,
+                        [{"name": "image", "data": "rgb", "layout": "NHWC", "size": "dynamic"}],
+                        {"name": "out"})
+    with pytest.raises(ModelError, match="fixes 8x8; use size: \\[8, 8\\]"):
+        DepthModel(spec)
+    spec = G.write_spec(tmp_path / "f2.yaml", fixed,
+                        [{"name": "image", "data": "rgb", "layout": "NHWC", "size": [8, 16]}],
+                        {"name": "out"})
+    with pytest.raises(ModelError, match="fixed 8x16"):
+        DepthModel(spec)
+    two = G.two_outputs(tmp_path / "two.onnx")
+    spec = G.write_spec(tmp_path / "t.yaml", two, [{"name": "rgb", "data": "rgb"}], {"index": 0})
+    with pytest.raises(ModelError, match="\\['depth'\\] are not in the spec"):
+        DepthModel(spec)
+
+
+def test_spec_file_problems(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inputs: [\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    bad.write_text("model: x.onnx\ninputs: [{name: a, data: rgb}]\noutput: {name: o, kind: depthish}\n")
+    with pytest.raises(SpecError, match="output.kind 'depthish'"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="ONNX file"):
+        load_spec(tmp_path / "model.onnx")
+
+
+def test_shipped_spec_matches_shipped_model():
+    from depth_ai_nodes.resources import model_path
+
+    model = DepthModel(model_path("depth_completion.yaml"))
+    assert model.kind == "metric_depth" and model.spec.needs_depth
+    # the completion model keeps valid input depth close and fills holes
+    rng = np.random.default_rng(0)
+    d = np.full((96, 128), 2.0, np.float32)
+    d[:, 64:] = 3.0
+    holes = rng.random(d.shape) < 0.2
+    out = model.predict(rgb_image(96, 128), np.where(holes, 0.0, d)).value
+    assert np.isfinite(out).all()
+    assert np.median(np.abs(out - d)[~holes]) < 0.05
+    assert np.median(np.abs(out - d)[holes]) < 0.15
