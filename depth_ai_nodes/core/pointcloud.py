@@ -1,0 +1,265 @@
+"""Depth images -> 3D points, and PointCloud2 buffer packing/unpacking, ROS-free.
+
+PointCloud2 data is read by field NAME and OFFSET with any ``point_step`` (drivers pad points to
+16 or 32 bytes and order fields as they like), so nothing here assumes a layout. The message
+side lives in ``depth_ai_nodes.ros.conversions``.
+
+Depth conventions (REP-118): float depth in metres with NaN or 0 = invalid; integer depth
+(16UC1) is scaled by ``depth_scale`` (0.001: millimetres).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, NamedTuple
+
+import numpy as np
+
+from .camera_model import CameraModel
+from .transforms import RigidTransform
+
+__all__ = ["FieldSpec", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "FLOAT32", "FLOAT64",
+           "DATATYPES", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack", "pack_rgb", "unpack_rgb",
+           "PointCloudFormatError"]
+
+# sensor_msgs/PointField datatype codes
+INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = 1, 2, 3, 4, 5, 6, 7, 8
+DATATYPES: dict[int, np.dtype] = {INT8: np.dtype(np.int8), UINT8: np.dtype(np.uint8), INT16: np.dtype(np.int16),
+                                  UINT16: np.dtype(np.uint16), INT32: np.dtype(np.int32),
+                                  UINT32: np.dtype(np.uint32), FLOAT32: np.dtype(np.float32),
+                                  FLOAT64: np.dtype(np.float64)}
+_CODES = {v: k for k, v in DATATYPES.items()}
+
+
+class PointCloudFormatError(ValueError):
+    """A PointCloud2 buffer that does not match its field description."""
+
+
+class FieldSpec(NamedTuple):
+    """One sensor_msgs/PointField: name, byte offset in the point, datatype code, element count."""
+
+    name: str
+    offset: int
+    datatype: int
+    count: int = 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        try:
+            return DATATYPES[self.datatype]
+        except KeyError:
+            raise PointCloudFormatError(f"field {self.name!r} has unknown PointField datatype "
+                                        f"{self.datatype} (valid: 1..8)") from None
+
+    @property
+    def nbytes(self) -> int:
+        return self.dtype.itemsize * max(int(self.count), 1)
+
+
+# --- depth -> points -------------------------------------------------------------------
+
+def _depth_m(depth: np.ndarray, depth_scale: float) -> np.ndarray:
+    d = np.asarray(depth)
+    if d.ndim != 2:
+        raise ValueError(f"depth must be a 2-D image; got shape {d.shape}")
+    if np.issubdtype(d.dtype, np.integer):
+        out = d.astype(np.float32) * np.float32(depth_scale)
+    else:
+        out = d.astype(np.float32, copy=False)
+    return out
+
+
+def depth_to_points(depth: np.ndarray, model: CameraModel, stride: int = 1, organized: bool = False,
+                    depth_scale: float = 0.001) -> np.ndarray:
+    """Depth image -> points in the depth optical frame (float32).
+
+    ``stride`` keeps every stride-th pixel in both directions. Unorganized: (N, 3) of the valid
+    pixels only (0/NaN depth dropped). Organized: (H', W', 3) with NaN for invalid pixels.
+    """
+    stride = int(stride)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1; got {stride}")
+    if depth.shape[:2] != model.shape:
+        raise ValueError(f"depth image {depth.shape[1]}x{depth.shape[0]} does not match the camera model "
+                         f"{model.width}x{model.height}")
+    z = _depth_m(depth[::stride, ::stride], depth_scale)
+    rays = model.ray_grid()[::stride, ::stride]
+    valid = np.isfinite(z) & (z > 0)
+    if organized:
+        zz = np.where(valid, z, np.float32(np.nan))
+        out = np.empty(z.shape + (3,), np.float32)
+        np.multiply(rays[..., 0], zz, out=out[..., 0])
+        np.multiply(rays[..., 1], zz, out=out[..., 1])
+        out[..., 2] = zz
+        return out
+    zv = z[valid]
+    rv = rays[valid]
+    out = np.empty((zv.size, 3), np.float32)
+    np.multiply(rv[:, 0], zv, out=out[:, 0])
+    np.multiply(rv[:, 1], zv, out=out[:, 1])
+    out[:, 2] = zv
+    return out
+
+
+def depth_to_xyzrgb(depth: np.ndarray, model: CameraModel, color: np.ndarray,
+                    color_model: CameraModel | None = None, depth_to_color: RigidTransform | None = None,
+                    stride: int = 1, organized: bool = False, depth_scale: float = 0.001,
+                    color_order: str = "rgb") -> tuple[np.ndarray, np.ndarray]:
+    """Depth + colour image -> (points float32 (N,3) or (H',W',3), packed rgb float32 (N,) or (H',W')).
+
+    Without ``color_model`` the colour image must be registered to the depth image (same size).
+    With it, each point is projected into the colour camera (through ``depth_to_color``) and takes
+    the nearest pixel; points outside the colour image get rgb 0 (black).
+    """
+    pts = depth_to_points(depth, model, stride, organized, depth_scale)
+    c = np.asarray(color)
+    if c.ndim == 2:
+        c = np.repeat(c[:, :, None], 3, axis=2)
+    if color_order not in ("rgb", "bgr"):
+        raise ValueError(f"color_order must be 'rgb' or 'bgr'; got {color_order!r}")
+    ri, bi = (0, 2) if color_order == "rgb" else (2, 0)
+    if color_model is None:
+        if c.shape[:2] != depth.shape[:2]:
+            raise ValueError(f"colour {c.shape[1]}x{c.shape[0]} is not registered to depth "
+                             f"{depth.shape[1]}x{depth.shape[0]}; pass color_model and depth_to_color")
+        if organized:
+            sub = c[::stride, ::stride]
+        else:
+            z = _depth_m(depth[::stride, ::stride], depth_scale)
+            sub = c[::stride, ::stride][np.isfinite(z) & (z > 0)]
+        return pts, pack_rgb(sub[..., ri], sub[..., 1], sub[..., bi])
+    flat = pts.reshape(-1, 3)
+    pc = flat if depth_to_color is None else depth_to_color.apply(flat)
+    uv = color_model.project(pc)
+    with np.errstate(invalid="ignore"):
+        ui = np.rint(uv[:, 0])
+        vi = np.rint(uv[:, 1])
+        ok = (ui >= 0) & (ui < color_model.width) & (vi >= 0) & (vi < color_model.height)
+    ui = np.where(ok, ui, 0).astype(np.intp)
+    vi = np.where(ok, vi, 0).astype(np.intp)
+    px = c[vi, ui]
+    rgb = pack_rgb(px[:, ri], px[:, 1], px[:, bi])
+    rgb[~ok] = pack_rgb(np.zeros(1, np.uint8), np.zeros(1, np.uint8), np.zeros(1, np.uint8))[0]
+    return pts, rgb.reshape(pts.shape[:-1])
+
+
+# --- packed rgb (PCL / rviz convention) -------------------------------------------------
+
+def pack_rgb(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """uint8 r, g, b -> float32 whose bits are 0x00RRGGBB (the PCL 'rgb' field rviz reads)."""
+    u = (np.asarray(r, np.uint32) << 16) | (np.asarray(g, np.uint32) << 8) | np.asarray(b, np.uint32)
+    return np.ascontiguousarray(u, dtype=np.uint32).view(np.float32)
+
+
+def unpack_rgb(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32 (or uint32) packed rgb -> uint8 r, g, b."""
+    u = np.ascontiguousarray(rgb)
+    u = u.view(np.uint32) if u.dtype == np.float32 else u.astype(np.uint32)
+    return ((u >> 16) & 0xFF).astype(np.uint8), ((u >> 8) & 0xFF).astype(np.uint8), (u & 0xFF).astype(np.uint8)
+
+
+# --- PointCloud2 buffers --------------------------------------------------------------
+
+def pack(fields: Mapping[str, np.ndarray], point_step: int | None = None, drop_invalid: bool = False
+         ) -> tuple[list[FieldSpec], int, bytes, int, bool]:
+    """Per-point arrays -> (specs, point_step, data bytes, point count, is_dense).
+
+    ``fields`` maps name -> (N,) or (N, count) array (or any shape whose leading dims flatten to N);
+    fields are laid out in order at natural offsets; ``point_step`` larger than the sum pads each
+    point. ``drop_invalid`` removes points whose x, y or z is not finite; ``is_dense`` is True when
+    no remaining point has a non-finite x/y/z.
+    """
+    if not fields:
+        raise PointCloudFormatError("a point cloud needs at least one field")
+    arrays: dict[str, np.ndarray] = {}
+    n = None
+    for name, arr in fields.items():
+        a = np.asarray(arr)
+        if a.dtype not in _CODES:
+            raise PointCloudFormatError(f"field {name!r} has dtype {a.dtype}, which PointField cannot describe")
+        flat = a.reshape(-1) if a.ndim <= 1 else a.reshape(a.shape[0], -1) if n is None or a.shape[0] == n else a.reshape(n, -1)
+        cnt = flat.shape[0]
+        if n is None:
+            n = cnt
+        elif cnt != n:
+            raise PointCloudFormatError(f"field {name!r} has {cnt} points; the first field has {n}")
+        arrays[name] = flat
+    assert n is not None
+    specs: list[FieldSpec] = []
+    offset = 0
+    formats = []
+    for name, a in arrays.items():
+        count = 1 if a.ndim == 1 else a.shape[1]
+        specs.append(FieldSpec(name, offset, _CODES[a.dtype.newbyteorder("=")], count))
+        formats.append((a.dtype.newbyteorder("<"), (count,)) if count > 1 else a.dtype.newbyteorder("<"))
+        offset += a.dtype.itemsize * count
+    step = offset if point_step is None else int(point_step)
+    if step < offset:
+        raise PointCloudFormatError(f"point_step {step} is smaller than the fields need ({offset} bytes)")
+    valid = np.ones(n, bool)
+    if all(k in arrays for k in "xyz"):
+        valid = np.isfinite(arrays["x"]) & np.isfinite(arrays["y"]) & np.isfinite(arrays["z"])
+        if valid.ndim > 1:
+            valid = valid.all(axis=1)
+    if drop_invalid and not valid.all():
+        arrays = {k: v[valid] for k, v in arrays.items()}
+        n = int(valid.sum())
+        valid = np.ones(n, bool)
+    dt = np.dtype({"names": list(arrays), "formats": formats, "offsets": [s.offset for s in specs], "itemsize": step})
+    buf = np.zeros(n, dtype=dt)
+    for name, a in arrays.items():
+        buf[name] = a
+    return specs, step, buf.tobytes(), n, bool(valid.all())
+
+
+def _structured_dtype(specs: Iterable[FieldSpec], point_step: int, names: list[str], is_bigendian: bool) -> np.dtype:
+    by_name = {}
+    for s in specs:
+        by_name.setdefault(s.name, s)
+    order = ">" if is_bigendian else "<"
+    fmts, offs = [], []
+    for name in names:
+        s = by_name.get(name)
+        if s is None:
+            raise PointCloudFormatError(f"point cloud has no field {name!r}; it has {', '.join(by_name) or 'none'}")
+        if s.offset < 0 or s.offset + s.nbytes > point_step:
+            raise PointCloudFormatError(f"field {name!r} (offset {s.offset}, {s.nbytes} bytes) does not fit in "
+                                        f"point_step {point_step}")
+        dt = s.dtype.newbyteorder(order)
+        fmts.append((dt, (s.count,)) if s.count > 1 else dt)
+        offs.append(s.offset)
+    return np.dtype({"names": names, "formats": fmts, "offsets": offs, "itemsize": point_step})
+
+
+def unpack(specs: Iterable[FieldSpec], point_step: int, data: bytes | bytearray | memoryview | np.ndarray,
+           names: Iterable[str] | None = None, count: int | None = None, is_bigendian: bool = False,
+           drop_invalid: bool = False) -> dict[str, np.ndarray]:
+    """PointCloud2 buffer -> {name: (N,) or (N, count) array}, read by name and offset.
+
+    Little-endian fields come back as zero-copy strided views of ``data`` (read-only for bytes);
+    big-endian ones as native copies. ``count`` (width*height) is checked against the data size.
+    ``drop_invalid`` removes points with non-finite x/y/z (for clouds that are not dense).
+    """
+    specs = [FieldSpec(*s) if not isinstance(s, FieldSpec) else s for s in specs]
+    point_step = int(point_step)
+    if point_step <= 0:
+        raise PointCloudFormatError(f"point_step must be positive; got {point_step}")
+    names = [s.name for s in specs] if names is None else list(names)
+    buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    n = buf.size // point_step if count is None else int(count)
+    if buf.size < n * point_step:
+        raise PointCloudFormatError(f"point cloud data has {buf.size} bytes; {n} points of {point_step} bytes "
+                                    f"need {n * point_step}")
+    if count is None and buf.size % point_step:
+        raise PointCloudFormatError(f"point cloud data size {buf.size} is not a multiple of point_step {point_step}")
+    dt = _structured_dtype(specs, point_step, names, is_bigendian)
+    rec = np.frombuffer(buf[: n * point_step], dtype=dt, count=n) if n else np.zeros(0, dt)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        a = rec[name]
+        if is_bigendian and a.dtype.itemsize > 1:
+            a = a.astype(a.dtype.newbyteorder("="))
+        out[name] = a
+    if drop_invalid and all(k in out for k in "xyz"):
+        ok = np.isfinite(out["x"]) & np.isfinite(out["y"]) & np.isfinite(out["z"])
+        if not ok.all():
+            out = {k: v[ok] for k, v in out.items()}
+    return out

@@ -1,0 +1,251 @@
+"""Depth -> colour (or IR) registration with librealsense's ``rs.align`` semantics, ROS-free.
+
+A realsense-ros user switching to this driver must get the same ``aligned_depth_to_color``
+image, so this reproduces librealsense's x86 (SSE) align path rule for rule, in float32:
+
+1. every depth pixel's two corners (u-0.5, v-0.5) and (u+0.5, v+0.5) are deprojected with
+   the depth intrinsics (rays precomputed once; librealsense only undistorts an
+   ``inverse_brown_conrady`` depth stream there),
+2. transformed with the depth->colour extrinsics and projected with the colour intrinsics
+   (``modified``/``inverse_brown_conrady`` distortion as librealsense applies it; plain
+   ``brown_conrady`` is ignored by that path, so here too),
+3. rounded with ``round_half_even(p + 0.5)`` (SSE ``cvtps_epi32``),
+4. when the depth image has fewer pixels per degree than the target (or the two "special"
+   resolutions librealsense lists), the depth value is splatted over the whole rectangle
+   between the two corners; otherwise only the top-left corner's pixel is written,
+5. overlapping writes keep the nearest non-zero depth; 0 stays "no depth" (REP-118).
+
+Camera models that did not come from librealsense (``rs_model == ''``, e.g. from a ROS
+CameraInfo) are treated with their full OpenCV distortion: the depth rays are properly
+undistorted and the colour projection applies plumb_bob / rational_polynomial. With zero
+distortion both paths are identical.
+
+The per-frame work is one numba kernel over the depth pixels with precomputed rays; the only
+allocation is the output image.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from .camera_model import CameraModel
+from .transforms import RigidTransform
+
+__all__ = ["DepthRegistration", "align_depth_to_color", "rs_fov", "splats"]
+
+# target distortion modes of the kernel
+_DIST_NONE, _DIST_RS_MODIFIED, _DIST_OPENCV = 0, 1, 2
+_RS_MODIFIED = ("modified_brown_conrady", "inverse_brown_conrady")
+
+
+def rs_fov(model: CameraModel) -> tuple[float, float]:
+    """librealsense rs2_fov (degrees, float32 arithmetic), used for the splat decision."""
+    f32 = np.float32
+    ppx, ppy, fx, fy = f32(model.cx), f32(model.cy), f32(model.fx), f32(model.fy)
+    w, h, half = f32(model.width), f32(model.height), f32(0.5)
+    deg = f32(57.2957795)
+    fov_x = (f32(math.atan2(ppx + half, fx)) + f32(math.atan2(w - (ppx + half), fx))) * deg
+    fov_y = (f32(math.atan2(ppy + half, fy)) + f32(math.atan2(h - (ppy + half), fy))) * deg
+    return float(f32(fov_x)), float(f32(fov_y))
+
+
+def _is_special_resolution(depth: CameraModel, to: CameraModel) -> bool:
+    return ((depth.width, depth.height, to.width, to.height) in ((640, 240, 320, 180), (640, 480, 640, 360)))
+
+
+def splats(depth: CameraModel, to: CameraModel) -> bool:
+    """True when librealsense fills the whole corner rectangle (depth coarser than target)."""
+    f32 = np.float32
+    fd, ft = rs_fov(depth), rs_fov(to)
+    ppa_d = (f32(depth.width) / f32(fd[0]), f32(depth.height) / f32(fd[1]))
+    ppa_t = (f32(to.width) / f32(ft[0]), f32(to.height) / f32(ft[1]))
+    return bool(ppa_d[0] < ppa_t[0] or ppa_d[1] < ppa_t[1] or _is_special_resolution(depth, to))
+
+
+def _corner_rays(model: CameraModel, offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized rays (float32, flat) of the pixel corners at (u+offset, v+offset)."""
+    f32 = np.float32
+    u = np.arange(model.width, dtype=np.float32) + f32(offset)
+    v = np.arange(model.height, dtype=np.float32) + f32(offset)
+    if model.rs_model:
+        x = (u - f32(model.cx)) / f32(model.fx)
+        y = (v - f32(model.cy)) / f32(model.fy)
+        xx, yy = np.meshgrid(x, y)
+        if model.rs_model == "inverse_brown_conrady" and model.has_distortion:
+            c = [f32(v_) for v_ in model.coeffs(5)]
+            r2 = xx * xx + yy * yy
+            f = f32(1) + c[0] * r2 + c[1] * r2 * r2 + c[4] * r2 * r2 * r2
+            ux = xx * f + f32(2) * c[2] * xx * yy + c[3] * (r2 + f32(2) * xx * xx)
+            uy = yy * f + f32(2) * c[3] * xx * yy + c[2] * (r2 + f32(2) * yy * yy)
+            xx, yy = ux, uy
+        return np.ascontiguousarray(xx, np.float32).ravel(), np.ascontiguousarray(yy, np.float32).ravel()
+    uu, vv = np.meshgrid(u.astype(np.float64), v.astype(np.float64))
+    xy = model.undistort_points(np.stack([uu, vv], axis=-1))
+    return (np.ascontiguousarray(xy[..., 0], np.float32).ravel(),
+            np.ascontiguousarray(xy[..., 1], np.float32).ravel())
+
+
+@njit(cache=True, inline="always")
+def _to_int(p: np.float32) -> np.int64:
+    """SSE cvtps_epi32 of p: round half to even; NaN/overflow give INT_MIN (off the image)."""
+    if not (p > -2147483648.0 and p < 2147483647.0):
+        return np.int64(-2147483648)
+    return np.int64(np.rint(p))
+
+
+@njit(cache=True, inline="always")
+def _map_corner(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T: np.ndarray,
+                intr: np.ndarray, coeffs: np.ndarray, mode: int, half: np.float32) -> tuple:
+    px = d * rx
+    py = d * ry
+    X = R[0] * px + (R[3] * py + (R[6] * d + T[0]))
+    Y = R[1] * px + (R[4] * py + (R[7] * d + T[1]))
+    Z = R[2] * px + (R[5] * py + (R[8] * d + T[2]))
+    x = X / Z
+    y = Y / Z
+    if mode == 1:
+        one = np.float32(1.0)
+        two = np.float32(2.0)
+        r2 = x * x + y * y
+        r3 = coeffs[1] * (r2 * r2) + coeffs[4] * (r2 * (r2 * r2))
+        f = one + (coeffs[0] * r2 + r3)
+        xf = x * f
+        yf = y * f
+        r4 = coeffs[3] * (r2 + two * (xf * xf))
+        dx = xf + (two * (coeffs[2] * (xf * yf)) + r4)
+        dy = yf + (two * (coeffs[3] * (xf * yf)) + r4)  # librealsense uses r4 here too
+        x = dx
+        y = dy
+    elif mode == 2:
+        xd = np.float64(x)
+        yd = np.float64(y)
+        r2 = xd * xd + yd * yd
+        c = coeffs
+        radial = (1.0 + r2 * (c[0] + r2 * (c[1] + r2 * c[4]))) / (1.0 + r2 * (c[5] + r2 * (c[6] + r2 * c[7])))
+        x = np.float32(xd * radial + 2.0 * c[2] * xd * yd + c[3] * (r2 + 2.0 * xd * xd))
+        y = np.float32(yd * radial + c[2] * (r2 + 2.0 * yd * yd) + 2.0 * c[3] * xd * yd)
+    u = x * intr[0] + intr[2]
+    v = y * intr[1] + intr[3]
+    return _to_int(u + half), _to_int(v + half)
+
+
+@njit(cache=True, nogil=True)
+def _align_kernel(depth: np.ndarray, scale: np.float32, rx0: np.ndarray, ry0: np.ndarray,
+                  rx1: np.ndarray, ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray,
+                  coeffs: np.ndarray, mode: int, splat: bool, out: np.ndarray) -> None:
+    h, w = depth.shape
+    oh, ow = out.shape
+    half = np.float32(0.5)
+    for y in range(h):
+        for x in range(w):
+            raw = depth[y, x]
+            if raw == 0:
+                continue
+            i = y * w + x
+            d = np.float32(raw) * scale
+            u0, v0 = _map_corner(d, rx0[i], ry0[i], R, T, intr, coeffs, mode, half)
+            if splat:
+                u1, v1 = _map_corner(d, rx1[i], ry1[i], R, T, intr, coeffs, mode, half)
+            else:
+                u1, v1 = u0, v0
+            ya = max(v0, 0)
+            yb = min(v1, oh - 1)
+            xa = max(u0, 0)
+            xb = min(u1, ow - 1)
+            for oy in range(ya, yb + 1):
+                for ox in range(xa, xb + 1):
+                    cur = out[oy, ox]
+                    if cur == 0 or raw < cur:
+                        out[oy, ox] = raw
+
+
+class DepthRegistration:
+    """Registers 16-bit depth images into another camera's geometry (colour or IR).
+
+    Build once per calibration (rays and parameters are precomputed), then call ``align``
+    per frame. ``depth_scale`` converts raw depth to metres (0.001 for 16UC1 millimetres;
+    the device's depth units for raw librealsense frames).
+    """
+
+    def __init__(self, depth_model: CameraModel, color_model: CameraModel,
+                 depth_to_color: RigidTransform | None = None, depth_scale: float = 0.001) -> None:
+        self.depth_model = depth_model
+        self.color_model = color_model
+        self.depth_to_color = depth_to_color if depth_to_color is not None else RigidTransform.identity()
+        if not isinstance(self.depth_to_color, RigidTransform):
+            self.depth_to_color = RigidTransform(np.asarray(getattr(self.depth_to_color, "matrix",
+                                                                    lambda: self.depth_to_color)()))
+        self.depth_scale = float(depth_scale)
+        if not self.depth_scale > 0:
+            raise ValueError(f"depth_scale must be positive; got {depth_scale}")
+        self.splat = splats(depth_model, color_model)
+        self._rx0, self._ry0 = _corner_rays(depth_model, -0.5)
+        if self.splat:
+            self._rx1, self._ry1 = _corner_rays(depth_model, 0.5)
+        else:
+            self._rx1, self._ry1 = self._rx0, self._ry0
+        rot, trans = self.depth_to_color.to_rs_extrinsics()  # column-major, as librealsense indexes it
+        self._R = np.asarray(rot, np.float32)
+        self._T = np.asarray(trans, np.float32)
+        cm = color_model
+        self._intr = np.array([cm.fx, cm.fy, cm.cx, cm.cy], np.float32)
+        if cm.rs_model:
+            self._mode = _DIST_RS_MODIFIED if (cm.rs_model in _RS_MODIFIED and cm.has_distortion) else _DIST_NONE
+        else:
+            self._mode = _DIST_OPENCV if cm.has_distortion else _DIST_NONE
+        if self._mode == _DIST_OPENCV:
+            if cm.distortion_model == "equidistant":
+                raise ValueError("registration into an equidistant (fisheye) camera is not supported")
+            self._coeffs = cm.coeffs(8).astype(np.float64)
+        else:
+            self._coeffs = cm.coeffs(8).astype(np.float32)
+
+    def align(self, depth: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """uint16 depth (depth geometry) -> uint16 depth in the target geometry, 0 = no depth.
+
+        Values are copied unchanged (same units as the input), as rs.align does.
+        """
+        d = np.asarray(depth)
+        dm, cm = self.depth_model, self.color_model
+        if d.dtype != np.uint16 or d.shape != (dm.height, dm.width):
+            raise ValueError(f"align needs uint16 depth of {dm.width}x{dm.height}; got {d.dtype} "
+                             f"{d.shape[1] if d.ndim > 1 else '?'}x{d.shape[0]}")
+        if out is None:
+            out = np.zeros((cm.height, cm.width), np.uint16)
+        else:
+            if out.shape != (cm.height, cm.width) or out.dtype != np.uint16:
+                raise ValueError(f"out must be uint16 {cm.width}x{cm.height}")
+            out.fill(0)
+        _align_kernel(np.ascontiguousarray(d), np.float32(self.depth_scale), self._rx0, self._ry0,
+                      self._rx1, self._ry1, self._R, self._T, self._intr, self._coeffs, self._mode,
+                      self.splat, out)
+        return out
+
+    __call__ = align
+
+
+_CACHE: dict[tuple, DepthRegistration] = {}
+
+
+def _key(depth_model: CameraModel, color_model: CameraModel, T: Any, depth_scale: float) -> tuple:
+    m = T.matrix() if hasattr(T, "matrix") else np.asarray(T)
+    return (depth_model.width, depth_model.height, depth_model.K.tobytes(), depth_model.coeffs(8).tobytes(),
+            depth_model.rs_model, depth_model.distortion_model,
+            color_model.width, color_model.height, color_model.K.tobytes(), color_model.coeffs(8).tobytes(),
+            color_model.rs_model, color_model.distortion_model,
+            np.asarray(m, np.float64).tobytes(), float(depth_scale))
+
+
+def align_depth_to_color(depth: np.ndarray, depth_model: CameraModel, color_model: CameraModel,
+                         depth_to_color: RigidTransform | None, depth_scale: float = 0.001) -> np.ndarray:
+    """One-call registration; the DepthRegistration of a calibration is built once and reused."""
+    key = _key(depth_model, color_model, depth_to_color if depth_to_color is not None else np.eye(4), depth_scale)
+    reg = _CACHE.get(key)
+    if reg is None:
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        reg = _CACHE[key] = DepthRegistration(depth_model, color_model, depth_to_color, depth_scale)
+    return reg.align(depth)

@@ -1,0 +1,268 @@
+"""ROS messages <-> numpy and core types. The ONLY place such conversions live.
+
+Fast idioms (see ../shared/notes/platform-facts.md): write ``msg.data = arr.tobytes()`` (assigning
+a numpy array copies element by element, ~100x slower); read with ``np.frombuffer(msg.data)``,
+a zero-copy view. The layout rules themselves are ROS-free in ``core.image_codec`` and
+``core.pointcloud``; this module only moves fields between messages and those functions.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TransformStamped
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from depth_ai_nodes.core import image_codec, pointcloud
+from depth_ai_nodes.core.camera_model import CameraModel
+from depth_ai_nodes.core.pointcloud import FieldSpec
+from depth_ai_nodes.core.transforms import RigidTransform
+
+__all__ = ["stamp_to_ns", "ns_to_stamp", "make_header", "image_to_array", "array_to_image",
+           "camera_info_to_model", "model_to_camera_info", "pointcloud2_to_fields", "fields_to_pointcloud2",
+           "extrinsics_to_msg", "msg_to_transform", "transform_to_tf", "tf_to_transform",
+           "depth_to_pointcloud2",
+           # short names used by the nodes
+           "image_msg", "image_to_numpy", "camera_info_msg", "stamp_msg", "extrinsics_msg",
+           "pointcloud_msg_from_depth"]
+
+
+# --- time --------------------------------------------------------------------------------
+
+def stamp_to_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds (>= 0) -> builtin_interfaces/Time."""
+    ns = int(ns)
+    if ns < 0:
+        raise ValueError(f"a ROS stamp cannot be negative; got {ns} ns")
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def make_header(header: Header | None = None, frame_id: str | None = None, stamp: Time | int | None = None
+                ) -> Header:
+    """A Header from an optional template, overriding frame_id and stamp (Time or ns)."""
+    h = Header()
+    if header is not None:
+        h.stamp = header.stamp
+        h.frame_id = header.frame_id
+    if stamp is not None:
+        h.stamp = ns_to_stamp(stamp) if isinstance(stamp, (int, np.integer)) else stamp
+    if frame_id is not None:
+        h.frame_id = frame_id
+    return h
+
+
+# --- images --------------------------------------------------------------------------------
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image -> numpy, zero-copy view for little-endian data (honours step padding).
+
+    Raises image_codec.ImageFormatError naming the problem (unknown encoding, bad step/size).
+    """
+    return image_codec.decode(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+
+
+def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None, frame_id: str | None = None,
+                   stamp: Time | int | None = None) -> Image:
+    """numpy -> sensor_msgs/Image (tight rows, little-endian, data as bytes)."""
+    h, w, step, data = image_codec.encode(arr, encoding)
+    msg = Image()
+    msg.header = make_header(header, frame_id, stamp)
+    msg.height, msg.width, msg.step = h, w, step
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.data = data
+    return msg
+
+
+# --- camera info ---------------------------------------------------------------------------
+
+def camera_info_to_model(msg: CameraInfo) -> CameraModel:
+    """sensor_msgs/CameraInfo -> CameraModel (K, D, distortion_model, frame_id).
+
+    A CameraInfo with binning or an ROI describes a sub-sampled image: the model is adjusted to
+    the image actually published (REP-104).
+    """
+    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    if not k[0, 0] > 0:
+        raise ValueError(f"camera_info for {msg.header.frame_id!r} is uncalibrated (K[0] = {k[0, 0]})")
+    d = np.asarray(msg.d, dtype=np.float64)
+    model = CameraModel(width=msg.width, height=msg.height, K=k, D=d,
+                        distortion_model=msg.distortion_model or "plumb_bob", frame_id=msg.header.frame_id)
+    roi = msg.roi
+    if roi.width and roi.height and (roi.width, roi.height) != (msg.width, msg.height):
+        model = model.cropped(roi.x_offset, roi.y_offset, roi.width, roi.height)
+    bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
+    if bx > 1 or by > 1:
+        kk = model.K.copy()
+        kk[0, :] /= bx
+        kk[1, :] /= by
+        model = model.copy(K=kk, width=model.width // bx, height=model.height // by)
+    return model
+
+
+def model_to_camera_info(model: CameraModel, header: Header | None = None, frame_id: str | None = None,
+                         stamp: Time | int | None = None) -> CameraInfo:
+    """CameraModel -> sensor_msgs/CameraInfo: K, D, R = identity, P = [K | 0], no binning, no ROI."""
+    msg = CameraInfo()
+    msg.header = make_header(header, model.frame_id if frame_id is None and header is None else frame_id, stamp)
+    msg.width, msg.height = model.width, model.height
+    msg.distortion_model = model.distortion_model if model.distortion_model != "none" else "plumb_bob"
+    n = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}.get(msg.distortion_model, 5)
+    msg.d = [float(v) for v in model.coeffs(n)]
+    msg.k = [float(v) for v in model.K.ravel()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    p = np.zeros((3, 4))
+    p[:, :3] = model.K
+    msg.p = [float(v) for v in p.ravel()]
+    msg.binning_x = msg.binning_y = 0
+    return msg
+
+
+# --- point clouds --------------------------------------------------------------------------
+
+def pointcloud2_to_fields(msg: PointCloud2, names: Iterable[str] | None = None, drop_invalid: bool = False
+                          ) -> dict[str, np.ndarray]:
+    """sensor_msgs/PointCloud2 -> {name: array} read by name and offset (any point_step).
+
+    Organized clouds come back flat (N = height*width); reshape with (msg.height, msg.width).
+    """
+    specs = [FieldSpec(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
+    n = int(msg.width) * int(msg.height)
+    if msg.height > 1 and msg.row_step != msg.width * msg.point_step:
+        # rows padded: gather rows first (rare; keeps the common path zero-copy)
+        raw = np.frombuffer(msg.data, np.uint8)
+        if raw.size < msg.row_step * msg.height:
+            raise pointcloud.PointCloudFormatError(f"point cloud data has {raw.size} bytes; row_step*height = "
+                                                   f"{msg.row_step * msg.height}")
+        raw = raw[: msg.row_step * msg.height].reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step]
+        data: Any = np.ascontiguousarray(raw).reshape(-1)
+    else:
+        data = msg.data
+    return pointcloud.unpack(specs, msg.point_step, data, names, n, bool(msg.is_bigendian), drop_invalid)
+
+
+def fields_to_pointcloud2(fields: Mapping[str, np.ndarray], header: Header | None = None,
+                          organized_shape: tuple[int, int] | None = None, frame_id: str | None = None,
+                          stamp: Time | int | None = None, point_step: int | None = None,
+                          drop_invalid: bool = False) -> PointCloud2:
+    """{name: array} -> sensor_msgs/PointCloud2 (little-endian, fields in the given order).
+
+    ``organized_shape`` (height, width) makes an organized cloud (then points are never dropped);
+    otherwise height = 1. ``is_dense`` is True when no point has a non-finite x/y/z.
+    """
+    if organized_shape is not None:
+        drop_invalid = False
+    specs, step, data, n, dense = pointcloud.pack(fields, point_step, drop_invalid)
+    msg = PointCloud2()
+    msg.header = make_header(header, frame_id, stamp)
+    if organized_shape is not None:
+        h, w = int(organized_shape[0]), int(organized_shape[1])
+        if h * w != n:
+            raise ValueError(f"organized_shape {h}x{w} does not hold {n} points")
+    else:
+        h, w = 1, n
+    msg.height, msg.width = h, w
+    msg.fields = [PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count) for s in specs]
+    msg.is_bigendian = False
+    msg.point_step = step
+    msg.row_step = step * w
+    msg.data = data
+    msg.is_dense = dense
+    return msg
+
+
+def depth_to_pointcloud2(depth: np.ndarray, model: CameraModel, depth_scale: float = 0.001,
+                         color: np.ndarray | None = None, color_model: CameraModel | None = None,
+                         depth_to_color: RigidTransform | None = None, stride: int = 1, organized: bool = False,
+                         header: Header | None = None, frame_id: str | None = None,
+                         stamp: Time | int | None = None) -> PointCloud2:
+    """Depth (+ colour) image -> PointCloud2 with x, y, z (float32) [+ rgb packed float32].
+
+    Like realsense-ros's ``depth/color/points``: points in the depth optical frame; colour looked
+    up by projecting into the colour camera when ``color_model`` is given.
+    """
+    if frame_id is None and header is None:
+        frame_id = model.frame_id
+    if color is None:
+        pts = pointcloud.depth_to_points(depth, model, stride, organized, depth_scale)
+        fields: dict[str, np.ndarray] = {}
+        rgb = None
+    else:
+        pts, rgb = pointcloud.depth_to_xyzrgb(depth, model, color, color_model, depth_to_color, stride,
+                                              organized, depth_scale)
+    flat = pts.reshape(-1, 3)
+    fields = {"x": flat[:, 0], "y": flat[:, 1], "z": flat[:, 2]}
+    if rgb is not None:
+        fields["rgb"] = rgb.reshape(-1)
+    shape = pts.shape[:2] if organized else None
+    return fields_to_pointcloud2(fields, header, shape, frame_id, stamp)
+
+
+# --- transforms --------------------------------------------------------------------------
+
+def extrinsics_to_msg(T: RigidTransform, from_frame: str, to_frame: str, stamp: Time | int | None = None) -> Any:
+    """RigidTransform (p_to = R p_from + t) -> depth_ai_nodes/Extrinsics (rotation column-major)."""
+    from depth_ai_nodes.msg import Extrinsics
+
+    T = T if isinstance(T, RigidTransform) else RigidTransform(np.asarray(getattr(T, "matrix", lambda: T)()))
+    rot, trans = T.to_rs_extrinsics()
+    msg = Extrinsics()
+    msg.header = make_header(None, from_frame, stamp)
+    msg.child_frame_id = to_frame
+    msg.rotation = rot
+    msg.translation = trans
+    return msg
+
+
+def msg_to_transform(msg: Any) -> RigidTransform:
+    """depth_ai_nodes/Extrinsics (or realsense2_camera_msgs/Extrinsics) -> RigidTransform."""
+    return RigidTransform.from_rs_extrinsics(list(msg.rotation), list(msg.translation))
+
+
+def transform_to_tf(T: RigidTransform, parent: str, child: str, stamp: Time | int | None = None) -> TransformStamped:
+    """RigidTransform giving the CHILD frame's pose in PARENT (p_parent = T p_child) -> TransformStamped."""
+    xyz, q = T.to_xyz_quat()
+    msg = TransformStamped()
+    msg.header = make_header(None, parent, stamp)
+    msg.child_frame_id = child
+    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = (float(v) for v in xyz)
+    (msg.transform.rotation.x, msg.transform.rotation.y, msg.transform.rotation.z,
+     msg.transform.rotation.w) = (float(v) for v in q)
+    return msg
+
+
+def tf_to_transform(msg: TransformStamped) -> RigidTransform:
+    """TransformStamped -> RigidTransform (p_parent = T p_child)."""
+    t, r = msg.transform.translation, msg.transform.rotation
+    return RigidTransform.from_xyz_quat((t.x, t.y, t.z), (r.x, r.y, r.z, r.w))
+
+
+# --- short names the nodes use ----------------------------------------------------------
+
+def image_msg(arr: np.ndarray, encoding: str, frame_id: str | None = None, stamp: Time | int | None = None,
+              header: Header | None = None) -> Image:
+    return array_to_image(arr, encoding, header=header, frame_id=frame_id, stamp=stamp)
+
+
+def camera_info_msg(model: CameraModel, frame_id: str | None = None, stamp: Time | int | None = None,
+                    header: Header | None = None) -> CameraInfo:
+    return model_to_camera_info(model, header=header, frame_id=frame_id, stamp=stamp)
+
+
+def stamp_msg(ns: int) -> Time:
+    return ns_to_stamp(ns)
+
+
+def extrinsics_msg(T: RigidTransform, frame_id: str, child_frame_id: str, stamp: Time | int | None = None) -> Any:
+    return extrinsics_to_msg(T, frame_id, child_frame_id, stamp)
+
+
+image_to_numpy = image_to_array
+pointcloud_msg_from_depth = depth_to_pointcloud2
