@@ -17,7 +17,8 @@ depth_to_ir (RigidTransform, colour <- depth like librealsense extrinsics), came
 depth_optical_in_camera_link, color_optical_in_camera_link, depth_scale (0.001), baseline_m (0.050).
 Robot motion: world.base_pose(t) (RigidTransform world <- base_link), world.base_twist(t)
 ((linear, angular) in base_link, for nav_msgs/Odometry). The rendered IR at a point:
-cam.ir_at(frame, points_in_ir_optical). See docs/scene.md.
+cam.ir_at(frame, points_in_ir_optical). warm_up() compiles the numba kernels once (cached on
+disk) so that node start-up is fast. See docs/scene.md.
 """
 from __future__ import annotations
 
@@ -26,9 +27,29 @@ from .camera import (COLOR_FRAME, DEPTH_FRAME, IR_FRAME, LINK_FRAME, CameraFrame
 from .lidar import LIDAR_FRAME, SyntheticLidar, default_lidar_mount, lidar_to_camera
 from .world import BOX, CYLINDER, ROOM, SPHERE, BaseTrajectory, Material, Primitive, World
 
+
+
+def warm_up(parallel: bool = False) -> float:
+    """Compile (or load from numba's cache) every scene kernel on tiny inputs; returns seconds.
+
+    The first compile takes several seconds (more on a busy machine); numba caches it next to
+    the package (__pycache__, or NUMBA_CACHE_DIR), so run this once after installing (set-up
+    scripts, CI) and node start-up stays fast."""
+    import time
+
+    t0 = time.perf_counter()
+    world = World.default(0)
+    SyntheticCamera(world, CameraRig(32, 24), parallel=False).render(0.0, labels=True)
+    if parallel:
+        SyntheticCamera(world, CameraRig(32, 24), parallel=True).render(0.0)
+    SyntheticLidar(world, beams=2, columns=16).scan(0.0)
+    world.surface_distance([[0.0, 0.0, 1.0]], 0.0)
+    return time.perf_counter() - t0
+
+
 __all__ = [
     "World", "Material", "Primitive", "BaseTrajectory", "ROOM", "BOX", "SPHERE", "CYLINDER",
     "CameraRig", "CameraFrame", "DepthSensorModel", "SyntheticCamera",
     "SyntheticLidar", "lidar_to_camera", "default_lidar_mount",
-    "DEPTH_FRAME", "IR_FRAME", "COLOR_FRAME", "LINK_FRAME", "LIDAR_FRAME",
+    "DEPTH_FRAME", "IR_FRAME", "COLOR_FRAME", "LINK_FRAME", "LIDAR_FRAME", "warm_up",
 ]
