@@ -7,9 +7,9 @@ image, so this reproduces librealsense's x86 (SSE) align path rule for rule, in 
    the depth intrinsics (rays precomputed once; librealsense only undistorts an
    ``inverse_brown_conrady`` depth stream there),
 2. transformed with the depth->colour extrinsics and projected with the colour intrinsics
-   (``modified``/``inverse_brown_conrady`` distortion as librealsense applies it; plain
-   ``brown_conrady`` is ignored by that path, so here too),
-3. rounded with ``round_half_even(p + 0.5)`` (SSE ``cvtps_epi32``),
+   (only a ``modified_brown_conrady`` target is distorted there; ``brown_conrady`` and
+   ``inverse_brown_conrady`` targets are projected as pinholes, so here too),
+3. converted to integer pixels as ``int(p + 0.5)`` (truncation toward zero, so -0.9 .. 0.5 -> 0),
 4. when the depth image has fewer pixels per degree than the target (or the two "special"
    resolutions librealsense lists), the depth value is splatted over the whole rectangle
    between the two corners; otherwise only the top-left corner's pixel is written,
@@ -38,7 +38,7 @@ __all__ = ["DepthRegistration", "align_depth_to_color", "rs_fov", "splats"]
 
 # target distortion modes of the kernel
 _DIST_NONE, _DIST_RS_MODIFIED, _DIST_OPENCV = 0, 1, 2
-_RS_MODIFIED = ("modified_brown_conrady", "inverse_brown_conrady")
+_RS_MODIFIED = ("modified_brown_conrady",)  # the only target model rs.align distorts (measured, 2.59)
 
 
 def rs_fov(model: CameraModel) -> tuple[float, float]:
@@ -90,10 +90,11 @@ def _corner_rays(model: CameraModel, offset: float) -> tuple[np.ndarray, np.ndar
 
 @njit(cache=True, inline="always")
 def _to_int(p: np.float32) -> np.int64:
-    """SSE cvtps_epi32 of p: round half to even; NaN/overflow give INT_MIN (off the image)."""
+    """librealsense's int conversion of (p + 0.5): truncation toward zero (measured against
+    pyrealsense2's rs.align); NaN/overflow give INT_MIN, i.e. off the image."""
     if not (p > -2147483648.0 and p < 2147483647.0):
         return np.int64(-2147483648)
-    return np.int64(np.rint(p))
+    return np.int64(p)
 
 
 @njit(cache=True, inline="always")
@@ -116,7 +117,8 @@ def _map_corner(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T:
         yf = y * f
         r4 = coeffs[3] * (r2 + two * (xf * xf))
         dx = xf + (two * (coeffs[2] * (xf * yf)) + r4)
-        dy = yf + (two * (coeffs[3] * (xf * yf)) + r4)  # librealsense uses r4 here too
+        r5 = coeffs[2] * (r2 + two * (yf * yf))
+        dy = yf + (two * (coeffs[3] * (xf * yf)) + r5)
         x = dx
         y = dy
     elif mode == 2:
