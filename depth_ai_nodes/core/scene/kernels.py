@@ -46,14 +46,14 @@ def material_table(materials, textures: dict) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- motion
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def prim_state(row, t):
     """(x, y, z, yaw) of a primitive at t."""
     s = math.sin(row[11] * t + row[12])
     return (row[4] + row[8] * s, row[5] + row[9] * s, row[6] + row[10] * s, row[7] + row[13] * t)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def base_state(bp, t):
     """(x, y, z, yaw) of base_link in the world at t."""
     x = bp[0] + bp[1] * math.sin(bp[2] * t + bp[3])
@@ -72,24 +72,24 @@ def base_velocity_world(bp, t):
 
 
 # ---------------------------------------------------------------------------- hashing
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _mix(x):
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _hash(key, a, b):
     return _mix(key ^ _mix(np.uint64(a) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(b)))
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _uniform(h):
     return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _gauss(h):
     """Approximately standard normal from one 64-bit hash (Irwin-Hall of four 16-bit parts)."""
     m = np.uint64(0xFFFF)
@@ -293,7 +293,7 @@ def _surface(x, y, row, u, rot_oc, org_o, rot_co, mats):
             c[2, 0] * nx + c[2, 1] * ny + c[2, 2] * nz, tx)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _lambert(x, y, z, n0, n1, n2, lx, ly, lz):
     ax = lx - x
     ay = ly - y
@@ -302,7 +302,7 @@ def _lambert(x, y, z, n0, n1, n2, lx, ly, lz):
     return max(0.0, (n0 * ax + n1 * ay + n2 * az) * inv)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _specular(x, y, z, n0, n1, n2, lx, ly, lz):
     """Phong highlight (exponent 24) of a point light seen from the camera at the origin."""
     ax = lx - x
@@ -370,7 +370,7 @@ def _smooth_gauss(tab, u, v, inv_cell):
     return g / math.sqrt(w00 * w00 + w10 * w10 + w01 * w01 + w11 * w11)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _blob(tab, u, v, inv_cell):
     fu = u * inv_cell
     fv = v * inv_cell
