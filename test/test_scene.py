@@ -275,3 +275,18 @@ def test_lidar_projected_into_the_camera_lands_on_its_gt_depth(default_world):
     assert (np.abs(diff) < 0.03).mean() > 0.75
     # what does not match is hidden from the camera (nearer surface at that pixel), not behind it
     assert (diff > 0.03).mean() < 0.02
+
+
+def test_lidar_beam_elevations_and_mount(default_world):
+    lidar = SyntheticLidar(default_world, beams=4, columns=256, beam_elevations_deg=(10.0, 2.0, -1.0, -15.0))
+    s = lidar.scan(0.0, organized=True)
+    el = np.degrees(np.arctan2(s["z"], np.hypot(s["x"], s["y"])))
+    np.testing.assert_allclose(np.nanmedian(el, axis=1), [10.0, 2.0, -1.0, -15.0], atol=1e-3)
+    assert (s["ring"] == np.arange(4)[:, None]).all()
+    with pytest.raises(ValueError):
+        SyntheticLidar(default_world, beams=3, beam_elevations_deg=(1.0, 2.0))
+    # the default mount is above the camera, and the calibration chains through base_link
+    rig = CameraRig()
+    chained = rig.depth_in_base.inverse() @ lidar.lidar_in_base
+    np.testing.assert_allclose(lidar_to_camera(rig, lidar).matrix(), chained.matrix(), atol=1e-12)
+    assert lidar.lidar_in_base.matrix()[2, 3] > rig.camera_link_in_base.matrix()[2, 3]

@@ -28,8 +28,10 @@ def default_lidar_mount() -> np.ndarray:
 
 @dataclass
 class SyntheticLidar:
-    """Ray-cast LiDAR. vertical_fov_deg: (lowest, highest) beam elevation, beams evenly spaced.
-    range_noise_m: Gaussian range noise (0 by default, so points lie exactly on surfaces)."""
+    """Ray-cast LiDAR. vertical_fov_deg: (lowest, highest) beam elevation, beams evenly spaced,
+    unless beam_elevations_deg lists each beam's elevation (highest first, e.g. a Velodyne's
+    uneven spacing). range_noise_m: Gaussian range noise (0 by default, so points lie exactly
+    on surfaces)."""
 
     world: World
     beams: int = 32
@@ -41,13 +43,21 @@ class SyntheticLidar:
     range_noise_m: float = 0.0
     mount: np.ndarray | RigidTransform | None = None
     seed: int = 0
+    beam_elevations_deg: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.beams < 1 or self.columns < 1 or self.rate_hz <= 0:
             raise ValueError("beams and columns must be >= 1 and rate_hz > 0")
         self.mount = _as_matrix(default_lidar_mount() if self.mount is None else self.mount)
         lo, hi = self.vertical_fov_deg
-        el = np.radians(np.linspace(hi, lo, self.beams)) if self.beams > 1 else np.radians([0.5 * (lo + hi)])
+        if self.beam_elevations_deg is not None:
+            el = np.radians(np.asarray(self.beam_elevations_deg, dtype=np.float64))
+            if el.ndim != 1 or len(el) != self.beams or np.any(np.abs(el) >= np.pi / 2):
+                raise ValueError(f"beam_elevations_deg needs {self.beams} angles in (-90, 90) degrees")
+        elif self.beams > 1:
+            el = np.radians(np.linspace(hi, lo, self.beams))
+        else:
+            el = np.radians([0.5 * (lo + hi)])
         self.elevations = el                         # per ring, radians (ring 0 highest)
         self._cos_el = np.cos(el)
         self._sin_el = np.sin(el)
