@@ -184,3 +184,32 @@ def test_shipped_spec_matches_shipped_model():
     assert np.isfinite(out).all()
     assert np.median(np.abs(out - d)[~holes]) < 0.05
     assert np.median(np.abs(out - d)[holes]) < 0.15
+
+
+@pytest.mark.parametrize("name,size", [("depth_anything_v2_small", 518), ("midas_v21_small", 256)])
+def test_shipped_specs_for_public_models_parse_and_validate(tmp_path, name, size):
+    """The documented specs validate against a stand-in graph with the exported models'
+    interface (same names, shapes, dtypes), so a user's real export loads the same way."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from depth_ai_nodes.core.model_spec import parse_spec
+    from depth_ai_nodes.resources import model_path
+
+    spec_path = model_path(f"specs/{name}.yaml")
+    spec = load_spec(spec_path)
+    assert spec.output.kind == "relative_inverse_depth" and spec.size.network_size(480, 640) == (size, size)
+    inp, out = spec.inputs[0].name, spec.output.name
+    g = helper.make_graph(
+        [helper.make_node("ReduceMean", [inp], ["m"], axes=[1], keepdims=0),
+         helper.make_node("Add", ["m", "k"], [out])], name,
+        [helper.make_tensor_value_info(inp, TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, size, size])],
+        [G.const("k", 5.0)])
+    onnx_path = G.save(g, tmp_path / "standin.onnx")
+    import yaml as _yaml
+    doc = _yaml.safe_load(spec_path.read_text())
+    doc["model"] = str(onnx_path)
+    model = DepthModel(parse_spec(doc, tmp_path))
+    out_img = model.predict(rgb_image(48, 64)).value
+    assert out_img.shape == (48, 64) and np.isfinite(out_img).all()

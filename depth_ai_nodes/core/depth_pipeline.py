@@ -47,6 +47,21 @@ class PipelineResult:
         return self.preprocess_s + self.run_s + self.postprocess_s + self.align_s
 
 
+def local_support(valid: np.ndarray, radius: int) -> np.ndarray:
+    """Fraction of valid reference pixels around each pixel (about radius px), float32.
+
+    Computed on blocks of ~radius/2 px and expanded back: a cheap approximation of a box
+    filter (a full-resolution one cost more than the rest of the node's overhead)."""
+    h, w = valid.shape
+    b = max(1, radius // 2)
+    hb, wb = -(-h // b), -(-w // b)
+    pad = np.zeros((hb * b, wb * b), np.float32)
+    pad[:h, :w] = valid
+    blocks = pad.reshape(hb, b, wb, b).mean(axis=(1, 3))
+    sm = box_mean(blocks, 1).astype(np.float32)
+    return np.repeat(np.repeat(sm, b, axis=0), b, axis=1)[:h, :w]
+
+
 def _valid(d: np.ndarray | None) -> np.ndarray | None:
     return None if d is None else (np.isfinite(d) & (d > 0))
 
@@ -122,8 +137,8 @@ class DepthPipeline:
         bad = ~np.isfinite(depth) | (depth < c.min_depth_m) | (depth > c.max_depth_m)
         depth[bad] = np.nan
         if ref_valid is not None and (self.model.spec.needs_depth or aligned):
-            support = np.minimum(1.0, 4.0 * box_mean(ref_valid.astype(np.float32), c.support_radius_px))
-            conf = res.confidence * (0.4 + 0.6 * support)
+            support = np.minimum(np.float32(1.0), 4.0 * local_support(ref_valid, c.support_radius_px))
+            conf = np.float32(res.confidence) * (np.float32(0.4) + np.float32(0.6) * support)
         else:
             conf = np.full(hw, res.confidence * 0.5)
         conf = conf.astype(np.float32)

@@ -21,13 +21,16 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from depth_ai_nodes.core import image_codec
 from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
+from depth_ai_nodes.core.image_codec import ImageFormatError
 from depth_ai_nodes.core.depth_pipeline import ALIGN_MODES, REFERENCES, DepthPipeline, PipelineConfig
 from depth_ai_nodes.core.metric_alignment import AlignmentConfig
 from depth_ai_nodes.msg import InferenceStats
 from depth_ai_nodes.resources import model_path
+from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -77,74 +80,27 @@ PARAMETERS: list[Param] = [
 ]
 
 
-# -- message <-> numpy (zero-copy reads, msg.data = bytes writes) ---------------------------
-def image_array(msg: Image) -> np.ndarray:
-    """A zero-copy view of an Image as (H, W[, C]); FrameError for unsupported encodings."""
-    enc = msg.encoding.lower()
-    spec = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4),
-            "bgra8": (np.uint8, 4), "mono8": (np.uint8, 1), "16uc1": (np.uint16, 1),
-            "mono16": (np.uint16, 1), "32fc1": (np.float32, 1)}.get(enc)
-    if spec is None:
-        raise FrameError(f"unsupported image encoding {msg.encoding!r}")
-    dtype, ch = spec
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    row = msg.width * ch * dt.itemsize
-    if msg.step < row or len(msg.data) < msg.step * msg.height:
-        raise FrameError(f"{msg.encoding} image {msg.width}x{msg.height}: data has {len(msg.data)} "
-                         f"bytes, step {msg.step}; truncated or inconsistent")
-    a = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height).reshape(msg.height, msg.step)
-    a = a[:, :row].view(dt).reshape(msg.height, msg.width, ch)
-    return a[..., 0] if ch == 1 else a
-
-
+# -- message <-> numpy: ros/conversions (zero-copy reads, msg.data = bytes writes) ----------
 def color_rgb(msg: Image) -> np.ndarray:
-    a = image_array(msg)
-    enc = msg.encoding.lower()
-    if enc in ("rgb8", "rgba8"):
-        return a[..., :3]
-    if enc in ("bgr8", "bgra8"):
-        return a[..., 2::-1]
-    if enc == "mono8":
-        return np.repeat(a[..., None], 3, axis=2)
-    raise FrameError(f"colour image encoding {msg.encoding!r} is not rgb8/bgr8/rgba8/bgra8/mono8")
+    """Colour Image -> (H, W, 3) uint8 RGB; FrameError names a bad encoding or buffer."""
+    try:
+        return image_codec.convert(conv.image_to_array(msg), msg.encoding, "rgb8")
+    except (ImageFormatError, ValueError) as err:
+        raise FrameError(f"colour image: {err}") from err
 
 
-def depth_metres(msg: Image) -> np.ndarray:
-    """16UC1 (mm) or 32FC1 (m) -> float32 metres, 0/NaN invalid (REP-118)."""
-    a = image_array(msg)
-    enc = msg.encoding.lower()
-    if enc in ("16uc1", "mono16"):
+def depth_metres(msg: Image, what: str) -> np.ndarray:
+    """16UC1 / mono16 (mm) or 32FC1 (m) -> float32 metres, 0/NaN invalid (REP-118)."""
+    try:
+        a = conv.image_to_array(msg)
+    except (ImageFormatError, ValueError) as err:
+        raise FrameError(f"{what} image: {err}") from err
+    enc = msg.encoding
+    if enc in ("16UC1", "mono16"):
         return a.astype(np.float32) * np.float32(0.001)
-    if enc == "32fc1":
+    if enc == "32FC1":
         return a.astype(np.float32, copy=False)
-    raise FrameError(f"depth encoding {msg.encoding!r} is not 16UC1 (mm) or 32FC1 (m)")
-
-
-def float_image(array: np.ndarray, header: Any) -> Image:
-    a = np.ascontiguousarray(array, dtype=np.float32)
-    msg = Image(header=header, height=a.shape[0], width=a.shape[1], encoding="32FC1",
-                is_bigendian=0, step=a.shape[1] * 4)
-    msg.data = a.tobytes()
-    return msg
-
-
-def points_msg(depth: np.ndarray, info: CameraInfo, stride: int, header: Any) -> PointCloud2:
-    """x, y, z (float32) of the valid pixels, pinhole from the camera_info's K."""
-    fx, fy, cx, cy = info.k[0], info.k[4], info.k[2], info.k[5]
-    d = depth[::stride, ::stride]
-    vs, us = np.nonzero(np.isfinite(d))
-    z = d[vs, us]
-    u, v = us * stride, vs * stride
-    xyz = np.empty((z.size, 3), np.float32)
-    xyz[:, 0] = (u - cx) / fx * z
-    xyz[:, 1] = (v - cy) / fy * z
-    xyz[:, 2] = z
-    msg = PointCloud2(header=header, height=1, width=z.size, is_bigendian=False, point_step=12,
-                      row_step=12 * z.size, is_dense=True)
-    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                  for i, n in enumerate("xyz")]
-    msg.data = xyz.tobytes()
-    return msg
+    raise FrameError(f"{what} image encoding {enc!r} is not 16UC1 (mm) or 32FC1 (m)")
 
 
 def _stamp_s(msg: Any) -> float:
@@ -179,12 +135,12 @@ class DepthInferenceNode(Node):
             raise ConfigError("points_stride must be >= 1")
         out_qos = qos_from_name(p["qos"])
         in_qos = qos_from_name(p["input_qos"])
-        self.depth_pub = self.create_publisher(Image, "~/depth", out_qos)
-        self.info_pub = self.create_publisher(CameraInfo, "~/camera_info", out_qos)
-        self.conf_pub = self.create_publisher(Image, "~/confidence", out_qos)
-        self.points_pub = (self.create_publisher(PointCloud2, "~/points", out_qos)
+        self.depth_pub = self.create_publisher(Image, "depth", out_qos)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", out_qos)
+        self.conf_pub = self.create_publisher(Image, "confidence", out_qos)
+        self.points_pub = (self.create_publisher(PointCloud2, "points", out_qos)
                            if p["publish_points"] else None)
-        self.stats_pub = self.create_publisher(InferenceStats, "~/stats", 10)
+        self.stats_pub = self.create_publisher(InferenceStats, "stats", 10)
         self.diag = Diagnostics(self, hardware_id=f"onnxruntime:{self.model.providers[0]}")
         self.diag.set("inference", OK, "waiting for frames", model=self.model.spec.name,
                       providers=",".join(self.model.providers), output_kind=self.model.kind)
@@ -270,8 +226,8 @@ class DepthInferenceNode(Node):
 
     def _process(self, received: float, color: Image, depth: Image | None, sparse: Image | None) -> None:
         rgb = color_rgb(color)
-        depth_m = depth_metres(depth) if depth is not None else None
-        sparse_m = depth_metres(sparse) if sparse is not None else None
+        depth_m = depth_metres(depth, 'depth') if depth is not None else None
+        sparse_m = depth_metres(sparse, 'sparse depth') if sparse is not None else None
         if self.model.spec.needs_depth and depth_m is None and sparse_m is None:
             raise FrameError(f"no depth within {self.p['sync_tolerance']} s of the colour frame "
                              f"(stamp {_stamp_s(color):.3f}); the model needs depth")
@@ -281,8 +237,8 @@ class DepthInferenceNode(Node):
                              f"image {color.width}x{color.height}")
         res = self.pipeline.process(rgb, depth_m, sparse_m)
         header = color.header
-        self.depth_pub.publish(float_image(res.depth, header))
-        self.conf_pub.publish(float_image(res.confidence, header))
+        self.depth_pub.publish(conv.array_to_image(res.depth, "32FC1", header=header))
+        self.conf_pub.publish(conv.array_to_image(res.confidence, "32FC1", header=header))
         if info is not None:
             out_info = CameraInfo(header=header, height=info.height, width=info.width,
                                   distortion_model=info.distortion_model, d=info.d, k=info.k,
@@ -290,7 +246,10 @@ class DepthInferenceNode(Node):
                                   binning_y=info.binning_y, roi=info.roi)
             self.info_pub.publish(out_info)
             if self.points_pub is not None:
-                self.points_pub.publish(points_msg(res.depth, info, int(self.p["points_stride"]), header))
+                model = conv.camera_info_to_model(info)
+                self.points_pub.publish(conv.depth_to_pointcloud2(
+                    np.nan_to_num(res.depth, nan=0.0), model, depth_scale=1.0,
+                    stride=int(self.p["points_stride"]), header=header))
         node_s = time.monotonic() - received
         a = res.alignment
         self.stats_pub.publish(InferenceStats(

@@ -1,0 +1,140 @@
+"""Cross-process: camera_node (built-in scene) -> depth_inference_node -> this test process.
+
+Depth accuracy is checked against the scene's exact ground truth (camera_node publishes
+ground_truth/depth in the depth frame; the test registers it into the colour geometry
+with the rig's calibration, where the inference output lives). Bad frames sent from
+here must not stop the node. Start-up errors exit 2 with the reason.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import CameraInfo, Image
+
+from depth_ai_nodes.msg import InferenceStats
+from harness import NodeProcess, collect, executable, spin_until, wait_for_topics
+
+pytestmark = pytest.mark.ros
+
+CAMERA = {"source": "synthetic", "rgb_camera.color_profile": "640,480,6",
+          "depth_module.depth_profile": "640,480,6", "depth_module.infra_profile": "640,480,6",
+          "enable_infra1": False, "publish_tf": False, "qos": "reliable"}
+NS = "/depth_inference"
+
+
+def register_gt(gt_m: np.ndarray) -> np.ndarray:
+    """Ground truth (depth frame, metres) -> colour geometry, librealsense align rules."""
+    from depth_ai_nodes.core.registration import align_depth_to_color
+    from depth_ai_nodes.core.scene import CameraRig
+
+    rig = CameraRig(640, 480)
+    units = 0.0002  # 0.2 mm steps keep GT exact to 0.1 mm up to 13 m
+    q = np.clip(np.nan_to_num(gt_m) / units + 0.5, 0, 65535).astype(np.uint16)
+    out = align_depth_to_color(q, rig.depth_model, rig.color_model, rig.depth_to_color, depth_scale=units)
+    return out.astype(np.float32) * units
+
+
+def frame_arrays(msg: Image, dtype) -> np.ndarray:
+    return np.frombuffer(msg.data, dtype=dtype).reshape(msg.height, msg.width)
+
+
+def test_scene_depth_accuracy_and_bad_frames(ros_node):
+    with NodeProcess.node("camera_node", CAMERA, name="camera") as cam, \
+            NodeProcess.node("depth_inference_node", {"qos": "reliable", "intra_op_threads": 1}) as inf:
+        assert wait_for_topics(ros_node, [f"{NS}/depth", "/camera/ground_truth/depth"], 40.0), \
+            cam.output()[-2000:] + inf.output()[-2000:]
+        got = collect(ros_node, {f"{NS}/depth": Image, f"{NS}/camera_info": CameraInfo,
+                                 f"{NS}/confidence": Image, f"{NS}/stats": InferenceStats,
+                                 "/camera/ground_truth/depth": Image,
+                                 "/camera/aligned_depth_to_color/image_raw": Image},
+                      count=4, timeout=60.0, qos=10,
+                      stop_when=lambda g: len(g[f"{NS}/depth"]) >= 3 and len(g[f"{NS}/stats"]) >= 3
+                      and len(g[f"{NS}/camera_info"]) >= 1)
+        assert len(got[f"{NS}/depth"]) >= 3, inf.output()[-3000:]
+        gts = {(m.header.stamp.sec, m.header.stamp.nanosec): m for _, m in got["/camera/ground_truth/depth"]}
+        sensors = {(m.header.stamp.sec, m.header.stamp.nanosec): m
+                   for _, m in got["/camera/aligned_depth_to_color/image_raw"]}
+        checked = 0
+        for _, d in got[f"{NS}/depth"]:
+            key = (d.header.stamp.sec, d.header.stamp.nanosec)
+            if key not in gts or key not in sensors:
+                continue
+            assert d.encoding == "32FC1" and (d.width, d.height) == (640, 480)
+            assert d.header.frame_id == "camera_color_optical_frame"
+            pred = frame_arrays(d, np.float32)
+            gt = register_gt(frame_arrays(gts[key], np.float32))
+            sensor = frame_arrays(sensors[key], np.uint16)
+            ok = (gt > 0) & np.isfinite(pred)
+            assert ok.mean() > 0.5
+            rel = np.abs(pred[ok] - gt[ok]) / gt[ok]
+            holes = ok & (sensor == 0)
+            rel_holes = np.abs(pred[holes] - gt[holes]) / gt[holes]
+            print(f"median rel err {np.median(rel):.4f}, in sensor holes {np.median(rel_holes):.4f} "
+                  f"({holes.sum()} px), delta1 {np.mean(rel < 0.25):.3f}")
+            np.savez("/tmp/nodeout.npz", pred=pred, gt=gt, sensor=sensor)
+            assert np.median(rel) < 0.02
+            assert np.mean(rel < 0.25) > 0.95
+            assert holes.sum() > 100 and np.median(rel_holes) < 0.10
+            checked += 1
+        assert checked >= 1, "no inference output matched a ground-truth stamp"
+        info = got[f"{NS}/camera_info"][-1][1]
+        assert (info.width, info.height) == (640, 480) and info.k[0] == pytest.approx(615.0, rel=1e-3)
+        conf = frame_arrays(got[f"{NS}/confidence"][-1][1], np.float32)
+        assert 0.0 <= conf.min() and conf.max() <= 1.0 and conf.mean() > 0.3
+        st = got[f"{NS}/stats"][-1][1]
+        assert st.model == "depth_completion" and st.model_latency_ms > 0
+        assert st.node_latency_ms >= st.model_latency_ms
+        cam.stop()
+
+        # bad frames from this process: wrong encoding, then depth of the wrong size
+        color_pub = ros_node.create_publisher(Image, "/camera/color/image_raw", 10)
+        depth_pub = ros_node.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", 10)
+        diags: list[DiagnosticArray] = []
+        ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+        outs: list[Image] = []
+        ros_node.create_subscription(Image, f"{NS}/depth", outs.append, 10)
+        spin_until(ros_node, lambda: color_pub.get_subscription_count() > 0
+                   and depth_pub.get_subscription_count() > 0, 10.0)
+
+        def send(color_enc: str, cw: int, dw: int, stamp: int) -> None:
+            c = Image(encoding=color_enc, width=cw, height=48, step=cw * 3)
+            c.header.stamp.sec = stamp
+            c.data = np.full((48, cw, 3), 90, np.uint8).tobytes()
+            d = Image(encoding="16UC1", width=dw, height=48, step=dw * 2)
+            d.header.stamp.sec = stamp
+            d.data = np.full((48, dw), 1500, np.uint16).tobytes()
+            depth_pub.publish(d)
+            color_pub.publish(c)
+
+        send("yuv422_weird", 64, 64, 1000)
+        assert spin_until(ros_node, lambda: any("unsupported image encoding" in s.message
+                                                for a in diags for s in a.status), 15.0), inf.output()[-2000:]
+        send("rgb8", 64, 32, 1001)
+        assert spin_until(ros_node, lambda: any("registered to the colour image" in s.message
+                                                for a in diags for s in a.status), 15.0), inf.output()[-2000:]
+        assert inf.alive()
+        send("rgb8", 64, 64, 1002)  # a good frame after bad ones is processed
+        assert spin_until(ros_node, lambda: any(o.header.stamp.sec == 1002 for o in outs), 20.0), \
+            inf.output()[-2000:]
+        good = next(o for o in outs if o.header.stamp.sec == 1002)
+        assert np.nanmedian(frame_arrays(good, np.float32)) == pytest.approx(1.5, rel=0.02)
+        assert "frame skipped" in inf.output()
+        assert inf.stop() == 0
+        assert cam.proc.returncode == 0
+
+
+@pytest.mark.parametrize("params,reason", [
+    ({"model": "/nonexistent/spec.yaml"}, "model spec /nonexistent/spec.yaml does not exist"),
+    ({"providers": "[TensorrtExecutionProvider]"}, "TensorrtExecutionProvider.*not available"),
+])
+def test_config_errors_exit_2(params, reason):
+    import re
+
+    proc = NodeProcess([executable("depth_inference_node"), "--ros-args",
+                        *sum((["-p", f"{k}:={v}"] for k, v in params.items()), [])])
+    with proc:
+        code = proc.wait(timeout=60)
+        out = proc.output()
+    assert code == 2, out
+    assert "configuration error" in out and re.search(reason, out), out
