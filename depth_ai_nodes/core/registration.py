@@ -20,8 +20,9 @@ CameraInfo) are treated with their full OpenCV distortion: the depth rays are pr
 undistorted and the colour projection applies plumb_bob / rational_polynomial. With zero
 distortion both paths are identical.
 
-The per-frame work is one numba kernel over the depth pixels with precomputed rays; the only
-allocation is the output image.
+Per frame: a branch-free (SIMD-friendly) numba pass maps every pixel's corners to integer target
+pixels with precomputed rays, then a scatter pass writes the nearest depth, as librealsense does;
+the only allocation is the output image (corner buffers are reused).
 """
 from __future__ import annotations
 
@@ -88,80 +89,112 @@ def _corner_rays(model: CameraModel, offset: float) -> tuple[np.ndarray, np.ndar
             np.ascontiguousarray(xy[..., 1], np.float32).ravel())
 
 
-@njit(cache=True, inline="always")
-def _to_int(p: np.float32) -> np.int64:
+_INT_MIN = -2147483648
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _to_int(p: np.float32) -> np.int32:
     """librealsense's int conversion of (p + 0.5): truncation toward zero (measured against
-    pyrealsense2's rs.align); NaN/overflow give INT_MIN, i.e. off the image."""
-    if not (p > -2147483648.0 and p < 2147483647.0):
-        return np.int64(-2147483648)
-    return np.int64(p)
+    pyrealsense2's rs.align); NaN/overflow give INT_MIN, i.e. off the image. Branch-free so
+    the corner loops vectorize."""
+    ok = (p > np.float32(-2147483000.0)) & (p < np.float32(2147483000.0))
+    q = p if ok else np.float32(0.0)
+    return np.int32(q) if ok else np.int32(_INT_MIN)
 
 
-@njit(cache=True, inline="always")
-def _map_corner(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T: np.ndarray,
-                intr: np.ndarray, coeffs: np.ndarray, mode: int, half: np.float32) -> tuple:
+@njit(cache=True, inline="always", error_model="numpy")
+def _to_target(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T: np.ndarray) -> tuple:
+    """Deprojected corner -> normalized target coordinates, in librealsense's float32 op order."""
     px = d * rx
     py = d * ry
     X = R[0] * px + (R[3] * py + (R[6] * d + T[0]))
     Y = R[1] * px + (R[4] * py + (R[7] * d + T[1]))
     Z = R[2] * px + (R[5] * py + (R[8] * d + T[2]))
-    x = X / Z
-    y = Y / Z
-    if mode == 1:
-        one = np.float32(1.0)
-        two = np.float32(2.0)
+    return X / Z, Y / Z
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _corners_pinhole(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np.ndarray, R: np.ndarray,
+                     T: np.ndarray, intr: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+    fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
+    half = np.float32(0.5)
+    for i in range(depth.size):
+        d = np.float32(depth[i]) * scale
+        x, y = _to_target(d, rx[i], ry[i], R, T)
+        uo[i] = _to_int((x * fx + cx) + half)
+        vo[i] = _to_int((y * fy + cy) + half)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _corners_rs_modified(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np.ndarray, R: np.ndarray,
+                         T: np.ndarray, intr: np.ndarray, c: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+    """librealsense's modified Brown-Conrady projection (tangential terms on the radially scaled x, y)."""
+    fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
+    half, one, two = np.float32(0.5), np.float32(1.0), np.float32(2.0)
+    for i in range(depth.size):
+        d = np.float32(depth[i]) * scale
+        x, y = _to_target(d, rx[i], ry[i], R, T)
         r2 = x * x + y * y
-        r3 = coeffs[1] * (r2 * r2) + coeffs[4] * (r2 * (r2 * r2))
-        f = one + (coeffs[0] * r2 + r3)
+        r3 = c[1] * (r2 * r2) + c[4] * (r2 * (r2 * r2))
+        f = one + (c[0] * r2 + r3)
         xf = x * f
         yf = y * f
-        r4 = coeffs[3] * (r2 + two * (xf * xf))
-        dx = xf + (two * (coeffs[2] * (xf * yf)) + r4)
-        r5 = coeffs[2] * (r2 + two * (yf * yf))
-        dy = yf + (two * (coeffs[3] * (xf * yf)) + r5)
-        x = dx
-        y = dy
-    elif mode == 2:
-        xd = np.float64(x)
-        yd = np.float64(y)
-        r2 = xd * xd + yd * yd
-        c = coeffs
-        radial = (1.0 + r2 * (c[0] + r2 * (c[1] + r2 * c[4]))) / (1.0 + r2 * (c[5] + r2 * (c[6] + r2 * c[7])))
-        x = np.float32(xd * radial + 2.0 * c[2] * xd * yd + c[3] * (r2 + 2.0 * xd * xd))
-        y = np.float32(yd * radial + c[2] * (r2 + 2.0 * yd * yd) + 2.0 * c[3] * xd * yd)
-    u = x * intr[0] + intr[2]
-    v = y * intr[1] + intr[3]
-    return _to_int(u + half), _to_int(v + half)
+        dx = xf + (two * (c[2] * (xf * yf)) + c[3] * (r2 + two * (xf * xf)))
+        dy = yf + (two * (c[3] * (xf * yf)) + c[2] * (r2 + two * (yf * yf)))
+        uo[i] = _to_int((dx * fx + cx) + half)
+        vo[i] = _to_int((dy * fy + cy) + half)
 
 
-@njit(cache=True, nogil=True)
-def _align_kernel(depth: np.ndarray, scale: np.float32, rx0: np.ndarray, ry0: np.ndarray,
-                  rx1: np.ndarray, ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray,
-                  coeffs: np.ndarray, mode: int, splat: bool, out: np.ndarray) -> None:
-    h, w = depth.shape
-    oh, ow = out.shape
+@njit(cache=True, nogil=True, error_model="numpy")
+def _corners_opencv(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np.ndarray, R: np.ndarray,
+                    T: np.ndarray, intr: np.ndarray, c: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+    """Full OpenCV plumb_bob / rational_polynomial projection (models not from librealsense)."""
     half = np.float32(0.5)
-    for y in range(h):
-        for x in range(w):
-            raw = depth[y, x]
-            if raw == 0:
-                continue
-            i = y * w + x
-            d = np.float32(raw) * scale
-            u0, v0 = _map_corner(d, rx0[i], ry0[i], R, T, intr, coeffs, mode, half)
-            if splat:
-                u1, v1 = _map_corner(d, rx1[i], ry1[i], R, T, intr, coeffs, mode, half)
-            else:
-                u1, v1 = u0, v0
-            ya = max(v0, 0)
-            yb = min(v1, oh - 1)
-            xa = max(u0, 0)
-            xb = min(u1, ow - 1)
-            for oy in range(ya, yb + 1):
-                for ox in range(xa, xb + 1):
-                    cur = out[oy, ox]
-                    if cur == 0 or raw < cur:
-                        out[oy, ox] = raw
+    for i in range(depth.size):
+        d = np.float32(depth[i]) * scale
+        x32, y32 = _to_target(d, rx[i], ry[i], R, T)
+        x, y = np.float64(x32), np.float64(y32)
+        r2 = x * x + y * y
+        radial = (1.0 + r2 * (c[0] + r2 * (c[1] + r2 * c[4]))) / (1.0 + r2 * (c[5] + r2 * (c[6] + r2 * c[7])))
+        xd = x * radial + 2.0 * c[2] * x * y + c[3] * (r2 + 2.0 * x * x)
+        yd = y * radial + c[2] * (r2 + 2.0 * y * y) + 2.0 * c[3] * x * y
+        uo[i] = _to_int(np.float32(xd * intr[0] + intr[2]) + half)
+        vo[i] = _to_int(np.float32(yd * intr[1] + intr[3]) + half)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _splat(depth: np.ndarray, u0: np.ndarray, v0: np.ndarray, u1: np.ndarray, v1: np.ndarray,
+           out: np.ndarray) -> None:
+    """Write each non-zero depth over its corner rectangle (clipped), keeping the nearest."""
+    oh, ow = out.shape
+    for i in range(depth.size):
+        raw = depth[i]
+        if raw == 0:
+            continue
+        ya = max(v0[i], 0)
+        yb = min(v1[i], oh - 1)
+        xa = max(u0[i], 0)
+        xb = min(u1[i], ow - 1)
+        for oy in range(ya, yb + 1):
+            row = out[oy]
+            for ox in range(xa, xb + 1):
+                if np.uint16(row[ox] - np.uint16(1)) >= raw:  # empty (0) or farther: take it
+                    row[ox] = raw
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scatter(depth: np.ndarray, u0: np.ndarray, v0: np.ndarray, out: np.ndarray) -> None:
+    """One target pixel per depth pixel (depth at least as fine as the target), keeping the nearest."""
+    oh, ow = out.shape
+    flat_out = out.reshape(-1)
+    for i in range(depth.size):
+        raw = depth[i]
+        u, v = np.uint32(u0[i]), np.uint32(v0[i])  # negative -> huge: one bounds test each
+        if raw == 0 or u >= ow or v >= oh:
+            continue
+        j = v * ow + u
+        if np.uint16(flat_out[j] - np.uint16(1)) >= raw:  # 0 (empty) wraps to 65535: always taken
+            flat_out[j] = raw
 
 
 class DepthRegistration:
@@ -204,6 +237,11 @@ class DepthRegistration:
             self._coeffs = cm.coeffs(8).astype(np.float64)
         else:
             self._coeffs = cm.coeffs(8).astype(np.float32)
+        n = depth_model.width * depth_model.height
+        # per-instance scratch for the integer corners (reused every frame; an instance is not
+        # meant to be shared between threads)
+        self._u0, self._v0 = np.empty(n, np.int32), np.empty(n, np.int32)
+        self._u1, self._v1 = (np.empty(n, np.int32), np.empty(n, np.int32)) if self.splat else (self._u0, self._v0)
 
     def align(self, depth: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """uint16 depth (depth geometry) -> uint16 depth in the target geometry, 0 = no depth.
@@ -221,10 +259,23 @@ class DepthRegistration:
             if out.shape != (cm.height, cm.width) or out.dtype != np.uint16:
                 raise ValueError(f"out must be uint16 {cm.width}x{cm.height}")
             out.fill(0)
-        _align_kernel(np.ascontiguousarray(d), np.float32(self.depth_scale), self._rx0, self._ry0,
-                      self._rx1, self._ry1, self._R, self._T, self._intr, self._coeffs, self._mode,
-                      self.splat, out)
+        flat = np.ascontiguousarray(d).reshape(-1)
+        self._corners(flat, self._rx0, self._ry0, self._u0, self._v0)
+        if self.splat:
+            self._corners(flat, self._rx1, self._ry1, self._u1, self._v1)
+            _splat(flat, self._u0, self._v0, self._u1, self._v1, out)
+        else:
+            _scatter(flat, self._u0, self._v0, out)
         return out
+
+    def _corners(self, flat: np.ndarray, rx: np.ndarray, ry: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+        scale = np.float32(self.depth_scale)
+        if self._mode == _DIST_NONE:
+            _corners_pinhole(flat, scale, rx, ry, self._R, self._T, self._intr, uo, vo)
+        elif self._mode == _DIST_RS_MODIFIED:
+            _corners_rs_modified(flat, scale, rx, ry, self._R, self._T, self._intr, self._coeffs, uo, vo)
+        else:
+            _corners_opencv(flat, scale, rx, ry, self._R, self._T, self._intr, self._coeffs, uo, vo)
 
     __call__ = align
 
