@@ -290,3 +290,16 @@ def test_lidar_beam_elevations_and_mount(default_world):
     chained = rig.depth_in_base.inverse() @ lidar.lidar_in_base
     np.testing.assert_allclose(lidar_to_camera(rig, lidar).matrix(), chained.matrix(), atol=1e-12)
     assert lidar.lidar_in_base.matrix()[2, 3] > rig.camera_link_in_base.matrix()[2, 3]
+
+
+@pytest.mark.parametrize("make", [
+    lambda w: CameraRig(width=0),
+    lambda w: CameraRig(fps=0.0),
+    lambda w: DepthSensorModel(min_z_m=3.0, max_z_m=2.0),
+    lambda w: SyntheticLidar(w, beams=0),
+    lambda w: SyntheticLidar(w, vertical_fov_deg=(30.0, -30.0)),
+    lambda w: World([Primitive("p", SPHERE, (1.0, 0, 0), (0, 0, 0), ("nope",))], {}),
+])
+def test_bad_configuration_raises_a_clear_value_error(default_world, make):
+    with pytest.raises(ValueError, match=r"\w+"):
+        make(default_world)

@@ -65,6 +65,15 @@ class CameraRig:
     mount: np.ndarray = field(default_factory=lambda: _matrix(_rot((0, 1, 0), np.radians(8.0)), (0.2, 0.0, 0.45)))
 
     def __post_init__(self) -> None:
+        for name in ("width", "height", "color_width", "color_height"):
+            v = getattr(self, name)
+            if v is not None and (int(v) != v or not 8 <= v <= 8192):
+                raise ValueError(f"CameraRig.{name} must be an integer in [8, 8192], got {v!r}")
+        if not 0 < self.fps <= 1000:
+            raise ValueError(f"CameraRig.fps must be in (0, 1000], got {self.fps!r}")
+        if self.baseline_m <= 0 or self.depth_scale <= 0:
+            raise ValueError("CameraRig.baseline_m and depth_scale must be > 0")
+        self.width, self.height = int(self.width), int(self.height)
         self.color_width = self.color_width or self.width
         self.color_height = self.color_height or self.height
         self.mount = _as_matrix(self.mount)
@@ -154,6 +163,15 @@ class DepthSensorModel:
     emitter_x_m: float = 0.025        # projector position along +x of the depth optical frame
     dot_density: float = 0.02         # projector dots per projector pixel
     light_world: tuple[float, float, float] = (3.0, 0.5, 2.7)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_z_m < self.max_z_m:
+            raise ValueError(f"DepthSensorModel needs 0 < min_z_m < max_z_m, got {self.min_z_m}, {self.max_z_m}")
+        if self.subpixel_sigma < 0 or self.subpixel_steps < 1 or not 0.0 <= self.noise_correlation <= 1.0:
+            raise ValueError("DepthSensorModel: subpixel_sigma >= 0, subpixel_steps >= 1, "
+                             "noise_correlation in [0, 1]")
+        if self.hole_blob_px <= 0 or self.noise_cell_px <= 0:
+            raise ValueError("DepthSensorModel: hole_blob_px and noise_cell_px must be > 0")
 
 
 class SyntheticCamera:

@@ -47,7 +47,14 @@ class SyntheticLidar:
 
     def __post_init__(self) -> None:
         if self.beams < 1 or self.columns < 1 or self.rate_hz <= 0:
-            raise ValueError("beams and columns must be >= 1 and rate_hz > 0")
+            raise ValueError(f"SyntheticLidar: beams ({self.beams}) and columns ({self.columns}) must be >= 1 "
+                             f"and rate_hz ({self.rate_hz}) > 0")
+        if not 0.0 <= self.min_range < self.max_range:
+            raise ValueError(f"SyntheticLidar: need 0 <= min_range < max_range, got {self.min_range}, {self.max_range}")
+        lo, hi = self.vertical_fov_deg
+        if not -90.0 < lo <= hi < 90.0:
+            raise ValueError(f"SyntheticLidar: vertical_fov_deg must be (lowest, highest) within (-90, 90), "
+                             f"got {self.vertical_fov_deg}")
         self.mount = _as_matrix(default_lidar_mount() if self.mount is None else self.mount)
         lo, hi = self.vertical_fov_deg
         if self.beam_elevations_deg is not None:
