@@ -22,6 +22,8 @@ IMAGE = "sensor_msgs/msg/Image"
 INFO = "sensor_msgs/msg/CameraInfo"
 CLOUD = "sensor_msgs/msg/PointCloud2"
 EXTRINSICS = "depth_ai_nodes/msg/Extrinsics"
+INFERENCE_STATS = "depth_ai_nodes/msg/InferenceStats"
+ODOMETRY = "nav_msgs/msg/Odometry"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,14 @@ class Output:
     rate_param: str = ""
     monitor: bool = True
     min_ratio: float = 0.5
-    optional: bool = False  # published only with a non-default parameter
+    enable_param: str = ""  # published only when this (bool) parameter is true
+
+    @property
+    def optional(self) -> bool:
+        return bool(self.enable_param)
+
+    def enabled(self, params: dict[str, Any]) -> bool:
+        return not self.enable_param or bool(params.get(self.enable_param, False))
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ CAMERA = NodeSpec(
         Output("/camera/depth/camera_info", INFO, 30.0, "depth_module.depth_profile",
                monitor=False),
         Output("/camera/depth/color/points", CLOUD, 30.0, "depth_module.depth_profile",
-               optional=True),
+               enable_param="pointcloud.enable"),
         Output("/camera/extrinsics/depth_to_color", EXTRINSICS, monitor=False),
         Output("/camera/extrinsics/depth_to_infra1", EXTRINSICS, monitor=False),
     ))
@@ -87,27 +96,37 @@ CAMERA = NodeSpec(
 INFERENCE = NodeSpec(
     key="inference", executable="depth_inference_node",
     module="depth_ai_nodes.nodes.depth_inference_node",
-    node_name="depth_inference", namespace="", params_file="depth_inference.yaml",
-    inputs=("/camera/color/image_raw", "/camera/depth/image_rect_raw"),
+    node_name="depth_inference", namespace="depth_inference",
+    params_file="inference.yaml",
+    inputs=("/camera/color/image_raw", "/camera/color/camera_info",
+            "/camera/aligned_depth_to_color/image_raw"),
     outputs=(
         Output("/depth_inference/depth", IMAGE, 5.0, min_ratio=0.2),
         Output("/depth_inference/confidence", IMAGE, 5.0, min_ratio=0.2),
         Output("/depth_inference/camera_info", INFO, 5.0, monitor=False),
+        Output("/depth_inference/stats", INFERENCE_STATS, monitor=False),
     ),
     requires=("camera",))
 
 LIDAR = NodeSpec(
     key="lidar", executable="lidar_node", module="depth_ai_nodes.nodes.lidar_node",
-    node_name="lidar", namespace="lidar", params_file="lidar.yaml",
-    outputs=(Output("/lidar/points", CLOUD, 10.0, "rate_hz"),))
+    node_name="lidar", namespace="", params_file="lidar.yaml",
+    outputs=(
+        Output("/lidar/points", CLOUD, 10.0, "rate_hz"),
+        Output("/lidar/odom", ODOMETRY, 10.0, "rate_hz", monitor=False),
+        Output("/lidar/extrinsics/lidar_to_camera", EXTRINSICS, monitor=False),
+    ))
 
 FUSION = NodeSpec(
     key="fusion", executable="lidar_fusion_node", module="depth_ai_nodes.nodes.lidar_fusion_node",
-    node_name="lidar_fusion", namespace="", params_file="lidar_fusion.yaml",
-    inputs=("/lidar/points", "/camera/infra1/image_rect_raw", "/camera/infra1/camera_info"),
+    node_name="lidar_fusion_node", namespace="", params_file="lidar_fusion.yaml",
+    inputs=("/lidar/points", "/camera/infra1/image_rect_raw", "/camera/infra1/camera_info",
+            "/lidar/extrinsics/lidar_to_camera", "/lidar/odom"),
     outputs=(
         Output("/fused/points", CLOUD, 10.0),
         Output("/lidar_depth", IMAGE, 10.0),
+        Output("/lidar_depth/camera_info", INFO, 10.0, monitor=False),
+        Output("/lidar_overlay", IMAGE, 10.0, enable_param="publish_overlay"),
     ),
     requires=("camera", "lidar"))
 
@@ -165,6 +184,10 @@ def _ros_value(value: Any) -> str:
     return str(value)
 
 
+# lidar source -> the lidar_node parameter that takes --lidar-path
+LIDAR_PATH_PARAMS = {"kitti": "kitti_path", "ouster": "ouster_pcap"}
+
+
 def plan(choices: Choices) -> list[Planned]:
     """The nodes to start for `choices`, with the parameters the choices set.
 
@@ -187,7 +210,7 @@ def plan(choices: Choices) -> list[Planned]:
         elif spec.key == "lidar":
             params["source"] = choices.lidar
             if choices.lidar_path:
-                params["path"] = choices.lidar_path
+                params[LIDAR_PATH_PARAMS.get(choices.lidar, "kitti_path")] = choices.lidar_path
         if choices.use_sim_time:
             params["use_sim_time"] = True
         out.append(Planned(spec, params))

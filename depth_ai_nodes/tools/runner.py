@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from depth_ai_nodes.pipeline import Choices, Output, Planned, expected_rate, plan
+from depth_ai_nodes.pipeline import CLOUD, IMAGE, Choices, Output, Planned, expected_rate, plan
 from depth_ai_nodes.tools.bag import message_class
 
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -283,7 +283,7 @@ class Runner:
             self.children.append(child)
             params = p.effective_params()
             for o in spec.outputs:
-                if o.monitor and (not o.optional or _enabled_optional(o, params)):
+                if o.monitor and o.enabled(params):
                     self.pending[o.topic] = (o, expected_rate(o, params))
 
     def say(self, line: str) -> None:
@@ -319,7 +319,7 @@ class Runner:
                 if self.duration and now - self._t0 >= self.duration:
                     self._stop_reason = f"--duration {self.duration:g} s reached"
                 if now >= next_check:
-                    next_check = now + 0.25
+                    next_check = now + 0.5
                     self._watch_children(now)
                     self._subscribe_new()
                 if now >= next_status:
@@ -377,9 +377,27 @@ class Runner:
         if all(c.failed for c in self.children):
             self._stop_reason = "every node has stopped"
 
+    def _discover(self) -> None:
+        """Image and cloud topics our nodes publish that the table does not list (a
+        renamed or new output) are measured too, with no expected rate."""
+        for child in self.children:
+            spec = child.planned.spec
+            ns = "/" + spec.namespace.strip("/") if spec.namespace else "/"
+            try:
+                topics = self.node.get_publisher_names_and_types_by_node(spec.node_name, ns)
+            except Exception:  # node not (yet) in the graph
+                continue
+            for topic, types in topics:
+                if topic in self.stats or topic in self.pending or not types:
+                    continue
+                if types[0] in (IMAGE, CLOUD):
+                    self.pending[topic] = (Output(topic, types[0]), 0.0)
+
     def _subscribe_new(self) -> None:
         """Subscribe to each expected topic once it has a publisher, with its QoS."""
         from depth_ai_nodes.ros.qos import matching_qos
+
+        self._discover()
 
         for topic, (output, hz) in list(self.pending.items()):
             if not self.node.get_publishers_info_by_topic(topic):
@@ -521,10 +539,3 @@ class Runner:
         except Exception as err:  # the preview must never turn a clean stop into an error
             self.say(f"preview not written: {err}")
             return None
-
-
-def _enabled_optional(output: Output, params: dict[str, Any]) -> bool:
-    """Optional outputs the effective parameters turn on."""
-    if output.topic.endswith("/depth/color/points"):
-        return bool(params.get("pointcloud.enable", False))
-    return False

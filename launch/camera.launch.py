@@ -1,0 +1,51 @@
+"""camera_node: RGB + IR + depth with realsense-ros topics (/camera/color/image_raw, ...).
+
+    ros2 launch depth_ai_nodes camera.launch.py source:=synthetic
+    ros2 launch depth_ai_nodes camera.launch.py source:=file file_path:=/data/rec.bag
+    ros2 launch depth_ai_nodes camera.launch.py source:=realsense
+
+Parameters: config/camera.yaml (the same file `depth-ai run` uses).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from depth_ai_nodes.launch_support import dds_environment_actions
+
+ARGUMENTS = {
+    "source": ("synthetic", "synthetic (built-in scene), realsense (live camera) or file"),
+    "file_path": ("", "RealSense recording (.bag / .db3) for source:=file"),
+    "camera_name": ("camera", "node name; topics are /<namespace>/<camera_name>/..."),
+    "camera_namespace": ("", "namespace of the camera node"),
+    "enable_camera": ("true", "start camera_node"),
+    "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
+    "respawn": ("true", "restart the node if it dies"),
+    "respawn_delay": ("2.0", "seconds before a restart"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    params_file = PathJoinSubstitution([FindPackageShare("depth_ai_nodes"), "config",
+                                        "camera.yaml"])
+    camera = Node(
+        package="depth_ai_nodes", executable="camera_node",
+        name=LaunchConfiguration("camera_name"), namespace=LaunchConfiguration("camera_namespace"),
+        parameters=[params_file, {
+            "source": ParameterValue(LaunchConfiguration("source"), value_type=str),
+            "file_path": ParameterValue(LaunchConfiguration("file_path"), value_type=str),
+            "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+        }],
+        respawn=LaunchConfiguration("respawn"),
+        respawn_delay=LaunchConfiguration("respawn_delay"),
+        output="screen", emulate_tty=True,
+        condition=IfCondition(LaunchConfiguration("enable_camera")))
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in ARGUMENTS.items()),
+        *dds_environment_actions(),
+        camera,
+    ])

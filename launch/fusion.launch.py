@@ -1,0 +1,45 @@
+"""lidar_fusion_node: LiDAR + IR (+ color, inference depth) -> /fused/points and /lidar_depth.
+
+    ros2 launch depth_ai_nodes fusion.launch.py
+
+Inputs default to the pipeline's topics (/lidar/points, /camera/infra1/...);
+the LiDAR -> camera calibration comes by topic. Parameters: config/lidar_fusion.yaml.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from depth_ai_nodes.launch_support import dds_environment_actions
+
+ARGUMENTS = {
+    "fusion_namespace": ("", "namespace of the fusion node (default: /fused/points, /lidar_depth)"),
+    "enable_fusion": ("true", "start lidar_fusion_node"),
+    "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
+    "respawn": ("true", "restart the node if it dies"),
+    "respawn_delay": ("2.0", "seconds before a restart"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    params_file = PathJoinSubstitution([FindPackageShare("depth_ai_nodes"), "config",
+                                        "lidar_fusion.yaml"])
+    fusion = Node(
+        package="depth_ai_nodes", executable="lidar_fusion_node",
+        namespace=LaunchConfiguration("fusion_namespace"),
+        parameters=[params_file, {
+            "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+        }],
+        respawn=LaunchConfiguration("respawn"),
+        respawn_delay=LaunchConfiguration("respawn_delay"),
+        output="screen", emulate_tty=True,
+        condition=IfCondition(LaunchConfiguration("enable_fusion")))
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in ARGUMENTS.items()),
+        *dds_environment_actions(),
+        fusion,
+    ])

@@ -1,0 +1,47 @@
+"""depth_inference_node: an ONNX depth model on the camera's color (+ depth), metric output.
+
+    ros2 launch depth_ai_nodes inference.launch.py
+    ros2 launch depth_ai_nodes inference.launch.py model:=/models/depth_anything_v2_small.yaml
+
+Parameters: config/inference.yaml (the same file `depth-ai run` uses).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from depth_ai_nodes.launch_support import dds_environment_actions
+
+ARGUMENTS = {
+    "model": ("", "model spec YAML (empty: the shipped depth completion model)"),
+    "inference_namespace": ("depth_inference", "namespace of the inference node"),
+    "enable_inference": ("true", "start depth_inference_node"),
+    "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
+    "respawn": ("true", "restart the node if it dies"),
+    "respawn_delay": ("2.0", "seconds before a restart"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    params_file = PathJoinSubstitution([FindPackageShare("depth_ai_nodes"), "config",
+                                        "inference.yaml"])
+    inference = Node(
+        package="depth_ai_nodes", executable="depth_inference_node",
+        namespace=LaunchConfiguration("inference_namespace"),
+        parameters=[params_file, {
+            "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
+            "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+        }],
+        respawn=LaunchConfiguration("respawn"),
+        respawn_delay=LaunchConfiguration("respawn_delay"),
+        output="screen", emulate_tty=True,
+        condition=IfCondition(LaunchConfiguration("enable_inference")))
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in ARGUMENTS.items()),
+        *dds_environment_actions(),
+        inference,
+    ])

@@ -1,0 +1,52 @@
+"""lidar_node: PointCloud2 (x, y, z, intensity, ring, t) from the built-in scene, KITTI or Ouster.
+
+    ros2 launch depth_ai_nodes lidar.launch.py
+    ros2 launch depth_ai_nodes lidar.launch.py lidar_source:=kitti kitti_path:=/data/kitti
+    ros2 launch depth_ai_nodes lidar.launch.py lidar_source:=ouster ouster_pcap:=/data/os1.pcap
+
+Parameters: config/lidar.yaml (the same file `depth-ai run` uses).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from depth_ai_nodes.launch_support import dds_environment_actions
+
+ARGUMENTS = {
+    "lidar_source": ("synthetic", "synthetic (built-in scene), kitti or ouster"),
+    "kitti_path": ("", "KITTI folder with velodyne/*.bin for lidar_source:=kitti"),
+    "ouster_pcap": ("", "Ouster capture .pcap for lidar_source:=ouster"),
+    "lidar_namespace": ("", "namespace of the LiDAR node (node lidar: topics /<namespace>/lidar/points)"),
+    "enable_lidar": ("true", "start lidar_node"),
+    "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
+    "respawn": ("true", "restart the node if it dies"),
+    "respawn_delay": ("2.0", "seconds before a restart"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    params_file = PathJoinSubstitution([FindPackageShare("depth_ai_nodes"), "config",
+                                        "lidar.yaml"])
+    lidar = Node(
+        package="depth_ai_nodes", executable="lidar_node",
+        namespace=LaunchConfiguration("lidar_namespace"),
+        parameters=[params_file, {
+            "source": ParameterValue(LaunchConfiguration("lidar_source"), value_type=str),
+            "kitti_path": ParameterValue(LaunchConfiguration("kitti_path"), value_type=str),
+            "ouster_pcap": ParameterValue(LaunchConfiguration("ouster_pcap"), value_type=str),
+            "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+        }],
+        respawn=LaunchConfiguration("respawn"),
+        respawn_delay=LaunchConfiguration("respawn_delay"),
+        output="screen", emulate_tty=True,
+        condition=IfCondition(LaunchConfiguration("enable_lidar")))
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in ARGUMENTS.items()),
+        *dds_environment_actions(),
+        lidar,
+    ])

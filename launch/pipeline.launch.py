@@ -1,0 +1,63 @@
+"""The whole pipeline: camera + depth inference + LiDAR + fusion, on the built-in scene by default.
+
+    ros2 launch depth_ai_nodes pipeline.launch.py
+    ros2 launch depth_ai_nodes pipeline.launch.py source:=realsense lidar_source:=ouster \
+        ouster_pcap:=/data/os1.pcap enable_inference:=false
+    ros2 launch depth_ai_nodes pipeline.launch.py use_sim_time:=true   # with depth-ai play --clock
+
+The same nodes and parameter files as `depth-ai run` (no ROS install needed).
+Every argument of the four included launch files can be given here.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.substitutions import FindPackageShare
+
+ARGUMENTS = {
+    "source": ("synthetic", "camera: synthetic (built-in scene), realsense or file"),
+    "file_path": ("", "camera: RealSense recording (.bag / .db3) for source:=file"),
+    "camera_name": ("camera", "camera node name; topics are /<camera_namespace>/<camera_name>/..."),
+    "camera_namespace": ("", "namespace of the camera node"),
+    "model": ("", "inference: model spec YAML (empty: the shipped model)"),
+    "inference_namespace": ("depth_inference", "namespace of the inference node"),
+    "lidar_source": ("synthetic", "LiDAR: synthetic, kitti or ouster"),
+    "kitti_path": ("", "LiDAR: KITTI folder for lidar_source:=kitti"),
+    "ouster_pcap": ("", "LiDAR: Ouster .pcap for lidar_source:=ouster"),
+    "lidar_namespace": ("", "namespace of the LiDAR node (node lidar: /lidar/points)"),
+    "fusion_namespace": ("", "namespace of the fusion node"),
+    "enable_camera": ("true", "start camera_node"),
+    "enable_inference": ("true", "start depth_inference_node"),
+    "enable_lidar": ("true", "start lidar_node"),
+    "enable_fusion": ("true", "start lidar_fusion_node"),
+    "use_sim_time": ("false", "every node uses /clock"),
+    "respawn": ("true", "restart nodes that die"),
+    "respawn_delay": ("2.0", "seconds before a restart"),
+}
+
+# included launch file -> the arguments it declares (all passed through)
+INCLUDES = {
+    "camera.launch.py": ("source", "file_path", "camera_name", "camera_namespace",
+                         "enable_camera", "use_sim_time", "respawn", "respawn_delay"),
+    "inference.launch.py": ("model", "inference_namespace", "enable_inference", "use_sim_time",
+                            "respawn", "respawn_delay"),
+    "lidar.launch.py": ("lidar_source", "kitti_path", "ouster_pcap", "lidar_namespace",
+                        "enable_lidar", "use_sim_time", "respawn", "respawn_delay"),
+    "fusion.launch.py": ("fusion_namespace", "enable_fusion", "use_sim_time", "respawn",
+                         "respawn_delay"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    launch_dir = PathJoinSubstitution([FindPackageShare("depth_ai_nodes"), "launch"])
+    includes = [
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(PathJoinSubstitution([launch_dir, file])),
+            launch_arguments={name: LaunchConfiguration(name) for name in names}.items())
+        for file, names in INCLUDES.items()
+    ]
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=text)
+          for name, (default, text) in ARGUMENTS.items()),
+        *includes,
+    ])

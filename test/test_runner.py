@@ -1,0 +1,138 @@
+"""`depth-ai run` end to end: the runner is a real process that starts the real
+nodes over real DDS on the built-in scene.
+
+One run (the pipeline takes a while to come up on 2 cores, so one run checks
+everything): every output topic of every installed node reaches its expected
+rate in the runner's own status lines; a node killed with SIGKILL is restarted
+and publishes again (seen by a subscriber here); SIGINT stops everything with
+exit 0, leaves no process and no Fast DDS /dev/shm file of ours behind, and a
+preview PNG is written. The topics of config/depth_ai.rviz are all seen live.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from depth_ai_nodes.pipeline import NODES, Choices, expected_rate, plan
+from depth_ai_nodes.ros.dds import SHM_DIR, stale_fastdds_shm
+from harness import NodeProcess, collect, executable
+
+pytestmark = pytest.mark.ros
+
+W, H, FPS = 320, 240, 15
+STATUS = re.compile(r"status (\S+)\s+([\d.]+) /\s+(\d+) Hz\s+\S+\s+\d+\s+(\d+)\s+(\w+)")
+BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def wait_output(proc: NodeProcess, predicate, timeout: float, what: str) -> str:
+    """Poll the runner's output until predicate(text) or timeout (it prints every 2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = proc.output()
+        if predicate(text):
+            return text
+        assert proc.alive(), f"runner exited early:\n{text[-4000:]}"
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout} s:\n{proc.output()[-5000:]}")
+
+
+def latest_status(text: str) -> dict[str, tuple[float, float, int, str]]:
+    """topic -> (rate, expected, count, state) from the latest status line of each."""
+    rows = {}
+    for m in STATUS.finditer(text):
+        rows[m.group(1)] = (float(m.group(2)), float(m.group(3)), int(m.group(4)), m.group(5))
+    return rows
+
+
+def shm_files_of(pids: list[int]) -> set[Path]:
+    used = set()
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/maps").read_text(errors="replace").splitlines():
+                if "/dev/shm/fastdds" in line:
+                    used.add(Path(line[line.index("/dev/shm/"):].split(" (deleted)")[0]))
+        except OSError:
+            pass
+    return used
+
+
+def test_runner_brings_up_pipeline_restarts_and_stops_clean(tmp_path, ros_node):
+    override = tmp_path / "small.yaml"
+    profile = f"{W},{H},{FPS}"
+    override.write_text(yaml.safe_dump({"camera": {"ros__parameters": {
+        "rgb_camera.color_profile": profile, "depth_module.depth_profile": profile,
+        "depth_module.infra_profile": profile}}}))
+    planned = [p for p in plan(Choices()) if p.spec.available()]
+    for p in planned:
+        p.extra_params_files = [override]
+    expected = {o.topic: (expected_rate(o, p.effective_params()), o.min_ratio)
+                for p in planned for o in p.spec.outputs
+                if o.monitor and o.enabled(p.effective_params())}
+    assert "/camera/color/image_raw" in expected and expected["/camera/color/image_raw"][0] == FPS
+
+    preview = tmp_path / "preview.png"
+    with NodeProcess([executable("depth-ai"), "run", "--duration", "170", "--status-period",
+                      "2", "--params-file", str(override), "--preview", str(preview),
+                      "--log-dir", str(tmp_path / "logs"),
+                      "--domain-id", os.environ["ROS_DOMAIN_ID"]]) as runner:
+        # 1. every expected topic flows at its rate (several status lines in a row)
+        def all_flowing(text: str) -> bool:
+            rows = latest_status(text)
+            return all(t in rows and rows[t][2] >= 10 for t in expected)
+
+        text = wait_output(runner, all_flowing, 120.0, "not every topic published")
+        mark = len(text)
+        text = wait_output(runner, lambda t: len(STATUS.findall(t[mark:])) >= 2 * len(expected),
+                           20.0, "no further status lines")
+        rows = latest_status(text)
+        for topic, (hz, ratio) in expected.items():
+            rate = rows[topic][0]
+            assert rate >= ratio * hz, f"{topic}: {rate} Hz, expected {hz} Hz (>= {ratio:.0%})"
+        pids = {name: int(pid) for name, pid in re.findall(r"started (\S+) \(pid (\d+)\)", text)}
+        assert set(pids) == {p.spec.executable for p in planned}, text
+        ours = shm_files_of([runner.proc.pid, *pids.values()])
+        assert ours, "the runner's processes map no Fast DDS shm: is the profile applied?"
+
+        # 2. a node that dies is restarted and publishes again
+        os.kill(pids["camera_node"], signal.SIGKILL)
+        text = wait_output(runner, lambda t: "restarted camera_node (pid" in t, 30.0,
+                           "camera_node was not restarted")
+        new_pid = int(re.search(r"restarted camera_node \(pid (\d+)", text).group(1))
+        assert new_pid != pids["camera_node"]
+        assert "camera_node exited with code -9" in text
+        got = collect(ros_node, {"/camera/color/image_raw": Image}, count=5, timeout=90.0,
+                      qos=BEST_EFFORT)
+        assert len(got["/camera/color/image_raw"]) >= 5, runner.output()[-3000:]
+        ours |= shm_files_of([runner.proc.pid, new_pid, *pids.values()])
+
+        # 3. SIGINT: everything stops cleanly
+        assert runner.stop(timeout=60.0) == 0, runner.output()[-4000:]
+        text = runner.output()
+
+    for name in pids:
+        assert f"{name} stopped (exit 0)" in text, text[-3000:]
+    for pid in [*pids.values(), new_pid]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    left = {p for p in ours if p.exists()} & set(stale_fastdds_shm())
+    assert not left, f"stale Fast DDS files left in {SHM_DIR}: {sorted(left)}"
+    assert preview.is_file() and preview.stat().st_size > 1000, text[-2000:]
+
+    # every topic rviz shows, for the nodes that exist, was seen live
+    seen = set(re.findall(r"summary (\S+): [1-9]\d* messages", text))
+    rviz = yaml.safe_load(Path(__file__).resolve().parent.parent.joinpath(
+        "config", "depth_ai.rviz").read_text())
+    live_nodes = {p.spec.key for p in planned}
+    for d in rviz["Visualization Manager"]["Displays"]:
+        topic = d.get("Topic", {}).get("Value") if isinstance(d.get("Topic"), dict) else None
+        owner = next((n.key for n in NODES for o in n.outputs if o.topic == topic), None)
+        if topic and d.get("Enabled") and owner in live_nodes:
+            assert topic in seen, f"rviz shows {topic}, never published in the run"
