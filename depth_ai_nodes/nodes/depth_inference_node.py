@@ -187,7 +187,7 @@ class DepthInferenceNode(Node):
             return best
         return None
 
-    def _take(self) -> tuple[float, Image, Image | None, Image | None] | None:
+    def _take(self) -> tuple[float, float, Image, Image | None, Image | None] | None:
         """Wait for the newest colour frame and its depth/sparse (up to depth_wait)."""
         with self._cv:
             while not self._stop:
@@ -201,7 +201,7 @@ class DepthInferenceNode(Node):
                                 and (sparse is not None or not self.p["sparse_topic"]))
                     if complete or not waiting:
                         self._color = None
-                        return received, color, depth, sparse
+                        return received, time.monotonic(), color, depth, sparse
                     self._cv.wait(timeout=0.005)
                 else:
                     self._cv.wait(timeout=0.1)
@@ -224,7 +224,8 @@ class DepthInferenceNode(Node):
         self.get_logger().error(f"frame skipped: {what}", throttle_duration_sec=2.0)
         self.diag.set("inference", ERROR, f"frame skipped: {what}", frame_errors=self.errors)
 
-    def _process(self, received: float, color: Image, depth: Image | None, sparse: Image | None) -> None:
+    def _process(self, received: float, taken: float, color: Image, depth: Image | None,
+                 sparse: Image | None) -> None:
         rgb = color_rgb(color)
         depth_m = depth_metres(depth, 'depth') if depth is not None else None
         sparse_m = depth_metres(sparse, 'sparse depth') if sparse is not None else None
@@ -259,7 +260,9 @@ class DepthInferenceNode(Node):
             reference_points=a.references, confidence=a.confidence, frames_dropped=self.dropped))
         self.diag.rate("inference", "depth", float(self.p["expected_rate"])).tick(node_s)
         values = dict(model_latency_ms=res.run_s * 1e3, node_latency_ms=node_s * 1e3,
-                      overhead_ms=(node_s - res.run_s) * 1e3, scale=a.scale, shift=a.shift,
+                      overhead_ms=(node_s - res.run_s) * 1e3,
+                      queue_wait_ms=(taken - received) * 1e3,
+                      processing_overhead_ms=(time.monotonic() - taken - res.run_s) * 1e3, scale=a.scale, shift=a.shift,
                       fit_residual=a.residual, reference_points=a.references, confidence=a.confidence,
                       frames_dropped=self.dropped, frame_errors=self.errors,
                       aligned=res.aligned)

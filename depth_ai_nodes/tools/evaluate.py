@@ -39,6 +39,7 @@ class Sample:
     rgb: np.ndarray            # (H, W, 3) uint8
     depth_m: np.ndarray        # (H, W) float32 sensor depth, 0 invalid
     gt_m: np.ndarray | None = None  # exact ground truth (scene); None: masking protocol
+    tag: str = ""                   # file name of its PNG (default: name)
 
 
 # ------------------------------------------------------------------ data sources
@@ -126,8 +127,8 @@ def load_scene(frames: int, seed: int) -> Iterator[Sample]:
     for i in range(frames):
         f = cam.render(2.0 + 3.0 * i)
         gt = np.nan_to_num(f.gt_depth_m, nan=0.0).astype(np.float32)
-        yield Sample(f"scene_t{f.t:.0f}", np.repeat(f.ir[..., None], 3, axis=2),
-                     f.depth_mm.astype(np.float32) / 1000.0, gt)
+        yield Sample("scene", np.repeat(f.ir[..., None], 3, axis=2),
+                     f.depth_mm.astype(np.float32) / 1000.0, gt, tag=f"scene_t{f.t:.0f}")
 
 
 # ------------------------------------------------------------------ methods
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
                 inp = np.where(hide, 0.0, s.depth_m).astype(np.float32)
                 gt, sel, tag = s.depth_m, hide, f"{s.name}_m{k}"
             else:  # scene: the sensor's own holes and noise against exact ground truth
-                inp, gt, tag = s.depth_m, s.gt_m, s.name
+                inp, gt, tag = s.depth_m, s.gt_m, s.tag or s.name
                 sel = gt > 0
             preds = {m: f(s.rgb, inp) for m, f in methods.items()}
             for m, p in preds.items():

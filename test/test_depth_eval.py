@@ -1,0 +1,89 @@
+"""Hole masks, metrics, and the `depth-ai infer` / `depth-ai eval` commands end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from depth_ai_nodes.core.depth_metrics import depth_metrics
+from depth_ai_nodes.core.hole_masks import depth_edges, make_hole_mask
+from depth_ai_nodes.tools.cli import main as cli
+
+
+def frame(h: int = 96, w: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A box in front of a slanted wall; colour changes with the box; a few sensor holes."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = (3.0 + 0.01 * xx).astype(np.float32)
+    box = (yy > 30) & (yy < 70) & (xx > 40) & (xx < 90)
+    depth[box] = 1.5
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[...] = (180, 170, 160)
+    rgb[box] = (40, 90, 200)
+    rgb[5:15, 5:25] = 10                               # a dark patch
+    depth[80:85, 100:110] = 0.0
+    return rgb, depth
+
+
+def test_hole_masks_are_seeded_sensor_like_and_within_range():
+    rgb, depth = frame()
+    valid = depth > 0
+    fracs = []
+    for seed in range(6):
+        m = make_hole_mask(depth, rgb, seed)
+        assert not (m & ~valid).any()                  # only valid pixels are hidden
+        fracs.append(m.sum() / valid.sum())
+        np.testing.assert_array_equal(m, make_hole_mask(depth, rgb, seed))
+    assert min(fracs) >= 0.05 - 1e-3 and max(fracs) <= 0.30 + 1e-3
+    assert len({round(f, 4) for f in fracs}) > 3        # the fraction varies by seed
+    # holes gather along depth edges far more than uniformly random dropout would
+    edges = depth_edges(depth)
+    m = make_hole_mask(depth, rgb, 0, fraction=0.15)
+    assert m.sum() == round(0.15 * valid.sum())
+    assert (m & edges).sum() / edges.sum() > 2 * 0.15
+
+
+def test_metrics_numbers():
+    gt = np.array([1.0, 2.0, 4.0, 0.0, np.nan])
+    pred = np.array([1.1, 2.0, 3.0, 5.0, 1.0])
+    m = depth_metrics(pred, gt)
+    assert m["n"] == 3
+    assert m["abs_rel"] == pytest.approx((0.1 + 0 + 0.25) / 3)
+    assert m["rmse"] == pytest.approx(np.sqrt((0.01 + 0 + 1) / 3))
+    assert m["mae"] == pytest.approx(1.1 / 3)
+    assert m["delta1"] == pytest.approx(2 / 3)          # 4 vs 3: ratio 1.33 fails
+    miss = depth_metrics(np.array([np.nan, 2.0]), np.array([1.0, 2.0]))
+    assert miss["missing"] == 1 and miss["delta1"] == 0.5
+
+
+def test_infer_command_writes_npy_and_png(tmp_path, capsys):
+    rgb, depth = frame()
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    Image.fromarray((depth * 1000).astype(np.uint16)).save(tmp_path / "d.png")
+    assert cli(["infer", "--color", str(tmp_path / "c.png"), "--depth", str(tmp_path / "d.png"),
+                "--out", str(tmp_path / "out" / "o.npy")]) == 0
+    out = np.load(tmp_path / "out" / "o.npy")
+    assert out.shape == depth.shape and out.dtype == np.float32
+    valid = depth > 0
+    assert np.median(np.abs(out[valid] - depth[valid])) < 0.03
+    assert np.isfinite(out[~valid]).all() and np.all(np.abs(out[~valid] - 4.0) < 0.3)  # the wall there
+    assert Image.open(tmp_path / "out" / "o.png").size == (128, 96)
+    assert "wrote" in capsys.readouterr().out
+    # .npy depth in metres, NaN invalid, gives the same result
+    np.save(tmp_path / "d.npy", np.where(valid, depth, np.nan).astype(np.float32))
+    assert cli(["infer", "--color", str(tmp_path / "c.png"), "--depth", str(tmp_path / "d.npy"),
+                "--out", str(tmp_path / "o2.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "o2.npy"), out, atol=1e-3)
+    assert cli(["infer", "--color", str(tmp_path / "c.png"), "--model", str(tmp_path / "none.yaml"),
+                "--out", str(tmp_path / "x.npy")]) == 2
+
+
+def test_eval_command_on_a_folder(tmp_path, capsys):
+    pytest.importorskip("cv2")
+    rgb, depth = frame()
+    Image.fromarray(rgb).save(tmp_path / "a_color.png")
+    np.save(tmp_path / "a_depth.npy", depth)
+    assert cli(["eval", "--folder", str(tmp_path), "--masks", "2", "--out", str(tmp_path / "ev"),
+                "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "| a | depth_completion |" in text and "| a | telea |" in text and "| a | rs_hole |" in text
+    assert sorted(p.name for p in (tmp_path / "ev").glob("*.png")) == ["a_m0.png", "a_m1.png"]
