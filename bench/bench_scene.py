@@ -47,7 +47,7 @@ def numpy_gt_depth(cam: SyntheticCamera, t: float) -> np.ndarray:
     slow in numpy)."""
     from depth_ai_nodes.core.scene import BOX, ROOM, SPHERE
     world, rig = cam.world, cam.rig
-    w_depth = world.base_pose_matrix(t) @ rig._base_from_depth
+    w_depth = world.base_pose_matrix(t) @ rig.depth_in_base.matrix()
     g = np.asarray(rig.depth_model.ray_grid(), dtype=np.float64)
     rx, ry = g[..., 0].ravel(), g[..., 1].ravel()
     best = np.full(rx.shape, np.inf)

@@ -299,6 +299,8 @@ def test_lidar_beam_elevations_and_mount(default_world):
     lambda w: SyntheticLidar(w, beams=0),
     lambda w: SyntheticLidar(w, vertical_fov_deg=(30.0, -30.0)),
     lambda w: World([Primitive("p", SPHERE, (1.0, 0, 0), (0, 0, 0), ("nope",))], {}),
+    lambda w: Material("m", texture="marble"),
+    lambda w: Material("m", transparency=1.5),
 ])
 def test_bad_configuration_raises_a_clear_value_error(default_world, make):
     with pytest.raises(ValueError, match=r"\w+"):

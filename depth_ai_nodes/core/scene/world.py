@@ -18,6 +18,7 @@ from . import kernels as K
 ROOM, BOX, SPHERE, CYLINDER = K.ROOM, K.BOX, K.SPHERE, K.CYLINDER
 # Face order of boxes and rooms: -x, +x, -y, +y, -z, +z (a room's -z face is its floor).
 FACES = ("-x", "+x", "-y", "+y", "-z", "+z")
+TEXTURES = {"none": 0, "checker": 1, "stripes": 2, "tiles": 3}
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ class Material:
     texture: str = "none"
     texture_scale: float = 0.5
 
+    def __post_init__(self) -> None:
+        if self.texture not in TEXTURES:
+            raise ValueError(f"material {self.name!r}: texture {self.texture!r} is not one of {sorted(TEXTURES)}")
+        if self.texture_scale <= 0:
+            raise ValueError(f"material {self.name!r}: texture_scale must be > 0")
+        for k in ("ir_reflectivity", "specular", "transparency", "hole_prob"):
+            if not 0.0 <= getattr(self, k) <= 1.0:
+                raise ValueError(f"material {self.name!r}: {k} must be in [0, 1]")
+
     @property
     def is_dark(self) -> bool:
         return self.ir_reflectivity < 0.15
@@ -53,9 +63,6 @@ class Material:
     @property
     def is_transparent(self) -> bool:
         return self.transparency >= 0.5
-
-
-TEXTURES = {"none": 0, "checker": 1, "stripes": 2, "tiles": 3}
 
 
 @dataclass(frozen=True)
@@ -197,9 +204,6 @@ class World:
         x, y, z, yaw = K.base_state(self.base_params, float(t))
         traj = BaseTrajectory(x=(x, 0.0, 0.0, 0.0), y=(y, 0.0, 0.0, 0.0), yaw=(yaw, 0.0, 0.0, 0.0), z=z)
         return World(prims, dict(self.materials), traj, self.seed)
-
-    def material_of(self, name: str) -> Material:
-        return self.materials[name]
 
     # -- the default scene ------------------------------------------------------------
     @classmethod
