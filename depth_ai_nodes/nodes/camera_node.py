@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rclpy.exceptions import InvalidParameterTypeException
@@ -283,28 +283,28 @@ class CameraNode(Node):
         return msg
 
     def publish_frameset(self, fs: Frameset) -> None:
+        """Every stream of `fs` with one stamp: raw streams first (depth leads, as the
+        most latency-sensitive), then what is computed from them."""
         stamp = conv.stamp_msg(fs.stamp_ns)
-        streams: dict[str, tuple[np.ndarray, Any]] = {}
-        if fs.color is not None:
-            streams["color"] = (fs.color, fs.color_model)
-        if fs.ir is not None:
-            streams["infra1"] = (fs.ir, fs.ir_model)
-        if fs.depth is not None:
-            streams["depth"] = (self._depth_mm(fs.depth, fs.depth_scale), fs.depth_model)
-        if fs.gt_depth_m is not None:
-            streams["ground_truth"] = (fs.gt_depth_m.astype(np.float32, copy=False),
-                                       fs.gt_model or fs.depth_model)
-        if self.enabled["aligned_depth"] and "depth" in streams and "color" in streams:
-            streams["aligned_depth"] = (self._aligned(fs, streams["depth"][0]), fs.color_model)
+        depth_mm = self._depth_mm(fs.depth, fs.depth_scale) if fs.depth is not None else None
+        streams: dict[str, tuple[Callable[[], np.ndarray], Any] | None] = {
+            "depth": (lambda: depth_mm, fs.depth_model) if depth_mm is not None else None,
+            "color": (lambda: fs.color, fs.color_model) if fs.color is not None else None,
+            "infra1": (lambda: fs.ir, fs.ir_model) if fs.ir is not None else None,
+            "aligned_depth": (lambda: self._aligned(fs, depth_mm), fs.color_model)
+            if depth_mm is not None and fs.color is not None else None,
+            "ground_truth": (lambda: fs.gt_depth_m.astype(np.float32, copy=False),
+                             fs.gt_model or fs.depth_model)
+            if fs.gt_depth_m is not None else None,
+        }
         self._log_absent(streams)
-        self._send_static(fs, stamp)
-
         msgs: dict[str, tuple[Image, CameraInfo]] = {}
-        for key, (array, model) in streams.items():
-            if not self.enabled.get(key, False):
+        for key, entry in streams.items():
+            if entry is None or not self.enabled.get(key, False):
                 continue
+            make, model = entry
             frame_id = self.names.optical(TOPICS[key][2])
-            image = self._image(key, array, frame_id, stamp)
+            image = self._image(key, make(), frame_id, stamp)
             info = self._camera_info(model, frame_id)
             info.header.stamp = stamp
             if (info.width, info.height) != (image.width, image.height):
@@ -314,9 +314,11 @@ class CameraNode(Node):
             image_pub.publish(image)
             info_pub.publish(info)
             msgs[key] = (image, info)
-        if self.cloud_pub is not None and "depth" in streams:
+            self.diag.rate("streams", key, self.fps).tick(time.time() - fs.stamp_ns * 1e-9)
+        self._send_static(fs, stamp)
+        if self.cloud_pub is not None and depth_mm is not None:
             cloud = conv.pointcloud_msg_from_depth(
-                streams["depth"][0], fs.depth_model, depth_scale=0.001,
+                depth_mm, fs.depth_model, depth_scale=0.001,
                 color=fs.color, color_model=fs.color_model, depth_to_color=fs.depth_to_color,
                 stride=int(self.p["pointcloud.stride"]),
                 frame_id=self.names.optical("depth"))
@@ -324,9 +326,6 @@ class CameraNode(Node):
             self.cloud_pub.publish(cloud)
         if self.rgbd_pub is not None:
             self.rgbd_pub.publish(self._rgbd(fs, stamp, msgs))
-        latency = time.time() - fs.stamp_ns * 1e-9
-        for key in msgs:
-            self.diag.rate("streams", key, self.fps).tick(latency)
         self.published += 1
 
     @staticmethod
@@ -382,7 +381,7 @@ class CameraNode(Node):
 
     def _log_absent(self, streams: dict[str, Any]) -> None:
         for key in ("color", "infra1", "depth"):
-            if self.enabled[key] and key not in streams and key not in self._absent_logged:
+            if self.enabled[key] and streams.get(key) is None and key not in self._absent_logged:
                 self._absent_logged.add(key)
                 self.get_logger().warning(
                     f"the {self.p['source']} source delivers no {key} stream; "

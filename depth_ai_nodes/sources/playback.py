@@ -4,8 +4,9 @@ pyrealsense2 plays the file through an ordinary pipeline, so serial, depth
 units, intrinsics and extrinsics are the recorded device's, and frames go
 through the same conversion and filter chain as a live camera (realsense.py).
 End of file shows up as a wait timeout; the playback status then says
-`stopped`, and the source reports ENDED (or librealsense loops the file when
-`loop` is set). Streams absent from the file (the D435 test recording has no
+`stopped`, and the source reports ENDED, or, with `loop`, reopens the file
+(librealsense's own repeat_playback stalls on some .bag files and pairs the
+last frames of one pass with the first of the next). Streams absent from the file (the D435 test recording has no
 IR) are simply absent from every Frameset.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ class PlaybackSource(PipelineSource):
         self.real_time = real_time
         self.loop = loop
         self._playback: Any = None
-        self._empty_reads = 0.0
+        self.loops = 0
 
     def _config(self) -> Any:
         if not str(self.path) or str(self.path) == ".":
@@ -42,7 +43,9 @@ class PlaybackSource(PipelineSource):
             raise SourceError(f"file_path {str(self.path)!r} is not a RealSense recording; "
                               f"expected a .bag or .db3 file")
         cfg = _rs().config()
-        cfg.enable_device_from_file(str(self.path), repeat_playback=self.loop)
+        # Looping restarts the pipeline at the end of the file: librealsense's own
+        # repeat_playback stalls on some .bag files and pairs frames of two passes.
+        cfg.enable_device_from_file(str(self.path), repeat_playback=False)
         return cfg
 
     def _start_error(self, err: Exception) -> str:
@@ -67,8 +70,17 @@ class PlaybackSource(PipelineSource):
         if self.state != STREAMING or self._pipeline is None:
             time.sleep(min(timeout, 0.05))
             return None
-        fs = self._grab(timeout)
-        if fs is None and not self.loop \
-                and self._playback.current_status() == _rs().playback_status.stopped:
-            self.state = ENDED
-        return fs
+        deadline = time.monotonic() + timeout
+        while True:  # short waits, so the end of the file is noticed within ~50 ms
+            fs = self._grab(min(0.05, max(0.001, deadline - time.monotonic())))
+            if fs is not None:
+                return fs
+            if self._playback.current_status() == _rs().playback_status.stopped:
+                if not self.loop:
+                    self.state = ENDED
+                    return None
+                self._close()
+                self._open()
+                self.loops += 1
+            if time.monotonic() >= deadline:
+                return None

@@ -114,6 +114,7 @@ def record(path: str | Path, spec: Recording,
     stereo.start(sink)
     rgb.start(sink)
     n = 0
+    next_due = time.monotonic()
     try:
         for n, (depth, ir, color) in enumerate(frames, start=1):
             ts = n * 1000.0 / spec.fps
@@ -130,7 +131,9 @@ def record(path: str | Path, spec: Recording,
                 sensor.on_video_frame(frame)
             while sink.poll_for_frame():
                 pass
-            time.sleep(0.005)  # let the recorder's writer keep up
+            # the recording's timeline is arrival time: pace it like a camera would
+            next_due += 1.0 / spec.fps
+            time.sleep(max(0.0, next_due - time.monotonic()))
     finally:
         stereo.stop()
         rgb.stop()
