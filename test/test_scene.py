@@ -305,3 +305,22 @@ def test_lidar_beam_elevations_and_mount(default_world):
 def test_bad_configuration_raises_a_clear_value_error(default_world, make):
     with pytest.raises(ValueError, match=r"\w+"):
         make(default_world)
+
+
+def test_projector_dots_slide_with_depth_by_the_emitter_parallax():
+    """Dots are fixed in the emitter frame (25 mm along +x): moving a plane from z1 to z2 shifts
+    the pattern in the image by fx * e * (1/z1 - 1/z2) pixels, leftwards as it recedes."""
+    rig = level_rig()
+    sensor = DepthSensorModel(ir_noise=0.0)
+    z1, z2 = 1.0, 1.5
+    a = SyntheticCamera(box_world(z1), rig, sensor=sensor).render(0.0).ir.astype(float)
+    b = SyntheticCamera(box_world(z2), rig, sensor=sensor).render(0.0).ir.astype(float)
+    cu, cv = int(rig.depth_model.cx), int(rig.depth_model.cy)
+    pb = b[cv - 30:cv + 30, cu - 30:cu + 30]          # inside the box face in both frames
+    ssd = {s: np.mean((a[cv - 30:cv + 30, cu - 30 + s:cu + 30 + s] - pb) ** 2) for s in range(-8, 9)}
+    best = min(ssd, key=ssd.get)
+    expected = rig.depth_model.fx * sensor.emitter_x_m * (1 / z1 - 1 / z2)
+    assert abs(best - expected) <= 1.0, (best, expected)
+    assert ssd[best] < 0.5 * np.median(list(ssd.values()))  # a real match, not a flat image
+    off = SyntheticCamera(box_world(z1), rig, sensor=DepthSensorModel(ir_noise=0.0, emitter_on=False)).render(0.0)
+    assert off.ir[cv - 30:cv + 30, cu - 30:cu + 30].std() < 0.2 * a[cv - 30:cv + 30, cu - 30:cu + 30].std()
