@@ -20,7 +20,9 @@ from depth_ai_nodes.sources.frames import matrix_of  # noqa: E402
 from depth_ai_nodes.sources.playback import PlaybackSource  # noqa: E402
 from depth_ai_nodes.sources.realsense import (FilterSettings, RealSenseSource,  # noqa: E402
                                               StreamSettings)
-from depth_ai_nodes.sources.software_camera import Intrinsics, Recording, record  # noqa: E402
+from depth_ai_nodes.sources.software_camera import Recording, record  # noqa: E402
+from depth_ai_nodes.core.camera_model import CameraModel  # noqa: E402
+from depth_ai_nodes.core.transforms import RigidTransform  # noqa: E402
 
 W, H, N_FRAMES = 640, 480, 6
 DEPTH_K = (383.5, 383.5, 318.2, 241.7)      # fx, fy, cx, cy
@@ -40,11 +42,14 @@ def injected(k: int) -> dict[str, np.ndarray]:
     return {"depth": depth, "ir": ir, "color": color}
 
 
-def software_camera_spec(serial: str = SERIAL):
-    t = np.eye(4)
-    t[:3, 3] = DEPTH_TO_COLOR_T
-    return Recording(depth=Intrinsics(W, H, *DEPTH_K), ir=Intrinsics(W, H, *DEPTH_K),
-                     color=Intrinsics(W, H, *COLOR_K, coeffs=COLOR_D), depth_to_color=t,
+def model(k: tuple, d=(0.0,) * 5) -> CameraModel:
+    fx, fy, cx, cy = k
+    return CameraModel(W, H, K=[[fx, 0, cx], [0, fy, cy], [0, 0, 1]], D=d)
+
+
+def software_camera_spec(serial: str = SERIAL) -> Recording:
+    return Recording(depth=model(DEPTH_K), ir=model(DEPTH_K), color=model(COLOR_K, COLOR_D),
+                     depth_to_color=RigidTransform(np.eye(3), DEPTH_TO_COLOR_T),
                      fps=30, serial=serial, name="Software RGB-IR-D Camera",
                      firmware="5.16.0.1")
 

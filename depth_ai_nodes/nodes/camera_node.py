@@ -22,6 +22,7 @@ from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from depth_ai_nodes.core.transforms import RigidTransform
 from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
 from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
@@ -375,8 +376,9 @@ class CameraNode(Node):
         if self._tf is not None and not self._tf_sent:
             depth_to = {s: matrix_of(t) for s, t in (("color", fs.depth_to_color),
                                                  ("infra1", fs.depth_to_ir)) if t is not None}
-            self._tf.sendTransform([_transform_msg(parent, child, pose, stamp) for parent, child,
-                                    pose in static_transforms(self.names, depth_to)])
+            self._tf.sendTransform([
+                conv.transform_to_tf(RigidTransform.from_matrix(pose), parent, child, stamp)
+                for parent, child, pose in static_transforms(self.names, depth_to)])
             self._tf_sent = True
 
     def _log_absent(self, streams: dict[str, Any]) -> None:
@@ -426,23 +428,6 @@ def _static_broadcaster(node: Node) -> Any:
                                "topics carry the same transforms")
         return None
     return StaticTransformBroadcaster(node)
-
-
-def _transform_msg(parent: str, child: str, pose: np.ndarray, stamp: Any) -> Any:
-    from geometry_msgs.msg import TransformStamped
-
-    from depth_ai_nodes.core.transforms import RigidTransform
-
-    msg = TransformStamped()
-    msg.header.stamp = stamp
-    msg.header.frame_id, msg.child_frame_id = parent, child
-    t = RigidTransform(np.asarray(pose))
-    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = (
-        float(v) for v in t.translation)
-    q = t.quaternion_xyzw
-    (msg.transform.rotation.x, msg.transform.rotation.y, msg.transform.rotation.z,
-     msg.transform.rotation.w) = (float(v) for v in q)
-    return msg
 
 
 def main() -> int:

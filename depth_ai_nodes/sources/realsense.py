@@ -41,37 +41,18 @@ def _rs():
 
 # --- pyrealsense2 -> core types -------------------------------------------------------
 
-# librealsense distortion models -> sensor_msgs/CameraInfo names (as realsense-ros maps them)
-_DISTORTION = {"brown_conrady": "plumb_bob", "inverse_brown_conrady": "plumb_bob",
-               "modified_brown_conrady": "plumb_bob", "none": "plumb_bob",
-               "kannala_brandt4": "equidistant", "ftheta": "equidistant"}
-
-
-def camera_model_from_rs(intr: Any, frame_id: str = "") -> Any:
-    """rs.intrinsics -> core CameraModel (Brown-Conrady k1 k2 p1 p2 k3 = plumb_bob order)."""
+def camera_model_from_rs(intr: Any) -> Any:
+    """rs.intrinsics -> core CameraModel (keeps librealsense's distortion name for registration)."""
     from depth_ai_nodes.core.camera_model import CameraModel
 
-    k = np.array([[intr.fx, 0.0, intr.ppx], [0.0, intr.fy, intr.ppy], [0.0, 0.0, 1.0]])
-    model = _DISTORTION.get(str(intr.model).split(".")[-1], "plumb_bob")
-    coeffs = np.array(list(intr.coeffs)[:5] if model == "plumb_bob" else list(intr.coeffs)[:4],
-                      dtype=np.float64)
-    return CameraModel(width=int(intr.width), height=int(intr.height), K=k, D=coeffs,
-                       distortion_model=model, frame_id=frame_id)
-
-
-def extrinsics_matrix(ext: Any) -> np.ndarray:
-    """rs.extrinsics (rotation column-major) -> 4x4 with p_to = R p_from + t."""
-    m = np.eye(4)
-    m[:3, :3] = np.asarray(ext.rotation, dtype=np.float64).reshape(3, 3).T
-    m[:3, 3] = np.asarray(ext.translation, dtype=np.float64)
-    return m
+    return CameraModel.from_rs_intrinsics(intr)
 
 
 def transform_from_rs(ext: Any) -> Any:
-    """rs.extrinsics -> core RigidTransform."""
+    """rs.extrinsics (rotation column-major) -> core RigidTransform."""
     from depth_ai_nodes.core.transforms import RigidTransform
 
-    return RigidTransform.from_matrix(extrinsics_matrix(ext))
+    return RigidTransform.from_rs_extrinsics(ext)
 
 
 # --- settings ---------------------------------------------------------------------------

@@ -12,41 +12,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-
-@dataclass
-class Intrinsics:
-    """Pinhole + Brown-Conrady (plumb_bob order k1, k2, p1, p2, k3)."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    coeffs: Sequence[float] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @classmethod
-    def of(cls, model) -> "Intrinsics":
-        """From a core CameraModel (K, D)."""
-        k = np.asarray(model.K, dtype=float)
-        d = list(np.asarray(model.D, dtype=float).ravel()[:5]) + [0.0] * 5
-        return cls(int(model.width), int(model.height), k[0, 0], k[1, 1], k[0, 2], k[1, 2],
-                   tuple(d[:5]))
+from depth_ai_nodes.core.camera_model import CameraModel
+from depth_ai_nodes.core.transforms import RigidTransform
 
 
 @dataclass
 class Recording:
-    """What to record: one depth/IR/color frameset per entry of `frames`."""
+    """What to record: the camera's calibration (core CameraModel / RigidTransform,
+    depth optical -> other optical) and identity."""
 
-    depth: Intrinsics
-    color: Intrinsics
-    ir: Intrinsics | None = None
-    depth_to_color: np.ndarray = field(default_factory=lambda: np.eye(4))  # p_c = T p_d
-    depth_to_ir: np.ndarray = field(default_factory=lambda: np.eye(4))
+    depth: CameraModel
+    color: CameraModel
+    ir: CameraModel | None = None
+    depth_to_color: RigidTransform = field(default_factory=RigidTransform.identity)
+    depth_to_ir: RigidTransform = field(default_factory=RigidTransform.identity)
     fps: int = 30
     depth_units: float = 0.001
     baseline_mm: float = 50.0
@@ -55,20 +38,9 @@ class Recording:
     firmware: str = "5.16.0.1"
 
 
-def _rs_intrinsics(rs, i: Intrinsics):
-    intr = rs.intrinsics()
-    intr.width, intr.height = i.width, i.height
-    intr.fx, intr.fy, intr.ppx, intr.ppy = i.fx, i.fy, i.cx, i.cy
-    intr.model = rs.distortion.brown_conrady
-    intr.coeffs = [float(c) for c in i.coeffs]
-    return intr
-
-
-def _rs_extrinsics(rs, matrix: np.ndarray):
-    m = np.asarray(matrix, dtype=float)
+def _rs_extrinsics(rs, transform: RigidTransform):
     ext = rs.extrinsics()
-    ext.rotation = [float(v) for v in m[:3, :3].T.ravel()]  # librealsense: column-major
-    ext.translation = [float(v) for v in m[:3, 3]]
+    ext.rotation, ext.translation = transform.to_rs_extrinsics()
     return ext
 
 
@@ -82,11 +54,11 @@ def record(path: str | Path, spec: Recording,
     dev = rs.software_device()
     stereo, rgb = dev.add_sensor("Stereo Module"), dev.add_sensor("RGB Camera")
 
-    def video(kind, index, uid, bpp, fmt, intr: Intrinsics):
+    def video(kind, index, uid, bpp, fmt, model: CameraModel):
         vs = rs.video_stream()
         vs.type, vs.index, vs.uid = kind, index, uid
-        vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = intr.width, intr.height, spec.fps, bpp, fmt
-        vs.intrinsics = _rs_intrinsics(rs, intr)
+        vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = model.width, model.height, spec.fps, bpp, fmt
+        vs.intrinsics = model.to_rs_intrinsics()
         return vs
 
     depth_p = stereo.add_video_stream(video(rs.stream.depth, 0, 0, 2, rs.format.z16, spec.depth),
@@ -150,12 +122,10 @@ def record_scene(path: str | Path, frames: int = 60, width: int = 640, height: i
 
     rig = CameraRig(width=width, height=height, fps=float(fps))
     cam = SyntheticCamera(World.default(seed=seed), rig, seed=seed)
-    spec = Recording(depth=Intrinsics.of(rig.depth_model), color=Intrinsics.of(rig.color_model),
-                     ir=Intrinsics.of(rig.ir_model),
-                     depth_to_color=np.asarray(rig.depth_to_color.matrix, dtype=float)
-                     if not callable(rig.depth_to_color.matrix)
-                     else np.asarray(rig.depth_to_color.matrix(), dtype=float),
-                     fps=fps, serial=f"scene-{seed}")
+    spec = Recording(depth=rig.depth_model, color=rig.color_model, ir=rig.ir_model,
+                     depth_to_color=rig.depth_to_color, depth_to_ir=rig.depth_to_ir, fps=fps,
+                     depth_units=rig.depth_scale, baseline_mm=rig.baseline_m * 1000.0,
+                     serial=f"scene-{seed}")
 
     def gen():
         for k in range(frames):

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
-
-import numpy as np
 
 from depth_ai_nodes.sources.base import (STARTING, STOPPED, STREAMING, Frameset, SourceError)
-from depth_ai_nodes.sources.filters import decimate_depth, decimated_size, threshold_depth
+from depth_ai_nodes.sources.filters import decimate_depth, threshold_depth
 from depth_ai_nodes.sources.realsense import StreamSettings
 
 log = logging.getLogger(__name__)
@@ -57,7 +54,7 @@ class SyntheticSource:
         self.depth_model = rig.depth_model
         if self.filters.decimation and self.filters.decimation_magnitude > 1:
             m = int(self.filters.decimation_magnitude)
-            self.depth_model = _decimated_model(rig.depth_model, m)
+            self.depth_model = rig.depth_model.decimated(m)  # librealsense's rule
         self.state = STARTING
         self.info = {"name": "depth_ai_nodes synthetic D435", "serial": f"synthetic-{self.seed}",
                      "firmware": "scene", "fps": f"{self.fps:g}"}
@@ -111,15 +108,3 @@ class SyntheticSource:
 
     def stop(self) -> None:
         self.state = STOPPED
-
-
-def _decimated_model(model: Any, m: int) -> Any:
-    """Intrinsics as librealsense's decimation filter reports them: fx, fy, cx, cy
-    divided by m, size floor(size / m) padded to a multiple of 4 (matching the image)."""
-    from depth_ai_nodes.core.camera_model import CameraModel
-
-    width, height = decimated_size(model.width, model.height, m)
-    k = np.array(model.K, dtype=np.float64)
-    k[:2, :] /= m
-    return CameraModel(width=width, height=height, K=k, D=np.array(model.D, dtype=np.float64),
-                       distortion_model=model.distortion_model, frame_id=model.frame_id)
