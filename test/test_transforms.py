@@ -1,0 +1,67 @@
+"""RigidTransform: algebra, quaternions, librealsense column-major extrinsics."""
+from __future__ import annotations
+
+import numpy as np
+import pyrealsense2 as rs
+import pytest
+
+from depth_ai_nodes.core.transforms import RigidTransform, matrix_to_quaternion, quaternion_to_matrix
+
+
+def _random(seed: int) -> RigidTransform:
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=4)
+    return RigidTransform.from_xyz_quat(rng.normal(size=3), q / np.linalg.norm(q))
+
+
+def test_inverse_compose_apply():
+    a, b = _random(0), _random(1)
+    pts = np.random.default_rng(2).normal(size=(100, 3))
+    assert np.allclose((a @ b).apply(pts), a.apply(b.apply(pts)))
+    assert (a @ a.inverse()).almost_equal(RigidTransform.identity())
+    assert np.allclose(a.inverse().apply(a.apply(pts)), pts)
+    assert np.allclose(RigidTransform.from_matrix(a.matrix()).matrix(), a.matrix())
+    assert np.allclose(a.compose(b).matrix(), a.matrix() @ b.matrix())
+    assert a.apply(pts.astype(np.float32)).dtype == np.float32
+
+
+def test_quaternion_round_trip_and_known_rotation():
+    for seed in range(20):
+        t = _random(seed)
+        xyz, q = t.to_xyz_quat()
+        assert q[3] >= 0 and np.isclose(np.linalg.norm(q), 1)
+        assert RigidTransform.from_xyz_quat(xyz, q).almost_equal(t)
+    # 90 degrees about z: x -> y
+    r = quaternion_to_matrix([0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)])
+    assert np.allclose(r @ [1, 0, 0], [0, 1, 0])
+    # the REP-103 optical frame rotation (link -> optical) as realsense-ros publishes it
+    q = matrix_to_quaternion(np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float))
+    assert np.allclose(q, [-0.5, 0.5, -0.5, 0.5])
+    with pytest.raises(ValueError, match="non-zero"):
+        quaternion_to_matrix([0, 0, 0, 0])
+
+
+def test_constructors_accept_matrix_and_validate():
+    t = _random(3)
+    assert RigidTransform(t.matrix()).almost_equal(t)
+    assert np.allclose(t.translation, t.t) and np.allclose(t.rotation, t.R)
+    assert np.allclose(t.quaternion_xyzw, t.to_xyz_quat()[1])
+    with pytest.raises(ValueError, match="orthonormal"):
+        RigidTransform(np.eye(3) * 2, [0, 0, 0])
+    with pytest.raises(ValueError, match="4x4"):
+        RigidTransform.from_matrix(np.eye(3))
+    with pytest.raises(ValueError, match="3 elements"):
+        RigidTransform(np.eye(3), [1, 2])
+
+
+def test_rs_extrinsics_are_column_major():
+    """librealsense: to_point = R * from_point + t with `rotation` stored column-major."""
+    t = _random(4)
+    rot, trans = t.to_rs_extrinsics()
+    ext = rs.extrinsics()
+    ext.rotation, ext.translation = rot, trans
+    p = [0.3, -0.2, 1.7]
+    assert np.allclose(rs.rs2_transform_point_to_point(ext, p), t.apply(np.array([p]))[0], atol=1e-5)
+    assert RigidTransform.from_rs_extrinsics(rot, trans).almost_equal(t, 1e-6)
+    assert RigidTransform.from_rs_extrinsics(ext).almost_equal(t, 1e-6)
+    assert np.allclose(np.reshape(rot, (3, 3)), t.R.T)
