@@ -213,6 +213,12 @@ def test_depth_and_color_agree_through_the_rig_calibration():
     # and the colour camera really is offset: ignoring depth_to_color misses by pixels
     naive = np.asarray(rig.color_model.project(pts))
     assert np.abs(naive.mean(axis=0) - centroid).max() > 4.0
+    # the colour frame's own ground truth agrees with the depth frame's, moved by depth_to_color
+    iu = np.floor(uv[:, 0] + 0.5).astype(int)
+    iv = np.floor(uv[:, 1] + 0.5).astype(int)
+    z_color = rig.depth_to_color.apply(pts)[:, 2]
+    np.testing.assert_allclose(f.gt_color_depth_m[iv, iu], z_color, atol=2e-3)
+    assert red[iv, iu].mean() > 0.97
 
 
 # ------------------------------------------------------------------------------ LiDAR

@@ -132,7 +132,9 @@ class CameraFrame:
     no data (REP-118); gt_depth_m: (H, W) float32 exact z of the first surface (glass
     included), NaN where none; world_from_depth / world_from_color: 4x4 world <- optical frame
     at t; material_id (only with render(labels=True)): (H, W) int16 index into
-    world.material_names of the first surface in the depth frame, -1 where none."""
+    world.material_names of the first surface in the depth frame, -1 where none;
+    gt_color_depth_m: (Hc, Wc) float32 exact z of the first surface in the colour optical frame
+    (ground truth already registered to colour, e.g. for RGB-D training and evaluation)."""
 
     t: float
     frame_index: int
@@ -143,6 +145,7 @@ class CameraFrame:
     world_from_depth: np.ndarray
     world_from_color: np.ndarray
     material_id: np.ndarray | None = None
+    gt_color_depth_m: np.ndarray | None = None
 
 
 @dataclass
@@ -278,9 +281,10 @@ class SyntheticCamera:
         wd = self.world
 
         color = np.empty((rig.color_height, rig.color_width, 3), dtype=np.uint8)
+        gt_color = np.empty((rig.color_height, rig.color_width), dtype=np.float32)
         self._render_color(*self._color_rays[:2], *self._geometry(w_color, rig.color_model, t), wd.prim_params,
                        wd.prim_materials, wd.material_table, (np.linalg.inv(w_color) @ light)[:3],
-                       self._key(fi, 1), s.color_noise, color)
+                       self._key(fi, 1), s.color_noise, color, gt_color)
 
         h, w = rig.height, rig.width
         gt = np.empty((h, w), dtype=np.float32)
@@ -296,7 +300,7 @@ class SyntheticCamera:
                           (ph - 1) / 2.0, s.emitter_on, (np.linalg.inv(w_depth) @ light)[:3], s.ir_noise,
                           s.noise_correlation, s.noise_cell_px,
                           gt, depth, ir, lab)
-        return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None)
+        return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None, gt_color)
 
     # -- helpers for tests of other nodes -------------------------------------------
     def ir_at(self, frame: CameraFrame, points_ir_optical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -384,9 +384,11 @@ def _blob(tab, u, v, inv_cell):
             + (tab[iv + 1, iu] * (1 - au) + tab[iv + 1, iu + 1] * au) * av)
 
 
-def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, light, key, noise, out):
+def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, light, key, noise, out,
+                  gt):
     """rgb8 of the colour camera: albedo x texture x (ambient + Lambert of a point light),
-    Phong highlights on shiny materials, glass blended over what is behind it."""
+    Phong highlights on shiny materials, glass blended over what is behind it; gt: the exact
+    depth of the first surface in the colour optical frame (NaN where none)."""
     h, w = rx.shape
     lx = light[0]
     ly = light[1]
@@ -401,6 +403,8 @@ def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pma
             mo = int(row[1, u])
             zt = row[6, u]
             mt = int(row[7, u])
+            zf = min(zo, zt)
+            gt[v, u] = zf if zf < np.inf else np.nan
             r = 0.0
             g = 0.0
             b = 0.0
