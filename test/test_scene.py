@@ -330,3 +330,20 @@ def test_projector_dots_slide_with_depth_by_the_emitter_parallax():
     assert ssd[best] < 0.5 * np.median(list(ssd.values()))  # a real match, not a flat image
     off = SyntheticCamera(box_world(z1), rig, sensor=DepthSensorModel(ir_noise=0.0, emitter_on=False)).render(0.0)
     assert off.ir[cv - 30:cv + 30, cu - 30:cu + 30].std() < 0.2 * a[cv - 30:cv + 30, cu - 30:cu + 30].std()
+
+
+def test_random_worlds_are_deterministic_varied_and_keep_the_robot_clear():
+    rig = CameraRig(160, 120)
+    a = SyntheticCamera(World.random(5), rig).render(1.0)
+    b = SyntheticCamera(World.random(5), rig).render(1.0)
+    np.testing.assert_array_equal(a.color, b.color)
+    sizes = set()
+    for seed in range(6):
+        world = World.random(seed)
+        sizes.add(len(world.primitives))
+        cam, lidar = SyntheticCamera(world, rig), SyntheticLidar(world, beams=16, columns=256)
+        for t in np.linspace(0.0, 30.0, 7):
+            gt = cam.render(float(t)).gt_depth_m
+            assert np.isfinite(gt).all() and gt.min() > 0.25, (seed, t)  # never inside an object
+            assert np.isfinite(lidar.scan(float(t), organized=True)["x"]).mean() > 0.5
+    assert len(sizes) > 2

@@ -255,3 +255,65 @@ class World:
                       amplitude=(0.0, 0.0, 0.15), omega=2.0, phase=j(3.0)),
         ]
         return cls(prims, {m.name: m for m in mats}, BaseTrajectory(), seed)
+
+    @classmethod
+    def random(cls, seed: int = 0, n_objects: int | None = None) -> "World":
+        """A randomised room for variety (training data, robustness tests): room size 6.5-12 m
+        deep, random wall/floor materials and textures, 6-14 boxes, spheres and cylinders with
+        random sizes and materials (dark, shiny, glass among them), some moving. Objects keep
+        clear of the robot's path (x < 1.6 m, |y| < 1.2 m), so the sensors never start inside
+        one. Deterministic by seed."""
+        rng = np.random.default_rng([seed, 7])
+        textures = list(TEXTURES)
+
+        def plain(name: str) -> Material:
+            return Material(name, tuple(float(c) for c in rng.uniform(0.15, 0.95, 3)),
+                            float(rng.uniform(0.3, 0.85)), specular=float(rng.choice([0.0, 0.0, 0.2])),
+                            texture=str(rng.choice(textures)), texture_scale=float(rng.uniform(0.08, 0.9)))
+
+        mats = {n: plain(n) for n in ("floor", "wall_a", "wall_b", "ceiling")}
+        mats["dark"] = Material("dark", tuple(float(c) for c in rng.uniform(0.02, 0.08, 3)),
+                                float(rng.uniform(0.02, 0.08)))
+        mats["metal"] = Material("metal", tuple(float(c) for c in rng.uniform(0.6, 0.85, 3)), 0.6,
+                                 specular=float(rng.uniform(0.7, 1.0)), hole_prob=float(rng.uniform(0.2, 0.5)))
+        mats["glass"] = Material("glass", (0.75, 0.85, 0.9), 0.1, specular=0.3,
+                                 transparency=float(rng.uniform(0.7, 0.9)), hole_prob=float(rng.uniform(0.3, 0.7)))
+        for k in range(5):
+            mats[f"obj{k}"] = plain(f"obj{k}")
+        hx, hy, hz = float(rng.uniform(3.5, 6.0)), float(rng.uniform(2.2, 4.0)), float(rng.uniform(1.3, 2.0))
+        walls = [str(rng.choice(["wall_a", "wall_b"])) for _ in range(4)]
+        prims = [Primitive("room", ROOM, (hx, hy, hz), (hx - 2.0, 0.0, hz),
+                           (walls[0], walls[1], walls[2], walls[3], "floor", "ceiling"))]
+        far = 2 * hx - 2.0 - 0.3
+        n = int(rng.integers(6, 15)) if n_objects is None else int(n_objects)
+        for k in range(n):
+            kind = int(rng.choice([BOX, BOX, SPHERE, CYLINDER]))
+            r = rng.random()
+            mat = "dark" if r < 0.15 else "metal" if r < 0.3 else "glass" if r < 0.4 else f"obj{rng.integers(5)}"
+            if kind == BOX:
+                size = (float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.1, 0.6)), float(rng.uniform(0.1, 0.8)))
+                if mat == "glass":
+                    size = (0.02, float(rng.uniform(0.3, 0.9)), float(rng.uniform(0.4, 1.0)))
+                zc, reach = size[2], max(size[0], size[1]) * 1.5
+            elif kind == SPHERE:
+                size = (float(rng.uniform(0.1, 0.5)), 0.0, 0.0)
+                zc = size[0] + float(rng.choice([0.0, rng.uniform(0.0, 1.0)]))
+                reach = size[0]
+            else:
+                size = (float(rng.uniform(0.08, 0.4)), float(rng.uniform(0.2, hz)), 0.0)
+                zc, reach = size[1], size[0]
+            moving = rng.random() < 0.3
+            amp_axis = int(rng.integers(2))
+            amp = float(rng.uniform(0.1, 0.5)) if moving else 0.0
+            for _ in range(50):  # keep the robot's path clear, including the motion's reach
+                x = float(rng.uniform(1.6 + reach + amp, max(far - reach, 1.7 + reach + amp)))
+                y = float(rng.uniform(-hy + reach + 0.1, hy - reach - 0.1))
+                if x - reach - (amp if amp_axis == 0 else 0.0) >= 1.6 or abs(y) - reach - amp >= 1.2:
+                    break
+            amplitude = (amp, 0.0, 0.0) if amp_axis == 0 else (0.0, amp, 0.0)
+            prims.append(Primitive(f"obj{k}", kind, size, (x, y, zc), (mat,), yaw=float(rng.uniform(-np.pi, np.pi)),
+                                   amplitude=amplitude if moving else (0.0, 0.0, 0.0),
+                                   omega=float(rng.uniform(0.3, 1.5)) if moving else 0.0,
+                                   phase=float(rng.uniform(0, 2 * np.pi)),
+                                   yaw_rate=float(rng.uniform(-0.8, 0.8)) if moving and kind == BOX else 0.0))
+        return cls(prims, mats, BaseTrajectory(), seed)
