@@ -37,7 +37,7 @@ PARAMETERS: list[Param] = [
     Param("ir_info_topic", "/camera/infra1/camera_info", "CameraInfo of the IR image."),
     Param("color_topic", "", "Colour image (rgb8/bgr8) for the rgb field; empty: no colour."),
     Param("color_info_topic", "/camera/color/camera_info", "CameraInfo of the colour image."),
-    Param("color_extrinsics_topic", "/camera/camera_node/extrinsics/depth_to_color",
+    Param("color_extrinsics_topic", "/camera/extrinsics/depth_to_color",
           "Extrinsics IR/depth -> colour camera (depth_ai_nodes/Extrinsics)."),
     Param("depth_topic", "", "Camera or inference depth in the IR camera (32FC1 m or 16UC1 mm) for "
           "the depth_diff field; empty: none."),
@@ -129,6 +129,8 @@ class LidarFusionNode(Node):
         self.colors: deque = deque(maxlen=30)
         self.depths: deque = deque(maxlen=30)
         self.odoms: deque = deque(maxlen=50)
+        self._await_odom: list = []
+        self._last_reason: dict[str, tuple[str, float]] = {}
         self.odom_lidar = calib.from_xyz_quat(p["odom_lidar_xyz"], p["odom_lidar_quat_xyzw"])
         self.counts = {"clouds": 0, "fused": 0, "unmatched": 0, "rejected": 0, "dropped_points": 0}
 
@@ -272,11 +274,28 @@ class LidarFusionNode(Node):
         self._emit(self.matcher.poll(time.monotonic()))
 
     def _emit(self, matches: list[Match]) -> None:
-        for m in matches:
+        """Fuse decided clouds; a cloud matched to a camera frame first waits (within
+        sync_timeout) for the odometry at its mid-scan time, which de-skewing needs: the
+        twist of a few scans ago is off by pixels on a turning robot."""
+        now = time.monotonic()
+        ready, waiting = [], []
+        for m, deadline in [*self._await_odom, *((m, now + float(self.p["sync_timeout"])) for m in matches)]:
+            (waiting if self._needs_odom(m) and now < deadline else ready).append((m, deadline))
+        self._await_odom = waiting
+        for m, _ in ready:
             try:
                 self._fuse(m)
             except Exception as err:  # never let one bad cloud stop the node
                 self._bad_input("fusion", f"fusion failed: {err}")
+
+    def _needs_odom(self, m: Match) -> bool:
+        if m.frame is None or not self.p["odom_topic"] or not self.odoms:
+            return False  # no odometry at all: fuse without compensation, do not wait
+        msg, cols = m.cloud
+        if "t" not in cols or not cols["t"].size:
+            return False
+        t_mid = stamp_s(msg.header.stamp) + float(self.p["lidar_time_offset"]) + 0.5 * float(np.nanmax(cols["t"]))
+        return self.odoms[-1][0] < t_mid - 1e-3
 
     def _fuse(self, m: Match) -> None:
         msg, cols = m.cloud
@@ -447,7 +466,12 @@ class LidarFusionNode(Node):
             "sync wait (ms)": 1000.0 * m.waited})
 
     def _bad_input(self, what: str, reason: str) -> None:
-        self.get_logger().error(reason, throttle_duration_sec=2.0)
+        """Log each new reason at once, a repeated one at most every 5 s; diagnostics always."""
+        now = time.monotonic()
+        last = self._last_reason.get(what)
+        if last is None or last[0] != reason or now - last[1] > 5.0:
+            self.get_logger().error(reason)
+            self._last_reason[what] = (reason, now)
         self.diag.set(f"input {what}", ERROR, reason)
 
 

@@ -1,10 +1,10 @@
 """lidar_node: a LiDAR source as sensor_msgs/PointCloud2 (x, y, z, intensity, ring, t).
 
 Thin shell over depth_ai_nodes/lidar/ (the sources) and ros/cloud_msgs.py (packing).
-Topics (default namespace `lidar`): points; for the built-in scene also
-extrinsics/lidar_to_camera (depth_ai_nodes/Extrinsics, latched: the calibration the
+Topics (node `lidar`, so a plain start gives /lidar/...): ~/points; for the built-in scene also
+~/extrinsics/lidar_to_camera (depth_ai_nodes/Extrinsics, latched: the calibration the
 fusion node reads by topic) and odom (nav_msgs/Odometry of lidar_link, for motion
-compensation); for Ouster captures near_ir/image (mono16) + near_ir/camera_info.
+compensation) as ~/odom; for Ouster captures ~/near_ir/image (mono16) + near_ir/camera_info.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import threading
 import time
 
 import numpy as np
+import rclpy
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -24,6 +25,8 @@ from depth_ai_nodes.ros.diagnostics import ERROR, OK, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
 from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
+
+NODE_NAME = "lidar"  # like camera_node ("camera"): a plain start gives /lidar/points
 
 PARAMETERS: list[Param] = [
     Param("source", "synthetic", "Where scans come from.", choices=("synthetic", "kitti", "ouster")),
@@ -48,7 +51,7 @@ PARAMETERS: list[Param] = [
 
 class LidarNode(Node):
     def __init__(self) -> None:
-        super().__init__("lidar_node")
+        super().__init__(NODE_NAME)
         p = declare(self, PARAMETERS)
         self.p = p
         self.diag = Diagnostics(self)
@@ -58,15 +61,15 @@ class LidarNode(Node):
             raise ConfigError(str(err)) from err
         self.frame_id = p["frame_id"] or self.source.frame_id
         qos = qos_from_name(p["qos"])
-        self.pub = self.create_publisher(PointCloud2, "points", qos)
+        self.pub = self.create_publisher(PointCloud2, "~/points", qos)
         self.odom_pub = self.extr_pub = self.nir_pub = self.nir_info_pub = None
         if hasattr(self.source, "camera_from_lidar"):
-            self.extr_pub = self.create_publisher(Extrinsics, "extrinsics/lidar_to_camera", latched_qos())
+            self.extr_pub = self.create_publisher(Extrinsics, "~/extrinsics/lidar_to_camera", latched_qos())
             self.extr_pub.publish(self._extrinsics())
-            self.odom_pub = self.create_publisher(Odometry, "odom", qos)
+            self.odom_pub = self.create_publisher(Odometry, "~/odom", qos)
         if p["source"] == "ouster":
-            self.nir_pub = self.create_publisher(Image, "near_ir/image", qos)
-            self.nir_info_pub = self.create_publisher(CameraInfo, "near_ir/camera_info", qos)
+            self.nir_pub = self.create_publisher(Image, "~/near_ir/image", qos)
+            self.nir_info_pub = self.create_publisher(CameraInfo, "~/near_ir/camera_info", qos)
         self.rate = self.diag.rate("scans", "points", float(self.source.rate_hz))
         self.diag.set("scans", OK, f"source {p['source']}", frame_id=self.frame_id)
         self._stop = threading.Event()
@@ -106,19 +109,23 @@ class LidarNode(Node):
                 scan = self.source.read(timeout=0.2)
                 if scan is None:
                     continue
+                if self._stop.is_set() or not rclpy.ok():  # shutting down: SIGINT got here first
+                    break
                 self._publish(scan)
             except Exception as err:  # a bad scan: log, report, keep running
+                if not rclpy.ok():
+                    break
                 self.get_logger().error(f"cannot publish scan: {err}", throttle_duration_sec=5.0)
                 self.diag.set("scans", ERROR, f"publish failed: {err}")
 
     def _publish(self, scan) -> None:
         stamp = _stamp(scan.stamp_ns)
         cols = {k: scan.points[k] for k in ("x", "y", "z", "intensity", "ring", "t")}
+        if self.odom_pub is not None:  # first, so a fusion node has it when the cloud arrives
+            self.odom_pub.publish(self._odometry(scan.stamp_ns))
         self.pub.publish(cloud_msg(cols, self.frame_id, stamp))
         self.rate.tick(time.time() - scan.stamp_ns * 1e-9)
         self.diag.update("scans", points=len(scan))
-        if self.odom_pub is not None:
-            self.odom_pub.publish(self._odometry(scan.stamp_ns))
         if self.nir_pub is not None and scan.near_ir is not None:
             img, info = _near_ir_msgs(scan.near_ir, self.frame_id, stamp)
             self.nir_pub.publish(img)
