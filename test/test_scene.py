@@ -347,3 +347,18 @@ def test_random_worlds_are_deterministic_varied_and_keep_the_robot_clear():
             assert np.isfinite(gt).all() and gt.min() > 0.25, (seed, t)  # never inside an object
             assert np.isfinite(lidar.scan(float(t), organized=True)["x"]).mean() > 0.5
     assert len(sizes) > 2
+
+
+def test_no_projector_dots_in_the_emitter_shadow():
+    rig = level_rig()
+    sensor = DepthSensorModel(ir_noise=0.0)
+    f = SyntheticCamera(box_world(1.0), rig, sensor=sensor).render(0.0, labels=True)
+    cv = int(rig.depth_model.cy)
+    rows = slice(cv - 60, cv + 60)
+    left = int((f.material_id[cv] == 2).argmax())
+    width = rig.depth_model.fx * sensor.emitter_x_m * (1 / 1.0 - 1 / 5.0)  # ~7.7 px on the wall
+    ir = f.ir[rows].astype(float)
+    dots = ir > np.median(ir[:, left - 60:left - 20], axis=1, keepdims=True) + 8  # brighter than the wall
+    in_shadow = dots[:, left - int(width) + 1:left - 1].mean()
+    lit = dots[:, left - 60:left - 20].mean()                             # the same wall, lit
+    assert lit > 0.03 and in_shadow < 0.1 * lit, (in_shadow, lit)

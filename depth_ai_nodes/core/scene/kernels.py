@@ -450,7 +450,7 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
     surfaces seen head-on (saturation), in the right imager's occlusion shadow (left of near
     objects), and outside [min_z, max_z]; ir (mono8) of the left imager: IR reflectivity lit by
     the emitter's flood (cosine to the camera ray) and the room light, plus the projector's dots,
-    fixed in the emitter frame. labels (H, W) int16, when not empty: material index of the
+    fixed in the emitter frame, absent in the emitter's own shadow. labels (H, W) int16, when not empty: material index of the
     first surface (glass included), -1 where none. rn: 1 / |(x, y, 1)| per pixel."""
     h, w = rx.shape
     fb = fx * baseline
@@ -469,9 +469,25 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
         drow = np.empty(w)      # disparity (px) of the surface the matcher sees; 0: none, -1: shadow
         mrow = np.empty(w, dtype=np.int64)
         crow = np.empty(w)      # cosine between the surface normal and the camera ray
+        erow = np.empty(w)      # 1 where the emitter cannot see the surface (no dots)
         row = np.empty((8, w))
         # pass 1: first surface (gt), the surface the matcher sees, and the IR image
         _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
+        if emitter_on:
+            # the emitter's shadow (it sits ex along +x): surfaces it cannot see get no dots;
+            # the same right-to-left scan as the right imager's shadow, with baseline ex
+            fe = fx * ex
+            lowest = np.inf
+            for u in range(w - 1, -1, -1):
+                z = row[0, u]
+                erow[u] = 0.0
+                if z == np.inf:
+                    continue
+                ue = u - fe / z
+                if ue > lowest + 0.5:
+                    erow[u] = 1.0
+                elif ue < lowest:
+                    lowest = ue
         for u in range(w):
             x = rx[v, u]
             y = ry[v, u]
@@ -493,7 +509,7 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
                 c = -(x * n0 + y * n1 + n2) * rn[v, u]
                 refl = mats[m, 3] * (0.85 + 0.15 * tx)
                 val = refl * (0.12 + 0.25 * c)
-                if emitter_on:
+                if emitter_on and erow[u] == 0.0:
                     px = x * z0
                     py = y * z0
                     iu = int(dfx * (px - ex) / (z0 - ez) + dcx + 0.5)
