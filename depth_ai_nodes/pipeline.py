@@ -179,8 +179,16 @@ class Planned:
 
 
 def _ros_value(value: Any) -> str:
+    """A -p value: YAML as rcl parses it; strings quoted when YAML would read them
+    as something else ('' , 'true', '1.5')."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        try:
+            plain = yaml.safe_load(value) == value
+        except yaml.YAMLError:
+            plain = False
+        return value if plain and value else "'" + value.replace("'", "''") + "'"
     return str(value)
 
 

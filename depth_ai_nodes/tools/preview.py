@@ -24,27 +24,11 @@ from depth_ai_nodes.core.colormap import (colorize_depth, colorize_unit, gray_to
 TILE_HEIGHT = 240
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 
-_DTYPES = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4),
-           "bgra8": (np.uint8, 4), "mono8": (np.uint8, 1), "8UC1": (np.uint8, 1),
-           "mono16": (np.uint16, 1), "16UC1": (np.uint16, 1), "32FC1": (np.float32, 1)}
-
-
 def image_array(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image -> numpy view (rows honour `step`)."""
-    try:
-        from depth_ai_nodes.ros.conversions import image_to_numpy  # the shared converter
-    except ImportError:
-        image_to_numpy = None
-    if image_to_numpy is not None:
-        return image_to_numpy(msg)
-    if msg.encoding not in _DTYPES:
-        raise ValueError(f"cannot show encoding {msg.encoding!r}")
-    dtype, channels = _DTYPES[msg.encoding]
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    row = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-    row = row[:, : msg.width * channels * dt.itemsize]
-    arr = row.copy().view(dt).reshape(msg.height, msg.width, channels)
-    return arr[..., 0] if channels == 1 else arr
+    """sensor_msgs/Image -> numpy (the shared converter, cv_bridge semantics)."""
+    from depth_ai_nodes.ros.conversions import image_to_array
+
+    return image_to_array(msg)
 
 
 def classify(topic: str, msg: Any) -> str | None:
