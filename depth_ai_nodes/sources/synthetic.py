@@ -3,27 +3,28 @@
 Frame k is rendered at scene time k / fps, so a given seed always yields the
 same frames; the source keeps wall-clock pace and skips frames (counted in
 `skipped`) rather than falling behind when rendering is slower than real time.
-Depth goes through numpy versions of librealsense's decimation and threshold
+With `prerender` > 0 the first N frames are rendered once at start and then
+replayed in a loop (fresh stamps): a camera that costs almost no CPU, for
+slow machines and for measuring the node itself. Depth goes through numpy versions of librealsense's decimation and threshold
 filters (filters.py); spatial/temporal/hole filling exist only for
 pyrealsense2 sources.
 """
 from __future__ import annotations
 
-import logging
+import dataclasses
 import time
 
 from depth_ai_nodes.sources.base import (STARTING, STOPPED, STREAMING, Frameset, SourceError)
 from depth_ai_nodes.sources.filters import decimate_depth, threshold_depth
 from depth_ai_nodes.sources.realsense import StreamSettings
 
-log = logging.getLogger(__name__)
 
 
 class SyntheticSource:
     """SyntheticCamera of World.default(seed) at the depth profile's size and fps."""
 
     def __init__(self, streams: StreamSettings | None = None, seed: int = 0,
-                 emitter: bool = True, real_time: bool = True) -> None:
+                 emitter: bool = True, real_time: bool = True, prerender: int = 0) -> None:
         from depth_ai_nodes.core.scene import CameraRig, DepthSensorModel, SyntheticCamera, World
 
         self.streams = streams or StreamSettings()
@@ -59,6 +60,8 @@ class SyntheticSource:
         self.info = {"name": "depth_ai_nodes synthetic D435", "serial": f"synthetic-{self.seed}",
                      "firmware": "scene", "fps": f"{self.fps:g}"}
         self.skipped = 0
+        self.prerender = max(0, int(prerender))
+        self._cache: list[Frameset] = []
         self._k = 0
         self._t0 = 0.0
 
@@ -66,6 +69,8 @@ class SyntheticSource:
         return {"color", "infra1", "depth", "ground_truth"}
 
     def start(self) -> None:
+        if self.prerender and not self._cache:
+            self._cache = [self._render(k, 0) for k in range(self.prerender)]
         self._t0 = time.monotonic()
         self._t0_wall_ns = time.time_ns()
         self._k = 0
@@ -91,6 +96,12 @@ class SyntheticSource:
         k = self._k
         self._k += 1
         stamp_ns = time.time_ns()
+        if self._cache:
+            fs = self._cache[k % len(self._cache)]
+            return dataclasses.replace(fs, stamp_ns=stamp_ns, frame_number=k)
+        return self._render(k, stamp_ns)
+
+    def _render(self, k: int, stamp_ns: int) -> Frameset:
         frame = self.camera.render(k / self.fps, frame_index=k)
         depth = frame.depth_mm
         f = self.filters
