@@ -205,3 +205,28 @@ def test_configuration_errors_exit_2_with_what_to_fix(params, message):
         out = node.output()
     assert code == 2, out[-3000:]
     assert "configuration error" in out and message in out, out[-3000:]
+
+
+def test_static_frame_tree_matches_the_rig_calibration():
+    """The tf tree the node sends (camera_link -> *_frame -> *_optical_frame) puts each
+    optical frame where the scene's own calibration says (computed independently)."""
+    from depth_ai_nodes.core.scene import CameraRig
+    from depth_ai_nodes.sources.frames import FrameNames, static_transforms
+
+    rig = CameraRig()
+    names = FrameNames()
+    tree = {(p, c): pose for p, c, pose in static_transforms(
+        names, {"color": rig.depth_to_color.matrix(), "infra1": rig.depth_to_ir.matrix()})}
+
+    def optical_in_link(stream):
+        frame = names.frame(stream)
+        return tree[(names.base, frame)] @ tree[(frame, names.optical(stream))]
+
+    assert names.base == "camera_link" and names.optical("color") == "camera_color_optical_frame"
+    assert np.allclose(optical_in_link("depth"), rig.depth_optical_in_camera_link.matrix())
+    assert np.allclose(optical_in_link("color"), rig.color_optical_in_camera_link.matrix())
+    assert np.allclose(optical_in_link("infra1"), rig.depth_optical_in_camera_link.matrix())
+    # *_frame -> *_optical_frame is the pure REP-103 -> optical rotation
+    for stream in ("depth", "color", "infra1"):
+        pose = tree[(names.frame(stream), names.optical(stream))]
+        assert np.allclose(pose[:3, 3], 0) and np.allclose(pose[:3, :3] @ [0, 0, 1], [1, 0, 0])

@@ -388,3 +388,32 @@ def test_end_of_file_reports_ended_and_node_keeps_running(ros_node, recording):
         assert ended(got), node.output()[-3000:]
         assert node.alive()
         assert node.stop() == 0, node.output()[-3000:]
+
+
+def test_recording_without_depth_is_a_config_error(tmp_path):
+    """A color-only recording: camera_node needs depth, and says so."""
+    path = tmp_path / "color_only.db3"
+    dev = rs.software_device()
+    rgb = dev.add_sensor("RGB Camera")
+    vs = rs.video_stream()
+    vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = (
+        rs.stream.color, 0, 0, W, H, 30, 3, rs.format.rgb8)
+    vs.intrinsics = model(COLOR_K).to_rs_intrinsics()
+    profile = rgb.add_video_stream(vs)
+    recorder = rs.recorder(str(path), dev)
+    sink = rs.frame_queue(8)
+    rgb.open(profile)
+    rgb.start(sink)
+    for k in range(3):
+        frame = rs.software_video_frame()
+        frame.pixels, frame.bpp, frame.stride = injected(k)["color"], 3, W * 3
+        frame.timestamp, frame.frame_number = (k + 1) * 33.3, k + 1
+        frame.domain, frame.profile = rs.timestamp_domain.hardware_clock, \
+            profile.as_video_stream_profile()
+        rgb.on_video_frame(frame)
+        time.sleep(0.03)
+    rgb.stop()
+    rgb.close()
+    del recorder
+    with pytest.raises(SourceError, match="depth"):
+        PlaybackSource(path).start()

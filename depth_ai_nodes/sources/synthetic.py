@@ -43,6 +43,13 @@ class SyntheticSource:
         if not 1 <= fps <= 120 or w < 16 or h < 16:
             raise SourceError(f"synthetic: profile {w},{h},{fps} is out of range "
                               f"(16 px or more, 1-120 fps)")
+        for name, on in (("spatial_filter", self.streams.filters.spatial),
+                         ("temporal_filter", self.streams.filters.temporal),
+                         ("hole_filling_filter", self.streams.filters.hole_filling)):
+            if on:
+                raise SourceError(f"{name}.enable needs source:=realsense or source:=file "
+                                  f"(librealsense's filter); the synthetic source has decimation "
+                                  f"and threshold only")
         self.fps = float(fps)
         self.seed = int(seed)
         self.real_time = real_time
