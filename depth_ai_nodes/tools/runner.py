@@ -370,6 +370,7 @@ class Runner:
                              f"restarting in {delay:g} s (restart {child.restarts + 1}). "
                              f"Last output:\n{child.log_tail(6)}")
             elif child.restart_at and now >= child.restart_at:
+                self._clean_shm()  # what the dead process left, if nobody maps it now
                 child.restarts += 1
                 child.start(self.env)
                 self.say(f"restarted {child.name} (pid {child.proc.pid}, restart "
