@@ -48,8 +48,10 @@ def _as_matrix(tf) -> np.ndarray:
 
 @dataclass
 class CameraRig:
-    """Calibration of the synthetic D435. Intrinsics scale with the resolution from the D435's
-    640x480 values (depth fx 385, colour fx 615); no distortion (as D435 depth reports)."""
+    """Calibration of the synthetic D435. Focal lengths follow the D435's modes: 4:3 modes scale
+    from 640x480 (depth fx 385, colour fx 615), wide modes (aspect >= 1.6) from 1280x720
+    (depth fx 640, colour fx 920), e.g. 848x480 depth gets fx 424 as on the real camera;
+    principal point at the centre; no distortion (as D435 depth reports)."""
 
     width: int = 640
     height: int = 480
@@ -77,9 +79,9 @@ class CameraRig:
         self.color_width = self.color_width or self.width
         self.color_height = self.color_height or self.height
         self.mount = _as_matrix(self.mount)
-        self.depth_model = self._model(self.width, self.height, self.depth_fx_640, DEPTH_FRAME)
-        self.ir_model = self._model(self.width, self.height, self.depth_fx_640, IR_FRAME)
-        self.color_model = self._model(self.color_width, self.color_height, self.color_fx_640, COLOR_FRAME)
+        self.depth_model = self._model(self.width, self.height, self.depth_fx_640, 640.0, DEPTH_FRAME)
+        self.ir_model = self._model(self.width, self.height, self.depth_fx_640, 640.0, IR_FRAME)
+        self.color_model = self._model(self.color_width, self.color_height, self.color_fx_640, 920.0, COLOR_FRAME)
         # colour <- depth: a tiny rotation, and the colour centre at -offset x in the depth frame
         r = _rot((0.3, 1.0, 0.2), np.radians(0.25))
         centre = np.array([-self.color_offset_m, 0.0004, 0.0002])
@@ -91,8 +93,8 @@ class CameraRig:
         self._base_from_color = self._base_from_depth @ np.linalg.inv(self._depth_to_color)
 
     @staticmethod
-    def _model(w: int, h: int, fx640: float, frame: str) -> CameraModel:
-        f = fx640 * w / 640.0
+    def _model(w: int, h: int, fx640: float, fx1280_wide: float, frame: str) -> CameraModel:
+        f = fx1280_wide * w / 1280.0 if w / h >= 1.6 else fx640 * w / 640.0
         k = np.array([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]])
         return CameraModel(width=w, height=h, K=k, D=np.zeros(5), distortion_model="plumb_bob", frame_id=frame)
 
