@@ -103,6 +103,13 @@ def _to_int(p: np.float32) -> np.int32:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _clamp(q: np.int32, lim: int) -> np.int16:
+    """Keep corners in int16 (half the memory traffic): anything off the image stays off it
+    (-1 or lim >= size), so clipping the rectangles gives the same pixels."""
+    return np.int16(min(max(q, np.int32(-1)), np.int32(lim)))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _to_target(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T: np.ndarray) -> tuple:
     """Deprojected corner -> normalized target coordinates, in librealsense's float32 op order."""
     px = d * rx
@@ -115,19 +122,20 @@ def _to_target(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T: 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _corners_pinhole(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np.ndarray, R: np.ndarray,
-                     T: np.ndarray, intr: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+                     T: np.ndarray, intr: np.ndarray, uo: np.ndarray, vo: np.ndarray, lim: int) -> None:
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
     half = np.float32(0.5)
     for i in range(depth.size):
         d = np.float32(depth[i]) * scale
         x, y = _to_target(d, rx[i], ry[i], R, T)
-        uo[i] = _to_int((x * fx + cx) + half)
-        vo[i] = _to_int((y * fy + cy) + half)
+        uo[i] = _clamp(_to_int((x * fx + cx) + half), lim)
+        vo[i] = _clamp(_to_int((y * fy + cy) + half), lim)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _corners_rs_modified(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np.ndarray, R: np.ndarray,
-                         T: np.ndarray, intr: np.ndarray, c: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+                         T: np.ndarray, intr: np.ndarray, c: np.ndarray, uo: np.ndarray, vo: np.ndarray,
+                    lim: int) -> None:
     """librealsense's modified Brown-Conrady projection (tangential terms on the radially scaled x, y)."""
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
     half, one, two = np.float32(0.5), np.float32(1.0), np.float32(2.0)
@@ -141,13 +149,14 @@ def _corners_rs_modified(depth: np.ndarray, scale: np.float32, rx: np.ndarray, r
         yf = y * f
         dx = xf + (two * (c[2] * (xf * yf)) + c[3] * (r2 + two * (xf * xf)))
         dy = yf + (two * (c[3] * (xf * yf)) + c[2] * (r2 + two * (yf * yf)))
-        uo[i] = _to_int((dx * fx + cx) + half)
-        vo[i] = _to_int((dy * fy + cy) + half)
+        uo[i] = _clamp(_to_int((dx * fx + cx) + half), lim)
+        vo[i] = _clamp(_to_int((dy * fy + cy) + half), lim)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _corners_opencv(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np.ndarray, R: np.ndarray,
-                    T: np.ndarray, intr: np.ndarray, c: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
+                    T: np.ndarray, intr: np.ndarray, c: np.ndarray, uo: np.ndarray, vo: np.ndarray,
+                    lim: int) -> None:
     """Full OpenCV plumb_bob / rational_polynomial projection (models not from librealsense)."""
     half = np.float32(0.5)
     for i in range(depth.size):
@@ -158,8 +167,8 @@ def _corners_opencv(depth: np.ndarray, scale: np.float32, rx: np.ndarray, ry: np
         radial = (1.0 + r2 * (c[0] + r2 * (c[1] + r2 * c[4]))) / (1.0 + r2 * (c[5] + r2 * (c[6] + r2 * c[7])))
         xd = x * radial + 2.0 * c[2] * x * y + c[3] * (r2 + 2.0 * x * x)
         yd = y * radial + c[2] * (r2 + 2.0 * y * y) + 2.0 * c[3] * x * y
-        uo[i] = _to_int(np.float32(xd * intr[0] + intr[2]) + half)
-        vo[i] = _to_int(np.float32(yd * intr[1] + intr[3]) + half)
+        uo[i] = _clamp(_to_int(np.float32(xd * intr[0] + intr[2]) + half), lim)
+        vo[i] = _clamp(_to_int(np.float32(yd * intr[1] + intr[3]) + half), lim)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -167,6 +176,7 @@ def _splat(depth: np.ndarray, u0: np.ndarray, v0: np.ndarray, u1: np.ndarray, v1
            out: np.ndarray) -> None:
     """Write each non-zero depth over its corner rectangle (clipped), keeping the nearest."""
     oh, ow = out.shape
+    one = np.uint16(1)
     for i in range(depth.size):
         raw = depth[i]
         if raw == 0:
@@ -178,8 +188,8 @@ def _splat(depth: np.ndarray, u0: np.ndarray, v0: np.ndarray, u1: np.ndarray, v1
         for oy in range(ya, yb + 1):
             row = out[oy]
             for ox in range(xa, xb + 1):
-                if np.uint16(row[ox] - np.uint16(1)) >= raw:  # empty (0) or farther: take it
-                    row[ox] = raw
+                cur = row[ox]
+                row[ox] = raw if np.uint16(cur - one) >= raw else cur  # empty (0) or farther: take it
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -187,14 +197,17 @@ def _scatter(depth: np.ndarray, u0: np.ndarray, v0: np.ndarray, out: np.ndarray)
     """One target pixel per depth pixel (depth at least as fine as the target), keeping the nearest."""
     oh, ow = out.shape
     flat_out = out.reshape(-1)
+    one = np.uint16(1)
     for i in range(depth.size):
+        # branch-free: which of the depth pixels landing on one target pixel is nearer is
+        # data-dependent (unpredictable branches cost 3-4x here); misses store pixel 0's own value
         raw = depth[i]
-        u, v = np.uint32(u0[i]), np.uint32(v0[i])  # negative -> huge: one bounds test each
-        if raw == 0 or u >= ow or v >= oh:
-            continue
-        j = v * ow + u
-        if np.uint16(flat_out[j] - np.uint16(1)) >= raw:  # 0 (empty) wraps to 65535: always taken
-            flat_out[j] = raw
+        u, v = np.uint16(u0[i]), np.uint16(v0[i])  # -1 -> 65535: one bounds test each
+        ok = (raw != 0) & (u < ow) & (v < oh)
+        j = np.int64(v) * ow + np.int64(u) if ok else np.int64(0)
+        cur = flat_out[j]
+        take = ok & (np.uint16(cur - one) >= raw)  # empty (0) wraps to 65535: always taken
+        flat_out[j] = raw if take else cur
 
 
 class DepthRegistration:
@@ -240,8 +253,11 @@ class DepthRegistration:
         n = depth_model.width * depth_model.height
         # per-instance scratch for the integer corners (reused every frame; an instance is not
         # meant to be shared between threads)
-        self._u0, self._v0 = np.empty(n, np.int32), np.empty(n, np.int32)
-        self._u1, self._v1 = (np.empty(n, np.int32), np.empty(n, np.int32)) if self.splat else (self._u0, self._v0)
+        if max(cm.width, cm.height) > 32000:
+            raise ValueError(f"target image {cm.width}x{cm.height} is too large (max 32000 pixels a side)")
+        self._lim = max(cm.width, cm.height)
+        self._u0, self._v0 = np.empty(n, np.int16), np.empty(n, np.int16)
+        self._u1, self._v1 = (np.empty(n, np.int16), np.empty(n, np.int16)) if self.splat else (self._u0, self._v0)
 
     def align(self, depth: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """uint16 depth (depth geometry) -> uint16 depth in the target geometry, 0 = no depth.
@@ -271,11 +287,11 @@ class DepthRegistration:
     def _corners(self, flat: np.ndarray, rx: np.ndarray, ry: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
         scale = np.float32(self.depth_scale)
         if self._mode == _DIST_NONE:
-            _corners_pinhole(flat, scale, rx, ry, self._R, self._T, self._intr, uo, vo)
+            _corners_pinhole(flat, scale, rx, ry, self._R, self._T, self._intr, uo, vo, self._lim)
         elif self._mode == _DIST_RS_MODIFIED:
-            _corners_rs_modified(flat, scale, rx, ry, self._R, self._T, self._intr, self._coeffs, uo, vo)
+            _corners_rs_modified(flat, scale, rx, ry, self._R, self._T, self._intr, self._coeffs, uo, vo, self._lim)
         else:
-            _corners_opencv(flat, scale, rx, ry, self._R, self._T, self._intr, self._coeffs, uo, vo)
+            _corners_opencv(flat, scale, rx, ry, self._R, self._T, self._intr, self._coeffs, uo, vo, self._lim)
 
     __call__ = align
 
