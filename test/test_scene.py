@@ -362,3 +362,19 @@ def test_no_projector_dots_in_the_emitter_shadow():
     in_shadow = dots[:, left - int(width) + 1:left - 1].mean()
     lit = dots[:, left - 60:left - 20].mean()                             # the same wall, lit
     assert lit > 0.03 and in_shadow < 0.1 * lit, (in_shadow, lit)
+
+
+def test_ir_at_reads_the_rendered_ir_where_points_project(default_world):
+    rig = CameraRig(320, 240)
+    cam = SyntheticCamera(default_world, rig)
+    f = cam.render(0.7)
+    rng = np.random.default_rng(0)
+    u = rng.integers(0, rig.width, 500)
+    v = rng.integers(0, rig.height, 500)
+    jitter = rng.uniform(-0.45, 0.45, (500, 2))  # anywhere inside the pixel
+    pts = rig.ir_model.deproject(np.stack([u, v], 1) + jitter, f.gt_depth_m[v, u].astype(np.float64))
+    vals, uv = cam.ir_at(f, pts)
+    np.testing.assert_array_equal(vals, f.ir[v, u].astype(np.float32))
+    np.testing.assert_allclose(uv, np.stack([u, v], 1) + jitter, atol=1e-6)
+    behind, _ = cam.ir_at(f, [[0.0, 0.0, -1.0], [50.0, 0.0, 1.0]])
+    assert np.isnan(behind).all()

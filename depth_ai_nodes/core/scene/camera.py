@@ -310,10 +310,14 @@ class SyntheticCamera:
         projects: nearest pixel centre (ROS convention: pixel (u, v) centred at integer u, v),
         i.e. ir[int(v + 0.5), int(u + 0.5)]. Returns (values float32 with NaN outside, uv)."""
         pts = np.asarray(points_ir_optical, dtype=np.float64).reshape(-1, 3)
-        uv = np.asarray(self.rig.ir_model.project(pts), dtype=np.float64).reshape(-1, 2)
-        iu = np.floor(uv[:, 0] + 0.5).astype(np.int64)
-        iv = np.floor(uv[:, 1] + 0.5).astype(np.int64)
-        ok = (pts[:, 2] > 0) & (iu >= 0) & (iv >= 0) & (iu < self.rig.width) & (iv < self.rig.height)
         out = np.full(len(pts), np.nan, dtype=np.float32)
-        out[ok] = frame.ir[iv[ok], iu[ok]]
+        uv = np.full((len(pts), 2), np.nan)
+        front = pts[:, 2] > 0
+        if front.any():
+            uv[front] = np.asarray(self.rig.ir_model.project(pts[front]), dtype=np.float64).reshape(-1, 2)
+        ok = front & np.isfinite(uv).all(axis=1)
+        ok[ok] = ((uv[ok] > -0.5) & (uv[ok] < [self.rig.width - 0.5, self.rig.height - 0.5])).all(axis=1)
+        iu = np.floor(uv[ok, 0] + 0.5).astype(np.int64)
+        iv = np.floor(uv[ok, 1] + 0.5).astype(np.int64)
+        out[ok] = frame.ir[iv, iu]
         return out, uv
