@@ -39,14 +39,20 @@ class Output:
     rate_param: str = ""
     monitor: bool = True
     min_ratio: float = 0.5
-    enable_param: str = ""  # published only when this (bool) parameter is true
+    enable_param: str = ""  # published only when this bool parameter is true ('name'),
+    #                         a parameter has a value ('name=value'); '&' joins conditions
 
     @property
     def optional(self) -> bool:
         return bool(self.enable_param)
 
     def enabled(self, params: dict[str, Any]) -> bool:
-        return not self.enable_param or bool(params.get(self.enable_param, False))
+        for condition in filter(None, self.enable_param.split("&")):
+            name, eq, value = condition.partition("=")
+            ok = str(params.get(name, "")) == value if eq else bool(params.get(name, False))
+            if not ok:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ CAMERA = NodeSpec(
         Output("/camera/depth/image_rect_raw", IMAGE, 30.0, "depth_module.depth_profile"),
         Output("/camera/aligned_depth_to_color/image_raw", IMAGE, 30.0,
                "depth_module.depth_profile"),
+        Output("/camera/ground_truth/depth", IMAGE, 30.0, "depth_module.depth_profile",
+               enable_param="source=synthetic&enable_ground_truth"),
         Output("/camera/color/camera_info", INFO, 30.0, "depth_module.depth_profile",
                monitor=False),
         Output("/camera/infra1/camera_info", INFO, 30.0, "depth_module.depth_profile",

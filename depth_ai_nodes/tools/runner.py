@@ -423,12 +423,12 @@ class Runner:
             s = self.stats.get(topic)
             if s is None:
                 hz = self.pending[topic][1]
-                rows.append(f"{topic:<44} {'-':>6} / {hz:4.0f} Hz  {'-':>9}  {'-':>5}  "
+                rows.append(f"{topic:<44} {'-':>6} / {_hz(hz)} Hz  {'-':>9}  {'-':>5}  "
                             f"{0:>6}  WAIT")
                 continue
             lat = s.meter.latency_ms()
             lat_s = f"{lat:7.1f}ms" if lat == lat else f"{'-':>9}"
-            rows.append(f"{topic:<44} {s.meter.rate():6.1f} / {s.expected_hz:4.0f} Hz  "
+            rows.append(f"{topic:<44} {s.meter.rate():6.1f} / {_hz(s.expected_hz)} Hz  "
                         f"{lat_s}  {s.drops:5d}  {s.count:6d}  {s.state()}")
         return rows
 
@@ -540,3 +540,8 @@ class Runner:
         except Exception as err:  # the preview must never turn a clean stop into an error
             self.say(f"preview not written: {err}")
             return None
+
+
+def _hz(expected: float) -> str:
+    """Expected rate column: '-' for topics with no expectation (discovered ones)."""
+    return f"{expected:4.0f}" if expected > 0 else f"{'-':>4}"
