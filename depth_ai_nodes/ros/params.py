@@ -51,3 +51,33 @@ def as_markdown(params: Iterable[Param]) -> str:
         choices = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
         rows.append(f"| `{p.name}` | `{p.default!r}` | {p.unit} | {p.description}{choices} |")
     return "\n".join(rows)
+
+
+def as_params_yaml(params: Iterable[Param], executable: str, module: str, file_name: str) -> str:
+    """A documented ROS params file of every Param at its default (the config/*.yaml
+    layout: `/**:` so it applies whatever the node's name or namespace)."""
+    import json
+    import textwrap
+
+    lines = [f"# {executable} parameters with their defaults (ROS 2 params-file format).",
+             "# `/**:` applies them to the node whatever its name or namespace:",
+             f"#   {executable} --ros-args --params-file config/{file_name}",
+             f"# Generated from {module.replace('.', '/')}.py PARAMETERS; keep in sync.",
+             "/**:", "  ros__parameters:"]
+    for p in params:
+        unit = f" [{p.unit}]" if p.unit else ""
+        choices = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
+        for text in textwrap.wrap(f"{p.description}{unit}{choices}", 92):
+            lines.append(f"    # {text}")
+        lines.append(f"    {p.name}: {_yaml_value(p.default, json)}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_value(value: Any, json: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(v, json) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
