@@ -85,7 +85,10 @@ def test_pack_unpack_round_trip_natural_layout():
     fields = {"x": rng.normal(size=n).astype(np.float32), "y": rng.normal(size=n).astype(np.float32),
               "z": rng.normal(size=n).astype(np.float32), "intensity": rng.random(n).astype(np.float32),
               "ring": rng.integers(0, 64, n).astype(np.uint16), "t": rng.random(n)}
-    specs, step, data, count, dense = pack(fields)
+    packed = pack(fields)
+    specs, step, data = packed
+    count, dense = packed.count, packed.is_dense
+    assert packed.specs is specs and packed.data is data and packed.point_step == step
     assert [s.offset for s in specs] == [0, 4, 8, 12, 16, 18] and step == 26 and count == n and dense
     assert [s.datatype for s in specs][-2:] == [UINT16, FLOAT64]
     back = unpack(specs, step, data, count=n)
@@ -106,7 +109,7 @@ def test_unpack_any_point_step_and_order():
     out = unpack(specs, 32, raw.tobytes(), names=["x", "y", "z", "rgb"], count=n)
     assert np.array_equal(np.stack([out["x"], out["y"], out["z"]], 1), xyz)
     assert unpack_rgb(out["rgb"])[0].tolist() == [9] * n
-    specs2, step, data, _, _ = pack({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}, point_step=16)
+    specs2, step, data = pack({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}, point_step=16)
     assert step == 16 and len(data) == 16 * n
     assert np.array_equal(unpack(specs2, step, data)["z"], xyz[:, 2])
 
@@ -121,11 +124,11 @@ def test_big_endian_and_count_fields():
 def test_is_dense_and_drop_invalid():
     x = np.array([0.0, np.nan, 2.0], np.float32)
     fields = {"x": x, "y": np.zeros(3, np.float32), "z": np.ones(3, np.float32)}
-    _, _, _, n, dense = pack(fields)
-    assert n == 3 and not dense
-    specs, step, data, n, dense = pack(fields, drop_invalid=True)
-    assert n == 2 and dense
-    specs, step, data, n, _ = pack(fields)
+    p = pack(fields)
+    assert p.count == 3 and not p.is_dense
+    p = pack(fields, drop_invalid=True)
+    assert p.count == 2 and p.is_dense and len(p.data) == 2 * p.point_step
+    specs, step, data = pack(fields)
     assert len(unpack(specs, step, data, drop_invalid=True)["x"]) == 2
     assert len(unpack(specs, step, data)["x"]) == 3
 

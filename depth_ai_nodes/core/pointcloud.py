@@ -17,7 +17,7 @@ from .camera_model import CameraModel
 from .transforms import RigidTransform
 
 __all__ = ["FieldSpec", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "FLOAT32", "FLOAT64",
-           "DATATYPES", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack", "pack_rgb", "unpack_rgb",
+           "DATATYPES", "Packed", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack", "pack_rgb", "unpack_rgb",
            "PointCloudFormatError"]
 
 # sensor_msgs/PointField datatype codes
@@ -158,9 +158,33 @@ def unpack_rgb(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # --- PointCloud2 buffers --------------------------------------------------------------
 
-def pack(fields: Mapping[str, np.ndarray], point_step: int | None = None, drop_invalid: bool = False
-         ) -> tuple[list[FieldSpec], int, bytes, int, bool]:
-    """Per-point arrays -> (specs, point_step, data bytes, point count, is_dense).
+class Packed(tuple):
+    """``(specs, point_step, data)`` as returned by ``pack``, plus ``.count`` and ``.is_dense``."""
+
+    count: int
+    is_dense: bool
+
+    def __new__(cls, specs: list[FieldSpec], point_step: int, data: bytes, count: int, is_dense: bool) -> "Packed":
+        obj = super().__new__(cls, (specs, point_step, data))
+        obj.count, obj.is_dense = count, is_dense
+        return obj
+
+    @property
+    def specs(self) -> list[FieldSpec]:
+        return self[0]
+
+    @property
+    def point_step(self) -> int:
+        return self[1]
+
+    @property
+    def data(self) -> bytes:
+        return self[2]
+
+
+def pack(fields: Mapping[str, np.ndarray], point_step: int | None = None, drop_invalid: bool = False) -> Packed:
+    """Per-point arrays -> ``(specs, point_step, data bytes)`` (a ``Packed`` that also has
+    ``.count`` and ``.is_dense``).
 
     ``fields`` maps name -> (N,) or (N, count) array (or any shape whose leading dims flatten to N);
     fields are laid out in order at natural offsets; ``point_step`` larger than the sum pads each
@@ -207,7 +231,7 @@ def pack(fields: Mapping[str, np.ndarray], point_step: int | None = None, drop_i
     buf = np.zeros(n, dtype=dt)
     for name, a in arrays.items():
         buf[name] = a
-    return specs, step, buf.tobytes(), n, bool(valid.all())
+    return Packed(specs, step, buf.tobytes(), n, bool(valid.all()))
 
 
 def _structured_dtype(specs: Iterable[FieldSpec], point_step: int, names: list[str], is_bigendian: bool) -> np.dtype:

@@ -159,7 +159,9 @@ def fields_to_pointcloud2(fields: Mapping[str, np.ndarray], header: Header | Non
     """
     if organized_shape is not None:
         drop_invalid = False
-    specs, step, data, n, dense = pointcloud.pack(fields, point_step, drop_invalid)
+    packed = pointcloud.pack(fields, point_step, drop_invalid)
+    specs, step, data = packed
+    n, dense = packed.count, packed.is_dense
     msg = PointCloud2()
     msg.header = make_header(header, frame_id, stamp)
     if organized_shape is not None:
