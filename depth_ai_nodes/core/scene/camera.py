@@ -167,7 +167,7 @@ class DepthSensorModel:
     emitter_on: bool = True
     emitter_x_m: float = 0.025        # projector position along +x of the depth optical frame
     dot_density: float = 0.02         # projector dots per projector pixel
-    light_world: tuple[float, float, float] = (3.0, 0.5, 2.7)
+    light_world: tuple[float, float, float] = (3.0, 0.5, 2.7)  # the room light (colour shading)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_z_m < self.max_z_m:
@@ -299,7 +299,7 @@ class SyntheticCamera:
                           wd.prim_materials, wd.material_table, fx, rig.baseline_m, s.subpixel_sigma,
                           float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale, self._key(fi, 2),
                           s.hole_blob_px, np.array([s.emitter_x_m, 0.0, 0.0]), self._dots, fx, (pw - 1) / 2.0,
-                          (ph - 1) / 2.0, s.emitter_on, (np.linalg.inv(w_depth) @ light)[:3], s.ir_noise,
+                          (ph - 1) / 2.0, s.emitter_on, s.ir_noise,
                           s.noise_correlation, s.noise_cell_px,
                           gt, depth, ir, lab)
         return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None, gt_color)

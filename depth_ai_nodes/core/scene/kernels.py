@@ -439,7 +439,7 @@ def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pma
 
 def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
                      sigma_px, subpixel_steps, min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx,
-                     dcx, dcy, emitter_on, light, ir_noise, corr, corr_cell, gt, depth, ir, labels):
+                     dcx, dcy, emitter_on, ir_noise, corr, corr_cell, gt, depth, ir, labels):
     """The depth imager model (active stereo, depth in the left imager = infra1 optical frame):
     gt (exact first surface, glass included; NaN where none); depth (uint16 in depth_scale
     units) of the surface the stereo matcher sees (behind glass unless a hole) with disparity
@@ -449,7 +449,7 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
     where the material's probability says (coherent blobs; dark, shiny, glass), on shiny
     surfaces seen head-on (saturation), in the right imager's occlusion shadow (left of near
     objects), and outside [min_z, max_z]; ir (mono8) of the left imager: IR reflectivity lit by
-    the emitter's flood (cosine to the camera ray) and the room light, plus the projector's dots,
+    the emitter's flood (cosine to the camera ray) over an ambient floor, plus the projector's dots,
     fixed in the emitter frame, absent in the emitter's own shadow. labels (H, W) int16, when not empty: material index of the
     first surface (glass included), -1 where none. rn: 1 / |(x, y, 1)| per pixel."""
     h, w = rx.shape
