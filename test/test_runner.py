@@ -139,3 +139,17 @@ def test_runner_brings_up_pipeline_restarts_and_stops_clean(tmp_path, ros_node):
         owner = next((n.key for n in NODES for o in n.outputs if o.topic == topic), None)
         if topic and d.get("Enabled") and owner in live_nodes:
             assert topic in seen, f"rviz shows {topic}, never published in the run"
+
+
+def test_runner_stops_with_the_nodes_configuration_error(tmp_path):
+    missing = tmp_path / "no_such_recording.bag"
+    with NodeProcess([executable("depth-ai"), "run", "--source", "file", "--file", str(missing),
+                      "--lidar", "none", "--no-inference", "--duration", "60",
+                      "--no-preview", "--log-dir", str(tmp_path / "logs"),
+                      "--domain-id", os.environ["ROS_DOMAIN_ID"]]) as runner:
+        code = runner.wait(60)
+        text = runner.output()
+    assert code == 2, text
+    assert "camera_node stopped with a configuration error" in text, text
+    assert "configuration error" in text and str(missing) in text, text
+    assert "restarting in" not in text, text

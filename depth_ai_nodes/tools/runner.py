@@ -353,8 +353,10 @@ class Runner:
                 child.exit_codes.append(code)
                 ran = now - child.started_at
                 if code == EXIT_CONFIG_ERROR:
+                    # Restarting cannot fix a configuration: stop the run and say why.
                     child.failed = "configuration error"
                     self._exit_code = EXIT_CONFIG_ERROR
+                    self._stop_reason = f"{child.name} has a configuration error"
                     self.say(f"{child.name} stopped with a configuration error (exit 2); not "
                              f"restarting it. Its output:\n{child.log_tail()}")
                 elif not self.restart:
