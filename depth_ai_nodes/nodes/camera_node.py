@@ -205,8 +205,8 @@ class CameraNode(Node):
                                                    latched_qos()) for s in ("color", "infra1")}
         self._extrinsics_sent: set[str] = set()
         self._absent_logged: set[str] = set()
-        self._info_cache: dict[tuple, CameraInfo] = {}
-        self._images: dict[str, Image] = {}
+        self._info_cache: dict[tuple, tuple[Any, CameraInfo]] = {}
+        self._problem: tuple[float, str] | None = None  # (monotonic time, what went wrong)
         available = self.source.available_streams()
         if "depth" in available and "color" in available:
             available.add("aligned_depth")
@@ -239,8 +239,7 @@ class CameraNode(Node):
             try:
                 fs = self.source.read(0.5)
             except Exception as err:  # a bad frame must not kill the node
-                self.get_logger().error(f"source read failed: {err}", throttle_duration_sec=5.0)
-                self.diag.set("device", ERROR, f"read failed: {err}")
+                self._report(f"source read failed: {err}")
                 time.sleep(0.1)
                 continue
             if fs is None:
@@ -263,9 +262,9 @@ class CameraNode(Node):
             try:
                 self.publish_frameset(fs)
             except Exception as err:  # malformed frameset: log, report, keep running
-                self.get_logger().error(f"cannot publish frameset {fs.frame_number}: {err}",
-                                        throttle_duration_sec=5.0)
-                self.diag.set("device", ERROR, f"publish failed: {err}")
+                if not self._running:
+                    break  # shutting down: the context may already be gone
+                self._report(f"cannot publish frameset {fs.frame_number}: {err}")
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -279,11 +278,10 @@ class CameraNode(Node):
     def _camera_info(self, model: Any, frame_id: str) -> CameraInfo:
         """CameraInfo built once per (model, frame) and reused; only the stamp changes."""
         key = (id(model), frame_id)
-        msg = self._info_cache.get(key)
-        if msg is None:
-            msg = conv.camera_info_msg(model, frame_id=frame_id)
-            self._info_cache[key] = msg
-        return msg
+        cached = self._info_cache.get(key)
+        if cached is None or cached[0] is not model:
+            cached = self._info_cache[key] = (model, conv.camera_info_msg(model, frame_id=frame_id))
+        return cached[1]
 
     def _image(self, key: str, array: np.ndarray, frame_id: str, stamp: Any) -> Image:
         msg = conv.image_msg(array, ENCODINGS[key], frame_id=frame_id)
@@ -398,13 +396,22 @@ class CameraNode(Node):
 
     # --- state and diagnostics ----------------------------------------------------------
 
+    def _report(self, problem: str) -> None:
+        """A run-time problem: a log line now, ERROR in diagnostics for the next 5 s."""
+        self.get_logger().error(problem, throttle_duration_sec=5.0)
+        self._problem = (time.monotonic(), problem)
+        self._update_state()
+
     def _update_state(self) -> None:
         state = getattr(self.source, "state", STREAMING)
         values = dict(self.source.info)
         values.update(state=state, dropped_framesets=self.dropped, captured=self.captured,
                       published=self.published, source=self.p["source"])
         last_error = getattr(self.source, "last_error", "")
-        if state == STREAMING:
+        problem = self._problem
+        if problem is not None and time.monotonic() - problem[0] < 5.0:
+            self.diag.set("device", ERROR, problem[1], **values)
+        elif state == STREAMING:
             self.diag.set("device", OK, "streaming", **values)
         elif state == RECONNECTING:
             self.diag.set("device", WARN, f"reconnecting: {last_error}", **values)
