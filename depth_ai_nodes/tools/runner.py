@@ -455,7 +455,12 @@ class Runner:
                   f"{'count':>6}  state")
         rows = self.status_rows()
         if final:
-            print(f"[depth-ai run] summary after {elapsed:.1f} s: {self._node_line()}",
+            import resource
+
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (usage.ru_utime + usage.ru_stime) / max(elapsed, 1e-6)
+            print(f"[depth-ai run] summary after {elapsed:.1f} s: {self._node_line()}; "
+                  f"the runner's own CPU (monitoring) {100 * cpu:.1f} % of one core",
                   file=self.out)
             for topic, s in self.stats.items():
                 lat = s.meter.latency_ms()
