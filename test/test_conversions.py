@@ -124,7 +124,8 @@ def test_organized_cloud_and_depth_cloud():
     assert (org.height, org.width) == (48, 64) and not org.is_dense
     f = conv.pointcloud2_to_fields(org)
     assert np.isnan(f["z"].reshape(48, 64)[10, 10]) and np.isclose(f["z"][0], 1.5)
-    assert (unpack_rgb(f["rgb"])[2] == 255).all()
+    blue = unpack_rgb(f["rgb"])[2].reshape(48, 64)
+    assert blue[10, 10] == 0 and (np.delete(blue.ravel(), 10 * 64 + 10) == 255).all()  # invalid: rgb 0
     flat = _wire(conv.depth_to_pointcloud2(depth, m, stride=2))
     assert flat.height == 1 and flat.width == 24 * 32 - 1 and flat.is_dense  # (10, 10) is on the stride grid: dropped
     assert flat.header.frame_id == "camera_depth_optical_frame"

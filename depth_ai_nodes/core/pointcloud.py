@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Iterable, Mapping, NamedTuple
 
 import numpy as np
+from numba import njit
 
 from .camera_model import CameraModel
 from .transforms import RigidTransform
 
 __all__ = ["FieldSpec", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "FLOAT32", "FLOAT64",
-           "DATATYPES", "Packed", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack", "pack_rgb", "unpack_rgb",
+           "DATATYPES", "Packed", "depth_to_cloud", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack", "pack_rgb", "unpack_rgb",
            "PointCloudFormatError"]
 
 # sensor_msgs/PointField datatype codes
@@ -56,15 +57,115 @@ class FieldSpec(NamedTuple):
 
 # --- depth -> points -------------------------------------------------------------------
 
-def _depth_m(depth: np.ndarray, depth_scale: float) -> np.ndarray:
+@njit(cache=True, nogil=True, error_model="numpy")
+def _cloud_kernel(depth: np.ndarray, scale: np.float32, rays: np.ndarray, stride: int, organized: bool,
+                  with_color: bool, color: np.ndarray, R: np.ndarray, t: np.ndarray, intr: np.ndarray,
+                  coeffs: np.ndarray, distorted: bool, ri: int, bi: int, out: np.ndarray,
+                  out_bits: np.ndarray) -> int:
+    """Fill ``out`` (N, 3|4) float32 with x, y, z [, packed rgb bits]; returns the point count."""
+    h, w = depth.shape
+    ch, cw = color.shape[0], color.shape[1]
+    nan = np.float32(np.nan)
+    n = 0
+    for y in range(0, h, stride):
+        for x in range(0, w, stride):
+            z = np.float32(depth[y, x]) * scale
+            if not z > 0:  # 0, negative or NaN: invalid (REP-118)
+                if organized:
+                    out[n, 0] = nan
+                    out[n, 1] = nan
+                    out[n, 2] = nan
+                    if with_color:
+                        out_bits[n, 3] = 0
+                    n += 1
+                continue
+            px = rays[y, x, 0] * z
+            py = rays[y, x, 1] * z
+            out[n, 0] = px
+            out[n, 1] = py
+            out[n, 2] = z
+            if with_color:
+                X = R[0, 0] * px + R[0, 1] * py + R[0, 2] * z + t[0]
+                Y = R[1, 0] * px + R[1, 1] * py + R[1, 2] * z + t[1]
+                Z = R[2, 0] * px + R[2, 1] * py + R[2, 2] * z + t[2]
+                bits = np.uint32(0)
+                if Z > 0:
+                    xn = X / Z
+                    yn = Y / Z
+                    if distorted:
+                        r2 = xn * xn + yn * yn
+                        radial = ((1.0 + r2 * (coeffs[0] + r2 * (coeffs[1] + r2 * coeffs[4])))
+                                  / (1.0 + r2 * (coeffs[5] + r2 * (coeffs[6] + r2 * coeffs[7]))))
+                        xd = xn * radial + 2.0 * coeffs[2] * xn * yn + coeffs[3] * (r2 + 2.0 * xn * xn)
+                        yd = yn * radial + coeffs[2] * (r2 + 2.0 * yn * yn) + 2.0 * coeffs[3] * xn * yn
+                        xn, yn = xd, yd
+                    u = np.rint(intr[0] * xn + intr[2])
+                    v = np.rint(intr[1] * yn + intr[3])
+                    if u >= 0 and v >= 0 and u < cw and v < ch:
+                        ui, vi = int(u), int(v)
+                        bits = ((np.uint32(color[vi, ui, ri]) << np.uint32(16))
+                                | (np.uint32(color[vi, ui, 1]) << np.uint32(8)) | np.uint32(color[vi, ui, bi]))
+                out_bits[n, 3] = bits
+            n += 1
+    return n
+
+
+def depth_to_cloud(depth: np.ndarray, model: CameraModel, stride: int = 1, organized: bool = False,
+                   depth_scale: float = 0.001, color: np.ndarray | None = None,
+                   color_model: CameraModel | None = None, depth_to_color: RigidTransform | None = None,
+                   color_order: str = "rgb") -> np.ndarray:
+    """Depth (+ colour) -> one float32 array (N, 3) x y z, or (N, 4) with the packed-rgb float.
+
+    The layout of an x, y, z[, rgb] PointCloud2 (point_step 12 / 16), so ``arr.tobytes()`` is the
+    message data. One numba pass; see ``depth_to_points`` / ``depth_to_xyzrgb`` for the semantics.
+    Organized output is (H' * W', C) in row order with NaN (rgb 0) for invalid pixels.
+    """
+    stride = int(stride)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1; got {stride}")
     d = np.asarray(depth)
-    if d.ndim != 2:
-        raise ValueError(f"depth must be a 2-D image; got shape {d.shape}")
-    if np.issubdtype(d.dtype, np.integer):
-        out = d.astype(np.float32) * np.float32(depth_scale)
+    if d.ndim != 2 or d.shape != model.shape:
+        raise ValueError(f"depth image {d.shape[1] if d.ndim > 1 else '?'}x{d.shape[0]} does not match the "
+                         f"camera model {model.width}x{model.height}")
+    if not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
+        raise ValueError(f"depth must be integer (scaled by depth_scale) or float metres; got {d.dtype}")
+    scale = np.float32(depth_scale if np.issubdtype(d.dtype, np.integer) else 1.0)
+    with_color = color is not None
+    if color_order not in ("rgb", "bgr"):
+        raise ValueError(f"color_order must be 'rgb' or 'bgr'; got {color_order!r}")
+    ri, bi = (0, 2) if color_order == "rgb" else (2, 0)
+    if with_color:
+        c = np.asarray(color)
+        if c.ndim == 2:
+            c = np.repeat(c[:, :, None], 3, axis=2)
+        if c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] < 3:
+            raise ValueError(f"colour must be uint8 (H, W, 3|4) or (H, W); got {c.dtype} {c.shape}")
+        if color_model is None:
+            if c.shape[:2] != d.shape:
+                raise ValueError(f"colour {c.shape[1]}x{c.shape[0]} is not registered to depth "
+                                 f"{d.shape[1]}x{d.shape[0]}; pass color_model and depth_to_color")
+            cm, T = model, None
+        else:
+            cm, T = color_model, depth_to_color
+            if c.shape[:2] != cm.shape:
+                raise ValueError(f"colour {c.shape[1]}x{c.shape[0]} does not match its camera model "
+                                 f"{cm.width}x{cm.height}")
+        if cm.distortion_model == "equidistant" and cm.has_distortion:
+            raise ValueError("colouring points through an equidistant (fisheye) camera is not supported")
+        R = np.eye(3) if T is None else T.R
+        t = np.zeros(3) if T is None else T.t
+        intr = np.array([cm.fx, cm.fy, cm.cx, cm.cy])
+        coeffs = cm.coeffs(8)
+        distorted = cm.has_distortion and color_model is not None
     else:
-        out = d.astype(np.float32, copy=False)
-    return out
+        c = np.zeros((1, 1, 3), np.uint8)
+        R, t, intr, coeffs, distorted = np.eye(3), np.zeros(3), np.ones(4), np.zeros(8), False
+    hs, ws = -(-d.shape[0] // stride), -(-d.shape[1] // stride)
+    out = np.empty((hs * ws, 4 if with_color else 3), np.float32)
+    n = _cloud_kernel(d, scale, model.ray_grid(), stride, organized, with_color, c,
+                      np.ascontiguousarray(R, np.float64), np.ascontiguousarray(t, np.float64), intr,
+                      coeffs, distorted, ri, bi, out, out.view(np.uint32))
+    return out if n == out.shape[0] else out[:n]
 
 
 def depth_to_points(depth: np.ndarray, model: CameraModel, stride: int = 1, organized: bool = False,
@@ -73,30 +174,12 @@ def depth_to_points(depth: np.ndarray, model: CameraModel, stride: int = 1, orga
 
     ``stride`` keeps every stride-th pixel in both directions. Unorganized: (N, 3) of the valid
     pixels only (0/NaN depth dropped). Organized: (H', W', 3) with NaN for invalid pixels.
+    Integer depth is scaled by ``depth_scale``; float depth is metres.
     """
-    stride = int(stride)
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1; got {stride}")
-    if depth.shape[:2] != model.shape:
-        raise ValueError(f"depth image {depth.shape[1]}x{depth.shape[0]} does not match the camera model "
-                         f"{model.width}x{model.height}")
-    z = _depth_m(depth[::stride, ::stride], depth_scale)
-    rays = model.ray_grid()[::stride, ::stride]
-    valid = np.isfinite(z) & (z > 0)
+    pts = depth_to_cloud(depth, model, stride, organized, depth_scale)
     if organized:
-        zz = np.where(valid, z, np.float32(np.nan))
-        out = np.empty(z.shape + (3,), np.float32)
-        np.multiply(rays[..., 0], zz, out=out[..., 0])
-        np.multiply(rays[..., 1], zz, out=out[..., 1])
-        out[..., 2] = zz
-        return out
-    zv = z[valid]
-    rv = rays[valid]
-    out = np.empty((zv.size, 3), np.float32)
-    np.multiply(rv[:, 0], zv, out=out[:, 0])
-    np.multiply(rv[:, 1], zv, out=out[:, 1])
-    out[:, 2] = zv
-    return out
+        return pts.reshape(-(-model.height // int(stride)), -(-model.width // int(stride)), 3)
+    return pts
 
 
 def depth_to_xyzrgb(depth: np.ndarray, model: CameraModel, color: np.ndarray,
@@ -106,39 +189,17 @@ def depth_to_xyzrgb(depth: np.ndarray, model: CameraModel, color: np.ndarray,
     """Depth + colour image -> (points float32 (N,3) or (H',W',3), packed rgb float32 (N,) or (H',W')).
 
     Without ``color_model`` the colour image must be registered to the depth image (same size).
-    With it, each point is projected into the colour camera (through ``depth_to_color``) and takes
-    the nearest pixel; points outside the colour image get rgb 0 (black).
+    With it, each point is projected into the colour camera (through ``depth_to_color``, full
+    distortion) and takes the nearest pixel, like rs.pointcloud's texture mapping; points outside
+    the colour image get rgb 0 (black).
     """
-    pts = depth_to_points(depth, model, stride, organized, depth_scale)
-    c = np.asarray(color)
-    if c.ndim == 2:
-        c = np.repeat(c[:, :, None], 3, axis=2)
-    if color_order not in ("rgb", "bgr"):
-        raise ValueError(f"color_order must be 'rgb' or 'bgr'; got {color_order!r}")
-    ri, bi = (0, 2) if color_order == "rgb" else (2, 0)
-    if color_model is None:
-        if c.shape[:2] != depth.shape[:2]:
-            raise ValueError(f"colour {c.shape[1]}x{c.shape[0]} is not registered to depth "
-                             f"{depth.shape[1]}x{depth.shape[0]}; pass color_model and depth_to_color")
-        if organized:
-            sub = c[::stride, ::stride]
-        else:
-            z = _depth_m(depth[::stride, ::stride], depth_scale)
-            sub = c[::stride, ::stride][np.isfinite(z) & (z > 0)]
-        return pts, pack_rgb(sub[..., ri], sub[..., 1], sub[..., bi])
-    flat = pts.reshape(-1, 3)
-    pc = flat if depth_to_color is None else depth_to_color.apply(flat)
-    uv = color_model.project(pc)
-    with np.errstate(invalid="ignore"):
-        ui = np.rint(uv[:, 0])
-        vi = np.rint(uv[:, 1])
-        ok = (ui >= 0) & (ui < color_model.width) & (vi >= 0) & (vi < color_model.height)
-    ui = np.where(ok, ui, 0).astype(np.intp)
-    vi = np.where(ok, vi, 0).astype(np.intp)
-    px = c[vi, ui]
-    rgb = pack_rgb(px[:, ri], px[:, 1], px[:, bi])
-    rgb[~ok] = pack_rgb(np.zeros(1, np.uint8), np.zeros(1, np.uint8), np.zeros(1, np.uint8))[0]
-    return pts, rgb.reshape(pts.shape[:-1])
+    cloud = depth_to_cloud(depth, model, stride, organized, depth_scale, color, color_model, depth_to_color,
+                           color_order)
+    pts, rgb = cloud[:, :3], cloud[:, 3]
+    if organized:
+        shape = (-(-model.height // int(stride)), -(-model.width // int(stride)))
+        return pts.reshape(shape + (3,)), rgb.reshape(shape)
+    return pts, rgb
 
 
 # --- packed rgb (PCL / rviz convention) -------------------------------------------------

@@ -192,19 +192,22 @@ def depth_to_pointcloud2(depth: np.ndarray, model: CameraModel, depth_scale: flo
     """
     if frame_id is None and header is None:
         frame_id = model.frame_id
-    if color is None:
-        pts = pointcloud.depth_to_points(depth, model, stride, organized, depth_scale)
-        fields: dict[str, np.ndarray] = {}
-        rgb = None
+    cloud = pointcloud.depth_to_cloud(depth, model, stride, organized, depth_scale, color, color_model,
+                                      depth_to_color)
+    msg = PointCloud2()
+    msg.header = make_header(header, frame_id, stamp)
+    if organized:
+        msg.height, msg.width = -(-model.height // int(stride)), -(-model.width // int(stride))
     else:
-        pts, rgb = pointcloud.depth_to_xyzrgb(depth, model, color, color_model, depth_to_color, stride,
-                                              organized, depth_scale)
-    flat = pts.reshape(-1, 3)
-    fields = {"x": flat[:, 0], "y": flat[:, 1], "z": flat[:, 2]}
-    if rgb is not None:
-        fields["rgb"] = rgb.reshape(-1)
-    shape = pts.shape[:2] if organized else None
-    return fields_to_pointcloud2(fields, header, shape, frame_id, stamp)
+        msg.height, msg.width = 1, cloud.shape[0]
+    names = ("x", "y", "z", "rgb")[: cloud.shape[1]]
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
+    msg.is_bigendian = False
+    msg.point_step = 4 * cloud.shape[1]
+    msg.row_step = msg.point_step * msg.width
+    msg.data = cloud.tobytes()  # the array IS the point layout: one copy, no packing
+    msg.is_dense = not organized or bool(np.isfinite(cloud[:, 2]).all())
+    return msg
 
 
 # --- transforms --------------------------------------------------------------------------
