@@ -99,7 +99,7 @@ def test_deterministic_by_seed_and_frames_differ_over_time(default_world):
     assert np.mean(later.color != a.color) > 0.2
 
 
-def test_parallel_kernels_render_the_same_frames(default_world):
+def test_parallel_bands_render_the_same_frames(default_world):
     rig = CameraRig(320, 240)
     a = SyntheticCamera(default_world, rig, seed=1).render(2.0)
     b = SyntheticCamera(default_world, rig, seed=1, parallel=True).render(2.0)

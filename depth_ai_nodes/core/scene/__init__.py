@@ -29,7 +29,7 @@ from .world import BOX, CYLINDER, ROOM, SPHERE, BaseTrajectory, Material, Primit
 
 
 
-def warm_up(parallel: bool = False) -> float:
+def warm_up() -> float:
     """Compile (or load from numba's cache) every scene kernel on tiny inputs; returns seconds.
 
     The first compile takes several seconds (more on a busy machine); numba caches it next to
@@ -40,8 +40,6 @@ def warm_up(parallel: bool = False) -> float:
     t0 = time.perf_counter()
     world = World.default(0)
     SyntheticCamera(world, CameraRig(32, 24), parallel=False).render(0.0, labels=True)
-    if parallel:
-        SyntheticCamera(world, CameraRig(32, 24), parallel=True).render(0.0)
     SyntheticLidar(world, beams=2, columns=16).scan(0.0)
     world.surface_distance([[0.0, 0.0, 1.0]], 0.0)
     return time.perf_counter() - t0

@@ -9,6 +9,8 @@ D435: depth_to_color translates by about +15 mm in x) with a tiny rotation; the 
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,6 +181,12 @@ class DepthSensorModel:
             raise ValueError("DepthSensorModel: hole_blob_px and noise_cell_px must be > 0")
 
 
+def _bands(h: int, n: int) -> list[tuple[int, int]]:
+    """n contiguous row ranges covering 0..h."""
+    edges = np.linspace(0, h, n + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
 class SyntheticCamera:
     """Renders color, IR (with projector dots), sensor depth and ground-truth depth of a world.
 
@@ -188,9 +196,10 @@ class SyntheticCamera:
     def __init__(self, world: World, rig: CameraRig | None = None, seed: int = 0,
                  sensor: DepthSensorModel | None = None, parallel: bool = False) -> None:
         self.world = world
-        # row-parallel kernels use every core; the default leaves the other core to the node
-        self._render_color = K.render_color_parallel if parallel else K.render_color
-        self._render_depth_ir = K.render_depth_ir_parallel if parallel else K.render_depth_ir
+        # parallel: bands of rows rendered by threads (the kernels release the GIL) with results
+        # identical to one thread; the default leaves the other cores to the node
+        self._threads = min(os.cpu_count() or 1, 8)
+        self._pool = ThreadPoolExecutor(self._threads, "scene") if parallel else None
         self.rig = rig or CameraRig()
         self.seed = int(seed)
         self.sensor = sensor or DepthSensorModel()
@@ -284,9 +293,9 @@ class SyntheticCamera:
 
         color = np.empty((rig.color_height, rig.color_width, 3), dtype=np.uint8)
         gt_color = np.empty((rig.color_height, rig.color_width), dtype=np.float32)
-        self._render_color(*self._color_rays[:2], *self._geometry(w_color, rig.color_model, t), wd.prim_params,
-                       wd.prim_materials, wd.material_table, (np.linalg.inv(w_color) @ light)[:3],
-                       self._key(fi, 1), s.color_noise, color, gt_color)
+        color_args = (*self._color_rays[:2], *self._geometry(w_color, rig.color_model, t), wd.prim_params,
+                      wd.prim_materials, wd.material_table, (np.linalg.inv(w_color) @ light)[:3],
+                      self._key(fi, 1), s.color_noise, color, gt_color)
 
         h, w = rig.height, rig.width
         gt = np.empty((h, w), dtype=np.float32)
@@ -295,13 +304,21 @@ class SyntheticCamera:
         lab = np.empty((h, w) if labels else (0, 0), dtype=np.int16)
         fx = float(rig.depth_model.fx)
         ph, pw = self._dots.shape
-        self._render_depth_ir(*self._depth_rays, *self._geometry(w_depth, rig.depth_model, t), wd.prim_params,
-                          wd.prim_materials, wd.material_table, fx, rig.baseline_m, s.subpixel_sigma,
-                          float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale, self._key(fi, 2),
-                          s.hole_blob_px, np.array([s.emitter_x_m, 0.0, 0.0]), self._dots, fx, (pw - 1) / 2.0,
-                          (ph - 1) / 2.0, s.emitter_on, s.ir_noise,
-                          s.noise_correlation, s.noise_cell_px,
-                          gt, depth, ir, lab)
+        depth_args = (*self._depth_rays, *self._geometry(w_depth, rig.depth_model, t), wd.prim_params,
+                      wd.prim_materials, wd.material_table, fx, rig.baseline_m, s.subpixel_sigma,
+                      float(s.subpixel_steps), s.min_z_m, s.max_z_m, rig.depth_scale, self._key(fi, 2),
+                      s.hole_blob_px, np.array([s.emitter_x_m, 0.0, 0.0]), self._dots, fx, (pw - 1) / 2.0,
+                      (ph - 1) / 2.0, s.emitter_on, s.ir_noise, s.noise_correlation, s.noise_cell_px,
+                      gt, depth, ir, lab)
+        if self._pool is None:
+            K.render_color(*color_args, 0, rig.color_height)
+            K.render_depth_ir(*depth_args, 0, h)
+        else:
+            n = self._threads
+            jobs = [self._pool.submit(K.render_color, *color_args, a, b) for a, b in _bands(rig.color_height, n)]
+            jobs += [self._pool.submit(K.render_depth_ir, *depth_args, a, b) for a, b in _bands(h, n)]
+            for j in jobs:
+                j.result()
         return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None, gt_color)
 
     # -- helpers for tests of other nodes -------------------------------------------

@@ -11,10 +11,9 @@ All kernels are single-threaded and compiled with cache=True (start-up stays fas
 from __future__ import annotations
 
 import math
-import types
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 ROOM, BOX, SPHERE, CYLINDER = 0, 1, 2, 3
 PRIM_COLS = 15  # kind, size(3), center(3), yaw, amplitude(3), omega, phase, yaw_rate, bounding radius
@@ -384,16 +383,18 @@ def _blob(tab, u, v, inv_cell):
             + (tab[iv + 1, iu] * (1 - au) + tab[iv + 1, iu + 1] * au) * av)
 
 
-def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, light, key, noise, out,
-                  gt):
+@njit(**_JIT)
+def render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, light, key, noise, out,
+                 gt, v0, v1):
     """rgb8 of the colour camera: albedo x texture x (ambient + Lambert of a point light),
     Phong highlights on shiny materials, glass blended over what is behind it; gt: the exact
-    depth of the first surface in the colour optical frame (NaN where none)."""
+    depth of the first surface in the colour optical frame (NaN where none). Rows v0..v1-1
+    only: bands of rows can run in parallel threads (nogil) with identical results."""
     h, w = rx.shape
     lx = light[0]
     ly = light[1]
     lz = light[2]
-    for v in prange(h):
+    for v in range(v0, v1):
         row = np.empty((8, w))
         _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
         for u in range(w):
@@ -437,9 +438,10 @@ def _render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pma
             out[v, u, 2] = np.uint8(min(255.0, max(0.0, b + 0.5)))
 
 
-def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
+@njit(**_JIT)
+def render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, params, pmats, mats, fx, baseline,
                      sigma_px, subpixel_steps, min_z, max_z, depth_scale, key, blob_cell, emitter, dots, dfx,
-                     dcx, dcy, emitter_on, ir_noise, corr, corr_cell, gt, depth, ir, labels):
+                     dcx, dcy, emitter_on, ir_noise, corr, corr_cell, gt, depth, ir, labels, v0, v1):
     """The depth imager model (active stereo, depth in the left imager = infra1 optical frame):
     gt (exact first surface, glass included; NaN where none); depth (uint16 in depth_scale
     units) of the surface the stereo matcher sees (behind glass unless a hole) with disparity
@@ -451,7 +453,8 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
     objects), and outside [min_z, max_z]; ir (mono8) of the left imager: IR reflectivity lit by
     the emitter's flood (cosine to the camera ray) over an ambient floor, plus the projector's dots,
     fixed in the emitter frame, absent in the emitter's own shadow. labels (H, W) int16, when not empty: material index of the
-    first surface (glass included), -1 where none. rn: 1 / |(x, y, 1)| per pixel."""
+    first surface (glass included), -1 where none. rn: 1 / |(x, y, 1)| per pixel. Rows v0..v1-1
+    only (the noise lattices depend on the frame, not on the band): bands can run in parallel."""
     h, w = rx.shape
     fb = fx * baseline
     want_labels = labels.shape[0] == h
@@ -465,7 +468,7 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
     ex = emitter[0]
     ey = emitter[1]
     ez = emitter[2]
-    for v in prange(h):
+    for v in range(v0, v1):
         drow = np.empty(w)      # disparity (px) of the surface the matcher sees; 0: none, -1: shadow
         mrow = np.empty(w, dtype=np.int64)
         crow = np.empty(w)      # cosine between the surface normal and the camera ray
@@ -572,23 +575,6 @@ def _render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, para
                             if q < 65535.0:
                                 out = int(q)
             depth[v, u] = out
-
-
-# Single-threaded kernels (the default: the camera node's other work gets the other core) and
-# row-parallel variants (prange) for when cores are free.
-render_color = njit(**_JIT)(_render_color)
-render_depth_ir = njit(**_JIT)(_render_depth_ir)
-
-
-def _renamed(f, name):
-    """A copy of f under another name, so numba's on-disk cache keeps the variants apart."""
-    g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
-    g.__qualname__ = name
-    return g
-
-
-render_color_parallel = njit(parallel=True, **_JIT)(_renamed(_render_color, "_render_color_parallel"))
-render_depth_ir_parallel = njit(parallel=True, **_JIT)(_renamed(_render_depth_ir, "_render_depth_ir_parallel"))
 
 
 @njit(**_JIT)
