@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""LiDAR-IR fusion benchmarks; every figure is a ratio to a baseline timed in the same run.
+
+1. `fusion`: a real KITTI scan (~115k points) into its 1242x375-class image. Ours = the
+   WHOLE fusion (Projector.fuse: transform, pinhole, culling, splat z-buffer occlusion,
+   IR + colour lookup, packing the x y z intensity ir rgb rows) plus `tobytes` (the
+   PointCloud2 data). Baselines: Open3D's C++ `t.geometry.PointCloud.project_to_depth_image`
+   (projection + z-buffer only; its input tensor built outside the timing) and a plain
+   numpy projection + z-buffer + lookup.
+2. `e2e`: lidar_node (scene, 128x2048 at 10 Hz) + lidar_fusion_node + an IR camera
+   publisher as processes; LiDAR stamp -> fused cloud received, and cloud published ->
+   fused cloud received (the fusion's own share), median and p95.
+
+    python bench/bench_fusion.py fusion [--repeat 200]
+    python bench/bench_fusion.py e2e [--seconds 15]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "kitti"
+
+
+def _timeit(fn, repeat: int) -> float:
+    """Median seconds per call after a warm-up."""
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def bench_fusion(repeat: int, frame: str = "000000") -> None:
+    from PIL import Image
+
+    from depth_ai_nodes.ros.node_main import tune_malloc
+
+    # what every node process runs with (run_node): without it each 2.7 MB output buffer
+    # is a fresh mmap and page-faults in, ~7 ms here, more than the fusion itself
+    tune_malloc()
+
+    from depth_ai_nodes.core.calibration import parse_kitti_calib
+    from depth_ai_nodes.core.projection import Intrinsics, Projector
+    from depth_ai_nodes.lidar.kitti import read_kitti_bin
+
+    pts = read_kitti_bin(DATA / "velodyne" / f"{frame}.bin")
+    T, K = parse_kitti_calib(DATA / "calib" / f"{frame}.txt").lidar_to_camera(2)
+    pil = Image.open(DATA / "image_2" / f"{frame}.png")
+    rgb = np.asarray(pil.convert("RGB"))
+    ir = np.asarray(pil.convert("L"))  # KITTI has no IR camera: the grey image stands in
+    h, w = ir.shape
+    n = pts["x"].size
+    x, y, z, inten = pts["x"], pts["y"], pts["z"], pts["intensity"]
+    proj = Projector(Intrinsics.from_k(K, w, h), min_depth=0.1, max_depth=200.0, splat_px=2)
+
+    def ours() -> bytes:
+        rows, _ = proj.fuse(x, y, z, inten, T, ir, rgb)
+        return rows.tobytes()
+
+    def ours_projection_only():
+        return proj.project_visible(x, y, z, T)
+
+    xyz = np.stack([x, y, z], axis=1).astype(np.float32)
+    Kf = K.astype(np.float64)
+
+    def numpy_baseline():
+        p = xyz @ T[:3, :3].T.astype(np.float32) + T[:3, 3].astype(np.float32)
+        front = p[:, 2] > 0.1
+        idx = np.nonzero(front)[0]
+        u = np.floor(Kf[0, 0] * p[idx, 0] / p[idx, 2] + Kf[0, 2] + 0.5).astype(np.int64)
+        v = np.floor(Kf[1, 1] * p[idx, 1] / p[idx, 2] + Kf[1, 2] + 0.5).astype(np.int64)
+        ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        idx, u, v = idx[ok], u[ok], v[ok]
+        zb = np.full(h * w, np.inf, np.float32)
+        np.minimum.at(zb, v * w + u, p[idx, 2])
+        vis = zb[v * w + u] >= p[idx, 2] - 0.1
+        out = np.full((n, 6), np.nan, np.float32)
+        out[:, 0], out[:, 1], out[:, 2], out[:, 3] = x, y, z, inten
+        out[idx[vis], 4] = ir[v[vis], u[vis]]
+        c = rgb[v[vis], u[vis]].astype(np.uint32)
+        out[idx[vis], 5] = ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).view(np.float32)
+        return out.tobytes()
+
+    results = {"points": n, "image": f"{w}x{h}"}
+    t_ours = _timeit(ours, repeat)
+    t_proj = _timeit(ours_projection_only, repeat)
+    t_np = _timeit(numpy_baseline, max(20, repeat // 4))
+    try:
+        import open3d as o3d
+
+        pc = o3d.t.geometry.PointCloud(o3d.core.Tensor(xyz))
+        Kt, Tt = o3d.core.Tensor(K), o3d.core.Tensor(T)
+
+        def open3d():
+            return pc.project_to_depth_image(w, h, Kt, Tt, depth_scale=1.0, depth_max=200.0)
+
+        t_o3d = _timeit(open3d, repeat)
+        results["open3d"] = o3d.__version__
+    except ImportError:
+        t_o3d = float("nan")
+        results["open3d"] = "not installed (pip install open3d / open3d-cpu)"
+    print(f"KITTI {frame}: {n} points into {w}x{h}")
+    print(f"  ours, whole fusion (project+occlusion+IR+rgb+pack+tobytes): {t_ours*1e3:7.3f} ms "
+          f"({n / t_ours / 1e6:6.1f} M points/s)")
+    print(f"  ours, projection + occlusion only:                         {t_proj*1e3:7.3f} ms")
+    print(f"  Open3D project_to_depth_image (projection + z-buffer):     {t_o3d*1e3:7.3f} ms "
+          f"({n / t_o3d / 1e6:6.1f} M points/s)")
+    print(f"  numpy projection + z-buffer + IR/rgb lookup + pack:        {t_np*1e3:7.3f} ms")
+    print(f"  speed vs Open3D: {t_o3d / t_ours:5.2f}x (whole fusion), {t_o3d / t_proj:5.2f}x (projection)")
+    print(f"  speed vs numpy:  {t_np / t_ours:5.2f}x")
+    print(f"  threads: numba {os.environ.get('NUMBA_NUM_THREADS', 'default')} (our kernels are single-threaded)")
+
+
+def bench_e2e(seconds: float) -> None:
+    sys.path.insert(0, str(REPO / "test"))
+    os.environ.setdefault("ROS_DOMAIN_ID", "77")
+    from depth_ai_nodes.ros.dds import dds_environment
+
+    os.environ.update(dds_environment())
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    from depth_ai_nodes.core.scene import CameraRig, SyntheticCamera, World
+    from harness import NodeProcess, spin_until
+
+    rclpy.init()
+    node = rclpy.create_node("bench_fusion_e2e")
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    published: dict[tuple, float] = {}
+    lat_stamp: list[float] = []
+    lat_pub: list[float] = []
+
+    def on_raw(m):
+        published[(m.header.stamp.sec, m.header.stamp.nanosec)] = time.time()
+
+    def on_fused(m):
+        now = time.time()
+        key = (m.header.stamp.sec, m.header.stamp.nanosec)
+        lat_stamp.append(now - (key[0] + key[1] * 1e-9))
+        if key in published:
+            lat_pub.append(now - published[key])
+
+    node.create_subscription(PointCloud2, "/lidar/points", on_raw, qos)
+    node.create_subscription(PointCloud2, "/fused/points", on_fused, qos)
+    rig = CameraRig(640, 480)
+    cam = SyntheticCamera(World.default(seed=0), rig, seed=0)
+    frame = cam.render(0.0)  # a static IR image, re-stamped: the camera side is not what we time
+    ir_pub = node.create_publisher(Image, "/camera/infra1/image_rect_raw", qos)
+    info_pub = node.create_publisher(CameraInfo, "/camera/infra1/camera_info", qos)
+    m = rig.ir_model
+    info = CameraInfo(width=m.width, height=m.height, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=np.asarray(m.K, float).reshape(-1).tolist())
+    info.header.frame_id = "camera_infra1_optical_frame"
+    img = Image(height=m.height, width=m.width, encoding="mono8", step=m.width)
+    img.header.frame_id = info.header.frame_id
+    img.data = frame.ir.tobytes()
+
+    def camera_tick():
+        ns = time.time_ns()
+        img.header.stamp.sec, img.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+        info.header.stamp = img.header.stamp
+        info_pub.publish(info)
+        ir_pub.publish(img)
+
+    node.create_timer(1 / 30, camera_tick)
+    with NodeProcess.node("lidar_node", {"beams": 128, "columns": 2048}) as lidar, \
+            NodeProcess.node("lidar_fusion_node", {}) as fusion:
+        spin_until(node, lambda: len(lat_stamp) > 5, 60.0)
+        lat_stamp.clear()
+        lat_pub.clear()
+        t0 = time.monotonic()
+        spin_until(node, lambda: False, seconds)
+        rate = len(lat_stamp) / (time.monotonic() - t0)
+        lidar.stop()
+        fusion.stop()
+    node.destroy_node()
+    rclpy.try_shutdown()
+    if not lat_stamp:
+        print("no fused clouds received")
+        return
+    ls, lp = np.array(lat_stamp) * 1e3, np.array(lat_pub) * 1e3
+    print(f"scene LiDAR 128x2048 at 10 Hz ({len(ls)} fused clouds in {seconds:.0f} s, {rate:.2f} Hz out)")
+    print(f"  LiDAR stamp (scan start) -> fused received: median {np.median(ls):6.1f} ms, p95 {np.percentile(ls, 95):6.1f} ms"
+          f"  (includes the 100 ms revolution)")
+    if lp.size:
+        print(f"  /lidar/points received -> fused received:  median {np.median(lp):6.1f} ms, p95 {np.percentile(lp, 95):6.1f} ms"
+              f"  (fusion node + one extra DDS hop)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("fusion")
+    f.add_argument("--repeat", type=int, default=200)
+    f.add_argument("--frame", default="000000")
+    e = sub.add_parser("e2e")
+    e.add_argument("--seconds", type=float, default=15.0)
+    a = ap.parse_args()
+    if a.what == "fusion":
+        if not DATA.is_dir():
+            raise SystemExit(f"needs the KITTI scans in {DATA}")
+        bench_fusion(a.repeat, a.frame)
+    else:
+        bench_e2e(a.seconds)
+
+
+if __name__ == "__main__":
+    main()
