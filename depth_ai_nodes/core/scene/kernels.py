@@ -394,8 +394,8 @@ def render_color(rx, ry, order, rects, rot_oc, org_o, rot_co, zmin, params, pmat
     lx = light[0]
     ly = light[1]
     lz = light[2]
+    row = np.empty((8, w))
     for v in range(v0, v1):
-        row = np.empty((8, w))
         _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
         for u in range(w):
             x = rx[v, u]
@@ -468,12 +468,12 @@ def render_depth_ir(rx, ry, rn, order, rects, rot_oc, org_o, rot_co, zmin, param
     ex = emitter[0]
     ey = emitter[1]
     ez = emitter[2]
+    drow = np.empty(w)      # disparity (px) of the surface the matcher sees; 0: none, -1: shadow
+    mrow = np.empty(w, dtype=np.int64)
+    crow = np.empty(w)      # cosine between the surface normal and the camera ray
+    erow = np.empty(w)      # 1 where the emitter cannot see the surface (no dots)
+    row = np.empty((8, w))
     for v in range(v0, v1):
-        drow = np.empty(w)      # disparity (px) of the surface the matcher sees; 0: none, -1: shadow
-        mrow = np.empty(w, dtype=np.int64)
-        crow = np.empty(w)      # cosine between the surface normal and the camera ray
-        erow = np.empty(w)      # 1 where the emitter cannot see the surface (no dots)
-        row = np.empty((8, w))
         # pass 1: first surface (gt), the surface the matcher sees, and the IR image
         _cast_row(v, rx, ry, order, rects, rot_oc, org_o, zmin, params, pmats, mats, row)
         if emitter_on:
