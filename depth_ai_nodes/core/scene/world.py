@@ -258,8 +258,8 @@ class World:
 
     @classmethod
     def random(cls, seed: int = 0, n_objects: int | None = None) -> "World":
-        """A randomised room for variety (training data, robustness tests): room size 6.5-12 m
-        deep, random wall/floor materials and textures, 6-14 boxes, spheres and cylinders with
+        """A randomised room for variety (training data, robustness tests): 7-12 m long (back
+        wall 5-10 m ahead), random wall/floor materials and textures, 6-14 boxes, spheres and cylinders with
         random sizes and materials (dark, shiny, glass among them), some moving. Objects keep
         clear of the robot's path (x < 1.6 m, |y| < 1.2 m), so the sensors never start inside
         one. Deterministic by seed."""
