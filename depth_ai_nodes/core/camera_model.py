@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 __all__ = ["CameraModel", "DISTORTION_MODELS"]
 
@@ -29,6 +30,42 @@ _RS_TO_ROS = {"none": "plumb_bob", "brown_conrady": "plumb_bob", "inverse_brown_
               "ftheta": "equidistant"}
 
 _UNDISTORT_ITERATIONS = 20
+_RAY_GRIDS: dict[tuple, np.ndarray] = {}  # shared by equal models (a node rebuilding models per message)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _undistort_kernel(x0: np.ndarray, y0: np.ndarray, c: np.ndarray, iterations: int,
+                      xo: np.ndarray, yo: np.ndarray) -> None:
+    """OpenCV's fixed-point undistortion, then Newton steps with the analytic Jacobian."""
+    k1, k2, p1, p2, k3, k4, k5, k6 = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    for i in range(x0.size):
+        xd, yd = x0[i], y0[i]
+        x, y = xd, yd
+        for _ in range(iterations):
+            r2 = x * x + y * y
+            icdist = (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6))) / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)))
+            x = (xd - (2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x))) * icdist
+            y = (yd - (p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)) * icdist
+        for _ in range(4):
+            r2 = x * x + y * y
+            num = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+            den = 1.0 + r2 * (k4 + r2 * (k5 + r2 * k6))
+            dnum = k1 + r2 * (2.0 * k2 + 3.0 * r2 * k3)
+            dden = k4 + r2 * (2.0 * k5 + 3.0 * r2 * k6)
+            rad = num / den
+            drad = (dnum * den - num * dden) / (den * den)  # d rad / d r2
+            fx = x * rad + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x) - xd
+            fy = y * rad + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y - yd
+            a = rad + x * drad * 2.0 * x + 2.0 * p1 * y + 6.0 * p2 * x
+            b = x * drad * 2.0 * y + 2.0 * p1 * x + 2.0 * p2 * y
+            cc = y * drad * 2.0 * x + 2.0 * p1 * x + 2.0 * p2 * y
+            d = rad + y * drad * 2.0 * y + 6.0 * p1 * y + 2.0 * p2 * x
+            det = a * d - b * cc
+            if det != 0.0 and det == det:
+                x -= (d * fx - b * fy) / det
+                y -= (a * fy - cc * fx) / det
+        xo[i] = x
+        yo[i] = y
 
 
 @dataclass(eq=False)
@@ -159,33 +196,12 @@ class CameraModel:
                 th = th - f / df
             s = np.where(thd > 1e-12, np.tan(th) / np.where(thd > 1e-12, thd, 1.0), 1.0)
             return np.stack([x0 * s, y0 * s], axis=-1)
-        k1, k2, p1, p2, k3, k4, k5, k6 = self.coeffs(8)
-        x, y = x0.copy(), y0.copy()
-        for _ in range(_UNDISTORT_ITERATIONS):
-            r2 = x * x + y * y
-            icdist = (1 + r2 * (k4 + r2 * (k5 + r2 * k6))) / (1 + r2 * (k1 + r2 * (k2 + r2 * k3)))
-            dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-            dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-            x = (x0 - dx) * icdist
-            y = (y0 - dy) * icdist
-        # two Newton steps polish the fixed point (strong distortion converges slowly otherwise)
-        for _ in range(2):
-            x, y = self._newton_step(x, y, x0, y0)
-        return np.stack([x, y], axis=-1)
-
-    def _newton_step(self, x: np.ndarray, y: np.ndarray, x0: np.ndarray, y0: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        eps = 1e-7
-        f = self.distort(np.stack([x, y], axis=-1))
-        fx_ = self.distort(np.stack([x + eps, y], axis=-1))
-        fy_ = self.distort(np.stack([x, y + eps], axis=-1))
-        a, c = (fx_[..., 0] - f[..., 0]) / eps, (fx_[..., 1] - f[..., 1]) / eps
-        b, d = (fy_[..., 0] - f[..., 0]) / eps, (fy_[..., 1] - f[..., 1]) / eps
-        ex, ey = f[..., 0] - x0, f[..., 1] - y0
-        det = a * d - b * c
-        ok = np.abs(det) > 1e-12
-        det = np.where(ok, det, 1.0)
-        return (np.where(ok, x - (d * ex - b * ey) / det, x), np.where(ok, y - (a * ey - c * ex) / det, y))
+        shape = x0.shape
+        xf = np.ascontiguousarray(x0, np.float64).reshape(-1)
+        yf = np.ascontiguousarray(y0, np.float64).reshape(-1)
+        xo, yo = np.empty_like(xf), np.empty_like(yf)
+        _undistort_kernel(xf, yf, self.coeffs(8), 5, xo, yo)  # OpenCV's 5 fixed-point steps, then Newton
+        return np.stack([xo.reshape(shape), yo.reshape(shape)], axis=-1)
 
     # --- pixels <-> rays <-> points ------------------------------------------------
     def project(self, points: np.ndarray) -> np.ndarray:
@@ -214,12 +230,19 @@ class CameraModel:
         return np.stack([xy[..., 0] * z, xy[..., 1] * z, z], axis=-1)
 
     def ray_grid(self) -> np.ndarray:
-        """(H, W, 2) float32 undistorted x/z, y/z of every pixel center; computed once, read-only."""
+        """(H, W, 2) float32 undistorted x/z, y/z of every pixel center; computed once per intrinsics
+        (shared between equal models), read-only."""
         grid = self._cache.get("ray_grid")
         if grid is None:
-            u, v = np.meshgrid(np.arange(self.width, dtype=np.float64), np.arange(self.height, dtype=np.float64))
-            grid = self.undistort_points(np.stack([u, v], axis=-1)).astype(np.float32)
-            grid.setflags(write=False)
+            key = (self.width, self.height, self.K.tobytes(), self.coeffs(8).tobytes(), self.distortion_model)
+            grid = _RAY_GRIDS.get(key)
+            if grid is None:
+                u, v = np.meshgrid(np.arange(self.width, dtype=np.float64), np.arange(self.height, dtype=np.float64))
+                grid = self.undistort_points(np.stack([u, v], axis=-1)).astype(np.float32)
+                grid.setflags(write=False)
+                if len(_RAY_GRIDS) >= 16:
+                    _RAY_GRIDS.pop(next(iter(_RAY_GRIDS)))
+                _RAY_GRIDS[key] = grid
             self._cache["ray_grid"] = grid
         return grid
 

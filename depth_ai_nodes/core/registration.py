@@ -27,6 +27,7 @@ the only allocation is the output image (corner buffers are reused).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -251,11 +252,11 @@ class DepthRegistration:
         else:
             self._coeffs = cm.coeffs(8).astype(np.float32)
         n = depth_model.width * depth_model.height
-        # per-instance scratch for the integer corners (reused every frame; an instance is not
-        # meant to be shared between threads)
+        # per-instance scratch for the integer corners, reused every frame (guarded by a lock)
         if max(cm.width, cm.height) > 32000:
             raise ValueError(f"target image {cm.width}x{cm.height} is too large (max 32000 pixels a side)")
         self._lim = max(cm.width, cm.height)
+        self._lock = threading.Lock()
         self._u0, self._v0 = np.empty(n, np.int16), np.empty(n, np.int16)
         self._u1, self._v1 = (np.empty(n, np.int16), np.empty(n, np.int16)) if self.splat else (self._u0, self._v0)
 
@@ -276,12 +277,13 @@ class DepthRegistration:
                 raise ValueError(f"out must be uint16 {cm.width}x{cm.height}")
             out.fill(0)
         flat = np.ascontiguousarray(d).reshape(-1)
-        self._corners(flat, self._rx0, self._ry0, self._u0, self._v0)
-        if self.splat:
-            self._corners(flat, self._rx1, self._ry1, self._u1, self._v1)
-            _splat(flat, self._u0, self._v0, self._u1, self._v1, out)
-        else:
-            _scatter(flat, self._u0, self._v0, out)
+        with self._lock:  # the corner buffers are per instance; kernels release the GIL
+            self._corners(flat, self._rx0, self._ry0, self._u0, self._v0)
+            if self.splat:
+                self._corners(flat, self._rx1, self._ry1, self._u1, self._v1)
+                _splat(flat, self._u0, self._v0, self._u1, self._v1, out)
+            else:
+                _scatter(flat, self._u0, self._v0, out)
         return out
 
     def _corners(self, flat: np.ndarray, rx: np.ndarray, ry: np.ndarray, uo: np.ndarray, vo: np.ndarray) -> None:
