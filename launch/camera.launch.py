@@ -23,8 +23,7 @@ ARGUMENTS = {
     "camera_namespace": ("", "namespace of the camera node"),
     "enable_camera": ("true", "start camera_node"),
     "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
-    "respawn": ("true", "restart the node if it dies"),
-    "respawn_delay": ("2.0", "seconds before a restart"),
+    "respawn": ("true", "restart the node if it dies (after 2 s)"),
 }
 
 
@@ -40,7 +39,7 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
         }],
         respawn=LaunchConfiguration("respawn"),
-        respawn_delay=LaunchConfiguration("respawn_delay"),
+        respawn_delay=2.0,  # launch takes a number here, not a substitution
         output="screen", emulate_tty=True,
         condition=IfCondition(LaunchConfiguration("enable_camera")))
     return LaunchDescription([

@@ -19,8 +19,7 @@ ARGUMENTS = {
     "fusion_namespace": ("", "namespace of the fusion node (default: /fused/points, /lidar_depth)"),
     "enable_fusion": ("true", "start lidar_fusion_node"),
     "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
-    "respawn": ("true", "restart the node if it dies"),
-    "respawn_delay": ("2.0", "seconds before a restart"),
+    "respawn": ("true", "restart the node if it dies (after 2 s)"),
 }
 
 
@@ -34,7 +33,7 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
         }],
         respawn=LaunchConfiguration("respawn"),
-        respawn_delay=LaunchConfiguration("respawn_delay"),
+        respawn_delay=2.0,  # launch takes a number here, not a substitution
         output="screen", emulate_tty=True,
         condition=IfCondition(LaunchConfiguration("enable_fusion")))
     return LaunchDescription([

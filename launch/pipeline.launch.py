@@ -31,20 +31,18 @@ ARGUMENTS = {
     "enable_lidar": ("true", "start lidar_node"),
     "enable_fusion": ("true", "start lidar_fusion_node"),
     "use_sim_time": ("false", "every node uses /clock"),
-    "respawn": ("true", "restart nodes that die"),
-    "respawn_delay": ("2.0", "seconds before a restart"),
+    "respawn": ("true", "restart nodes that die (after 2 s)"),
 }
 
 # included launch file -> the arguments it declares (all passed through)
 INCLUDES = {
     "camera.launch.py": ("source", "file_path", "camera_name", "camera_namespace",
-                         "enable_camera", "use_sim_time", "respawn", "respawn_delay"),
+                         "enable_camera", "use_sim_time", "respawn"),
     "inference.launch.py": ("model", "inference_namespace", "enable_inference", "use_sim_time",
-                            "respawn", "respawn_delay"),
+                            "respawn"),
     "lidar.launch.py": ("lidar_source", "kitti_path", "ouster_pcap", "lidar_namespace",
-                        "enable_lidar", "use_sim_time", "respawn", "respawn_delay"),
-    "fusion.launch.py": ("fusion_namespace", "enable_fusion", "use_sim_time", "respawn",
-                         "respawn_delay"),
+                        "enable_lidar", "use_sim_time", "respawn"),
+    "fusion.launch.py": ("fusion_namespace", "enable_fusion", "use_sim_time", "respawn"),
 }
 
 

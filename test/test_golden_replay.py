@@ -49,4 +49,5 @@ def test_inference_and_fusion_outputs_match_the_golden_references(input_bag, ros
     problems = []
     for ref in refs.values():
         problems += gr.compare(got, ref["outputs"])
-    assert not problems, "outputs differ from the golden references:\n" + "\n".join(problems[:40])
+    assert not problems, ("outputs differ from the golden references (if the change is "
+                          "intended: python test/golden_replay.py):\n" + "\n".join(problems[:40]))
