@@ -17,7 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from depth_ai_nodes.ros.cloud_msgs import cloud_msg, read_cloud
+from depth_ai_nodes.ros import conversions as conv
 from harness import NodeProcess, collect, spin_until
 
 pytestmark = pytest.mark.ros
@@ -90,7 +90,7 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
         # 1. a silent camera: clouds still go out, camera fields NaN
         assert spin_until(node, lambda: len(fused) >= 3, 40.0), lidar.output() + fusion.output()
         for msg in fused:
-            cols = read_cloud(msg, ("x", "y", "z", "intensity", "ir"))
+            cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "intensity", "ir"])
             assert cols["x"].size > 10_000 and np.isnan(cols["ir"]).all()
         silent = len(fused)
 
@@ -120,18 +120,18 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     cam_from_lidar = as_matrix(lidar_to_camera(camera.rig, lidar_model))
     # the k-th cloud fused with a camera frame and the k-th lidar_depth come from the same
     # match, and lidar_depth carries the stamp of the camera frame the node used
-    with_camera = [m for m in fused if np.isfinite(read_cloud(m, ("ir",))["ir"]).any()]
+    with_camera = [m for m in fused if np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).any()]
     checked = equal = 0
     d_checked = d_close = 0
     d_errors: list = []
     for msg, dmsg in zip(with_camera, depths):
-        cols = read_cloud(msg, ("x", "y", "z", "ir"))
+        cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "ir"])
         seen = np.isfinite(cols["ir"])
         t0 = _stamp_ns(msg)
         st = _stamp_ns(dmsg)
         if seen.sum() < 500 or t0 not in raw or st not in camera.frames:
             continue
-        cols["t"] = read_cloud(raw[t0], ("t",))["t"]  # the fused cloud keeps the input's order
+        cols["t"] = conv.pointcloud2_to_fields(raw[t0], ["t"])["t"]  # the fused cloud keeps the input's order
         frame = camera.frames[st]
         T = st * 1e-9
         # truth: each point's world position at its firing time, seen by the camera at T
@@ -173,7 +173,7 @@ def _cloud(n: int = 100) -> PointCloud2:
     rng = np.random.default_rng(0)
     cols = {"x": rng.uniform(-1, 1, n).astype(np.float32), "y": rng.uniform(-1, 1, n).astype(np.float32),
             "z": rng.uniform(2, 5, n).astype(np.float32), "intensity": np.ones(n, np.float32)}
-    return cloud_msg(cols, "lidar_link")
+    return conv.fields_to_pointcloud2(cols, frame_id="lidar_link")
 
 
 def test_malformed_clouds_are_rejected_with_a_reason_and_the_node_keeps_running(ros_node):
@@ -200,8 +200,8 @@ def test_malformed_clouds_are_rejected_with_a_reason_and_the_node_keeps_running(
     odd.fields = [PointField(name=c, offset=8 + 8 * i, datatype=PointField.FLOAT64, count=1)
                   for i, c in enumerate("xyz")]
     odd.point_step, odd.row_step, odd.data = 40, 40 * n, buf.tobytes()
-    expected = {"short data": short, "bad point_step": step, "missing field(s) z": missing,
-                "NaN/inf": nan}
+    expected = {"bytes; 100 points of 16 bytes need": short, "does not fit in point_step 6": step,
+                "missing field(s) z": missing, "NaN/inf": nan}
     params = {"cloud_topic": "/bad/points", "extrinsics_source": "parameters", "qos": "reliable",
               "odom_topic": "''", "sync_timeout": 0.05}
     with NodeProcess.node("lidar_fusion_node", params) as fusion:
@@ -218,7 +218,7 @@ def test_malformed_clouds_are_rejected_with_a_reason_and_the_node_keeps_running(
         assert fused == []
         pub.publish(odd)  # and a good cloud of an odd layout still goes through
         assert spin_until(node, lambda: len(fused) >= 1, 10.0), fusion.output()
-        out = read_cloud(fused[0], ("x", "y", "z", "ir"))
+        out = conv.pointcloud2_to_fields(fused[0], ["x", "y", "z", "ir"])
         np.testing.assert_allclose(out["x"], xyz[:, 0].astype(np.float32))
         assert np.isnan(out["ir"]).all()  # no camera
         assert fusion.alive()

@@ -7,7 +7,7 @@ import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
-from depth_ai_nodes.ros.cloud_msgs import read_cloud
+from depth_ai_nodes.ros import conversions as conv
 from harness import NodeProcess, collect
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -46,9 +46,9 @@ def test_ouster_capture_through_lidar_node(shared_data, ros_node):
         assert got["/lidar/points"] and got["/lidar/near_ir/image"], lidar.output()
         assert lidar.stop() == 0
     msg = got["/lidar/points"][0][1]
-    assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity", "ring", "t"]
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity", "t", "ring"]
     assert msg.header.frame_id == "os_sensor"
-    cols = read_cloud(msg, ("x", "y", "z", "intensity", "ring", "t"))
+    cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "intensity", "ring", "t"])
     # point count and range statistics as ouster-sdk reports them
     assert cols["x"].size == ref["count"]
     xyz = np.stack([cols["x"], cols["y"], cols["z"]], axis=1)

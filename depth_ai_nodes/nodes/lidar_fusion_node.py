@@ -6,7 +6,7 @@ Thin shell: parameters, messages, QoS, diagnostics. The work is in core/:
 projection.py (project, occlusion, lookups, pack), sync.py (matching with slop, offsets,
 timeout: a silent camera never stalls the clouds), motion.py (de-skew to the camera's
 exposure time with the odometry twist), calibration.py (extrinsics from parameters,
-KITTI calib.txt or our YAML); ros/cloud_msgs.py reads any PointCloud2 layout.
+KITTI calib.txt or our YAML); ros/conversions.py reads any PointCloud2 layout and images.
 """
 from __future__ import annotations
 
@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
 from depth_ai_nodes.core.projection import Intrinsics, Projector
 from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
 from depth_ai_nodes.msg import Extrinsics
-from depth_ai_nodes.ros.cloud_msgs import CloudError, float_rows_msg, read_cloud
+from depth_ai_nodes.core.pointcloud import PointCloudFormatError
+from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -74,27 +75,28 @@ PARAMETERS: list[Param] = [
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
 ]
 
-IMAGE_DTYPES = {"mono8": (np.uint8, 1), "8UC1": (np.uint8, 1), "mono16": (np.uint16, 1),
-                "16UC1": (np.uint16, 1), "32FC1": (np.float32, 1), "rgb8": (np.uint8, 3),
-                "bgr8": (np.uint8, 3)}
-
-
 def image_array(msg: Image) -> np.ndarray:
-    """Zero-copy (H, W[, C]) view of an Image; ValueError naming the problem."""
-    if msg.encoding not in IMAGE_DTYPES:
-        raise ValueError(f"image encoding {msg.encoding!r} not supported "
-                         f"(use {', '.join(IMAGE_DTYPES)})")
-    dt, ch = IMAGE_DTYPES[msg.encoding]
-    row = msg.width * ch * np.dtype(dt).itemsize
-    if msg.step < row or len(msg.data) < msg.step * msg.height:
-        raise ValueError(f"image {msg.width}x{msg.height} {msg.encoding}: step {msg.step} / "
-                         f"{len(msg.data)} bytes too small")
-    buf = np.frombuffer(msg.data, np.uint8)[:msg.step * msg.height].reshape(msg.height, msg.step)
-    arr = buf[:, :row].view(dt).reshape(msg.height, msg.width, ch) if ch > 1 else \
-        buf[:, :row].view(dt).reshape(msg.height, msg.width)
-    if msg.encoding == "bgr8":
+    """Zero-copy (H, W[, 3]) view of an Image, colour as RGB; ValueError naming the problem."""
+    arr = conv.image_to_array(msg)
+    if msg.encoding in ("bgr8", "8UC3"):
         arr = arr[:, :, ::-1]
+    elif msg.encoding in ("rgba8", "bgra8"):
+        arr = arr[:, :, [0, 1, 2]] if msg.encoding == "rgba8" else arr[:, :, [2, 1, 0]]
     return arr
+
+
+def rows_to_pointcloud2(rows: np.ndarray, names: list[str], frame_id: str, stamp: Any) -> PointCloud2:
+    """(N, F) float32 rows -> PointCloud2 with float32 fields `names`: the fused output's fast
+    path (one tobytes of the rows the kernel packed, no per-field structured copy)."""
+    msg = PointCloud2()
+    msg.header.frame_id, msg.header.stamp = frame_id, stamp
+    msg.height, msg.width = 1, int(rows.shape[0])
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                  for i, n in enumerate(names)]
+    msg.is_bigendian, msg.point_step = False, 4 * len(names)
+    msg.row_step, msg.is_dense = msg.point_step * msg.width, False
+    msg.data = np.ascontiguousarray(rows, dtype=np.float32).tobytes()
+    return msg
 
 
 def stamp_s(stamp: Any) -> float:
@@ -246,7 +248,12 @@ class LidarFusionNode(Node):
     def _on_cloud(self, msg: PointCloud2) -> None:
         self.counts["clouds"] += 1
         try:
-            cols = read_cloud(msg, ("x", "y", "z"), ("intensity", "t"))
+            have = {f.name for f in msg.fields}
+            missing = [k for k in ("x", "y", "z") if k not in have]
+            if missing:
+                raise PointCloudFormatError(f"missing field(s) {', '.join(missing)} "
+                                            f"(has: {', '.join(sorted(have)) or 'none'})")
+            cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", *[k for k in ("intensity", "t") if k in have]])
             if "t" in cols and cols["t"].dtype.kind in "iu":  # Ouster/Livox drivers: t in ns
                 cols["t"] = cols["t"].astype(np.float64) * 1e-9
             for k in ("x", "y", "z"):
@@ -256,12 +263,12 @@ class LidarFusionNode(Node):
             bad = int(finite.size - np.count_nonzero(finite))
             if bad:
                 if bad == finite.size:
-                    raise CloudError(f"all {bad} points have NaN/inf coordinates")
+                    raise PointCloudFormatError(f"all {bad} points have NaN/inf coordinates")
                 self.counts["dropped_points"] += bad
                 self.get_logger().warn(f"{bad} of {finite.size} points with NaN/inf coordinates dropped",
                                        throttle_duration_sec=5.0)
                 cols = {k: np.ascontiguousarray(v[finite]) for k, v in cols.items()}
-        except CloudError as err:
+        except PointCloudFormatError as err:
             self.counts["rejected"] += 1
             self._bad_input("cloud", f"PointCloud2 rejected: {err}")
             return
@@ -348,8 +355,7 @@ class LidarFusionNode(Node):
     def _projector(self, info: CameraInfo) -> Projector:
         key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model)
         if key != self._proj_key:
-            intr = Intrinsics.from_k(np.asarray(info.k).reshape(3, 3), info.width, info.height,
-                                     np.asarray(info.d), info.distortion_model or "plumb_bob")
+            intr = Intrinsics.from_camera_model(conv.camera_info_to_model(info))
             p = self.p
             self.projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
                                        p["occlusion_rel_tol"], p["occlusion_abs_tol"])
@@ -374,8 +380,7 @@ class LidarFusionNode(Node):
         info = self.color_info
         key = (info.width, info.height, tuple(info.k), tuple(info.d))
         if self.color_projector is None or getattr(self, "_color_key", None) != key:
-            intr = Intrinsics.from_k(np.asarray(info.k).reshape(3, 3), info.width, info.height,
-                                     np.asarray(info.d), info.distortion_model or "plumb_bob")
+            intr = Intrinsics.from_camera_model(conv.camera_info_to_model(info))
             p = self.p
             self.color_projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
                                              p["occlusion_rel_tol"], p["occlusion_abs_tol"])
@@ -417,16 +422,12 @@ class LidarFusionNode(Node):
                 rows = rows.copy()
                 rows[:, :3] = xyz
                 frame_id = target
-        self.fused_pub.publish(float_rows_msg(rows, names, frame_id, msg.header.stamp))
+        self.fused_pub.publish(rows_to_pointcloud2(rows, names, frame_id, msg.header.stamp))
         self.rate.tick(time.time() - stamp_s(msg.header.stamp))
 
     def _publish_depth(self, projector: Projector, proj, frame: CameraFrame) -> None:
-        img = projector.sparse_depth(proj)
-        out = Image()
-        out.header.stamp, out.header.frame_id = frame.stamp, frame.info.header.frame_id
-        out.height, out.width = img.shape
-        out.encoding, out.is_bigendian, out.step = "32FC1", 0, img.shape[1] * 4
-        out.data = img.tobytes()
+        out = conv.array_to_image(projector.sparse_depth(proj), "32FC1",
+                                  frame_id=frame.info.header.frame_id, stamp=frame.stamp)
         self.depth_pub.publish(out)
         info = CameraInfo()
         info.header = out.header
@@ -445,12 +446,8 @@ class LidarFusionNode(Node):
         flat[pix, 0] = (255 * (1 - hue)).astype(np.uint8)
         flat[pix, 1] = 64
         flat[pix, 2] = (255 * hue).astype(np.uint8)
-        out = Image()
-        out.header.stamp, out.header.frame_id = frame.stamp, frame.info.header.frame_id
-        out.height, out.width = over.shape[:2]
-        out.encoding, out.is_bigendian, out.step = "rgb8", 0, over.shape[1] * 3
-        out.data = over.tobytes()
-        self.overlay_pub.publish(out)
+        self.overlay_pub.publish(conv.array_to_image(over, "rgb8", frame_id=frame.info.header.frame_id,
+                                                     stamp=frame.stamp))
 
     def _report(self, n: int, in_view: int, occluded: int, m: Match, matched: bool) -> None:
         if matched:
@@ -476,11 +473,8 @@ class LidarFusionNode(Node):
 
 
 def _extrinsics_matrix(msg: Extrinsics) -> np.ndarray:
-    """depth_ai_nodes/Extrinsics (R column-major, frame_id -> child_frame_id) -> 4x4."""
-    m = np.eye(4)
-    m[:3, :3] = np.asarray(msg.rotation, dtype=np.float64).reshape(3, 3).T
-    m[:3, 3] = msg.translation
-    return m
+    """depth_ai_nodes/Extrinsics (p_child = R p_frame + t) -> 4x4 child <- frame."""
+    return conv.msg_to_transform(msg).matrix()
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
-"""lidar_node: a LiDAR source as sensor_msgs/PointCloud2 (x, y, z, intensity, ring, t).
+"""lidar_node: a LiDAR source as sensor_msgs/PointCloud2 (x, y, z, intensity, t, ring).
 
-Thin shell over depth_ai_nodes/lidar/ (the sources) and ros/cloud_msgs.py (packing).
+Thin shell over depth_ai_nodes/lidar/ (the sources) and ros/conversions.py (messages).
 Topics (node `lidar`, so a plain start gives /lidar/...): ~/points; for the built-in scene also
 ~/extrinsics/lidar_to_camera (depth_ai_nodes/Extrinsics, latched: the calibration the
 fusion node reads by topic) and odom (nav_msgs/Odometry of lidar_link, for motion
@@ -17,10 +17,10 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_ai_nodes.core.calibration import matrix_to_quat
+from depth_ai_nodes.core.calibration import as_rigid, matrix_to_quat
 from depth_ai_nodes.lidar import SourceError, open_source
 from depth_ai_nodes.msg import Extrinsics
-from depth_ai_nodes.ros.cloud_msgs import cloud_msg
+from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -93,15 +93,9 @@ class LidarNode(Node):
                            rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]))
 
     def _extrinsics(self) -> Extrinsics:
-        """lidar_link -> camera optical frame, R column-major like librealsense (msg/Extrinsics)."""
-        m = self.source.camera_from_lidar
-        msg = Extrinsics()
-        msg.header.frame_id = self.frame_id
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.child_frame_id = self.p["camera_frame"]
-        msg.rotation = [float(v) for v in m[:3, :3].T.reshape(-1)]
-        msg.translation = [float(v) for v in m[:3, 3]]
-        return msg
+        """lidar_link -> camera optical frame (msg/Extrinsics: p_camera = R p_lidar + t)."""
+        return conv.extrinsics_to_msg(as_rigid(self.source.camera_from_lidar), self.frame_id,
+                                      self.p["camera_frame"], self.get_clock().now().to_msg())
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -119,11 +113,13 @@ class LidarNode(Node):
                 self.diag.set("scans", ERROR, f"publish failed: {err}")
 
     def _publish(self, scan) -> None:
-        stamp = _stamp(scan.stamp_ns)
-        cols = {k: scan.points[k] for k in ("x", "y", "z", "intensity", "ring", "t")}
+        stamp = conv.ns_to_stamp(scan.stamp_ns)
+        # t before ring and a 24-byte point keep every float 4-byte aligned (fast zero-copy reads)
+        cols = {k: scan.points[k] for k in ("x", "y", "z", "intensity", "t", "ring")}
         if self.odom_pub is not None:  # first, so a fusion node has it when the cloud arrives
             self.odom_pub.publish(self._odometry(scan.stamp_ns))
-        self.pub.publish(cloud_msg(cols, self.frame_id, stamp))
+        self.pub.publish(conv.fields_to_pointcloud2(cols, frame_id=self.frame_id, stamp=stamp,
+                                                     point_step=24))
         self.rate.tick(time.time() - scan.stamp_ns * 1e-9)
         self.diag.update("scans", points=len(scan))
         if self.nir_pub is not None and scan.near_ir is not None:
@@ -136,7 +132,7 @@ class LidarNode(Node):
         t_ns = stamp_ns + int(0.5e9 / self.source.rate_hz)
         pose, v, w = self.source.odometry(t_ns)
         msg = Odometry()
-        msg.header.stamp = _stamp(t_ns)
+        msg.header.stamp = conv.ns_to_stamp(t_ns)
         msg.header.frame_id = self.p["odom_frame"]
         msg.child_frame_id = self.frame_id
         xyz, q = matrix_to_quat(pose)
@@ -154,25 +150,14 @@ class LidarNode(Node):
         self.source.close()
 
 
-def _stamp(ns: int):
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
-
-
 def _near_ir_msgs(nir: np.ndarray, frame_id: str, stamp) -> tuple[Image, CameraInfo]:
     """NEAR_IR as mono16 plus a CameraInfo that only carries the size: the image is a
-    range-image (azimuth x beam), not a pinhole camera, so K/P stay zero (calibration
+    range image (azimuth x beam), not a pinhole camera, so K/P stay zero (calibration
     consumers must not treat it as one)."""
-    img = Image()
-    img.header.frame_id, img.header.stamp = frame_id, stamp
-    img.height, img.width = int(nir.shape[0]), int(nir.shape[1])
-    img.encoding, img.is_bigendian, img.step = "mono16", 0, int(nir.shape[1]) * 2
-    img.data = np.ascontiguousarray(nir, dtype=np.uint16).tobytes()
+    img = conv.array_to_image(np.ascontiguousarray(nir, dtype=np.uint16), "mono16", frame_id=frame_id, stamp=stamp)
     info = CameraInfo()
     info.header = img.header
     info.height, info.width = img.height, img.width
-    info.distortion_model = ""
     return img, info
 
 
