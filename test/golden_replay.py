@@ -71,7 +71,6 @@ def make_input_bag(path: Path) -> str:
     from depth_ai_nodes.core.transforms import RigidTransform
     from depth_ai_nodes.lidar.synthetic import SyntheticLidarSource
     from depth_ai_nodes.ros import conversions as conv
-    from depth_ai_nodes.ros.cloud_msgs import cloud_msg
     from depth_ai_nodes.tools.bag import qos_to_bag, typestore_for
 
     topics = input_topics()
@@ -114,8 +113,10 @@ def make_input_bag(path: Path) -> str:
                     conv.camera_info_msg(model, frame_id=frame, stamp=stamp))))
     for _ in range(LIDAR_SCANS):
         scan = lidar.read(0.0)
-        cols = {k: scan.points[k] for k in ("x", "y", "z", "intensity", "ring", "t")}
-        msg = cloud_msg(cols, scan.frame_id, conv.stamp_msg(scan.stamp_ns))
+        # the layout lidar_node publishes
+        cols = {k: scan.points[k] for k in ("x", "y", "z", "intensity", "t", "ring")}
+        msg = conv.fields_to_pointcloud2(cols, frame_id=scan.frame_id, stamp=scan.stamp_ns,
+                                         point_step=24)
         digest.update(bytes(msg.data))
         # a spinning LiDAR publishes its revolution when it ends
         records.append((scan.stamp_ns + int(1e9 / LIDAR_HZ), "cloud", serialize_message(msg)))
@@ -149,15 +150,15 @@ def _valid_stats(values: np.ndarray, prefix: str) -> dict[str, float]:
 
 def summarise(role: str, msg: Any) -> dict[str, float]:
     """The figures kept for one output message."""
-    from depth_ai_nodes.ros.cloud_msgs import read_cloud
-    from depth_ai_nodes.ros.conversions import image_to_array
+    from depth_ai_nodes.ros.conversions import image_to_array, pointcloud2_to_fields
 
     if role in ("inference_depth", "lidar_depth"):
         return _valid_stats(image_to_array(msg), "")
     if role == "confidence":
         c = image_to_array(msg).astype(np.float64)
         return {"mean": float(np.nanmean(c)) if np.isfinite(c).any() else 0.0}
-    cols = read_cloud(msg, ("x", "y", "z"), optional=("ir",))
+    names = [n for n in ("x", "ir") if n in {f.name for f in msg.fields}]
+    cols = pointcloud2_to_fields(msg, names)
     out = {"points": float(cols["x"].size)}
     if "ir" in cols:
         ir = cols["ir"].astype(np.float64)
