@@ -115,7 +115,8 @@ def test_pointcloud2_round_trip_and_rviz_layout():
 
 
 def test_organized_cloud_and_depth_cloud():
-    m = CameraModel(64, 48, np.array([[40.0, 0, 31.5], [0, 40.0, 23.5], [0, 0, 1]]), frame_id="camera_depth_optical_frame")
+    m = CameraModel(64, 48, np.array([[40.0, 0, 31.5], [0, 40.0, 23.5], [0, 0, 1]]),
+                    frame_id="camera_depth_optical_frame")
     depth = np.full((48, 64), 1500, np.uint16)
     depth[10, 10] = 0
     color = np.zeros((48, 64, 3), np.uint8)

@@ -148,7 +148,8 @@ class CameraModel:
         return (self.width == other.width and self.height == other.height
                 and np.array_equal(self.K, other.K)
                 and np.array_equal(self.coeffs(8), other.coeffs(8))
-                and (self.distortion_model == other.distortion_model or not (self.has_distortion or other.has_distortion))
+                and (self.distortion_model == other.distortion_model
+                     or not (self.has_distortion or other.has_distortion))
                 and self.frame_id == other.frame_id)
 
     def copy(self, **changes: Any) -> "CameraModel":

@@ -115,7 +115,8 @@ def encode(array: np.ndarray, encoding: str) -> tuple[int, int, int, bytes]:
         a = a[:, :, 0]
     ch = 1 if a.ndim == 2 else (a.shape[2] if a.ndim == 3 else -1)
     if a.ndim not in (2, 3) or ch != enc.channels:
-        raise ImageFormatError(f"{encoding} needs an array of shape (H, W{'' if enc.channels == 1 else f', {enc.channels}'})"
+        dims = "" if enc.channels == 1 else f", {enc.channels}"
+        raise ImageFormatError(f"{encoding} needs an array of shape (H, W{dims})"
                                f"; got shape {a.shape}")
     if a.dtype.newbyteorder("=") != enc.dtype.newbyteorder("="):
         raise ImageFormatError(f"{encoding} needs dtype {enc.dtype}; got {a.dtype} (convert it explicitly)")

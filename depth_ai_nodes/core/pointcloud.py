@@ -18,7 +18,8 @@ from .camera_model import CameraModel
 from .transforms import RigidTransform
 
 __all__ = ["FieldSpec", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "FLOAT32", "FLOAT64",
-           "DATATYPES", "Packed", "depth_to_cloud", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack", "pack_rgb", "unpack_rgb",
+           "DATATYPES", "Packed", "depth_to_cloud", "depth_to_points", "depth_to_xyzrgb", "pack", "unpack",
+           "pack_rgb", "unpack_rgb",
            "PointCloudFormatError"]
 
 # sensor_msgs/PointField datatype codes
@@ -260,7 +261,10 @@ def pack(fields: Mapping[str, np.ndarray], point_step: int | None = None, drop_i
         a = np.asarray(arr)
         if a.dtype not in _CODES:
             raise PointCloudFormatError(f"field {name!r} has dtype {a.dtype}, which PointField cannot describe")
-        flat = a.reshape(-1) if a.ndim <= 1 else a.reshape(a.shape[0], -1) if n is None or a.shape[0] == n else a.reshape(n, -1)
+        if a.ndim <= 1:
+            flat = a.reshape(-1)
+        else:  # (N, count), or any shape whose leading dims flatten to the first field's N
+            flat = a.reshape(a.shape[0], -1) if n is None or a.shape[0] == n else a.reshape(n, -1)
         cnt = flat.shape[0]
         if n is None:
             n = cnt
