@@ -111,6 +111,26 @@ def _cloud_kernel(depth: np.ndarray, scale: np.float32, rays: np.ndarray, stride
     return n
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _xyz_kernel(depth: np.ndarray, scale: np.float32, rays: np.ndarray, stride: int, organized: bool,
+                out: np.ndarray) -> int:
+    """XYZ only, branch-free compaction (holes are random, so a branch per pixel mispredicts):
+    every pixel is written at slot n; n advances only for valid points unless organized."""
+    h, w = depth.shape
+    nan = np.float32(np.nan)
+    n = 0
+    for y in range(0, h, stride):
+        for x in range(0, w, stride):
+            z = np.float32(depth[y, x]) * scale
+            ok = z > 0  # 0, negative or NaN: invalid (REP-118)
+            zz = z if ok else nan
+            out[n, 0] = rays[y, x, 0] * zz
+            out[n, 1] = rays[y, x, 1] * zz
+            out[n, 2] = zz
+            n += 1 if (ok or organized) else 0
+    return n
+
+
 def depth_to_cloud(depth: np.ndarray, model: CameraModel, stride: int = 1, organized: bool = False,
                    depth_scale: float = 0.001, color: np.ndarray | None = None,
                    color_model: CameraModel | None = None, depth_to_color: RigidTransform | None = None,
@@ -163,6 +183,9 @@ def depth_to_cloud(depth: np.ndarray, model: CameraModel, stride: int = 1, organ
         R, t, intr, coeffs, distorted = np.eye(3), np.zeros(3), np.ones(4), np.zeros(8), False
     hs, ws = -(-d.shape[0] // stride), -(-d.shape[1] // stride)
     out = np.empty((hs * ws, 4 if with_color else 3), np.float32)
+    if not with_color:
+        n = _xyz_kernel(d, scale, model.ray_grid(), stride, organized, out)
+        return out if n == out.shape[0] else out[:n]
     n = _cloud_kernel(d, scale, model.ray_grid(), stride, organized, with_color, c,
                       np.ascontiguousarray(R, np.float64), np.ascontiguousarray(t, np.float64), intr,
                       coeffs, distorted, ri, bi, out, out.view(np.uint32))
