@@ -141,3 +141,58 @@ def test_play_publishes_clock_in_bag_time(ros_node, ros2_style_bag):
     assert all(b >= a for a, b in zip(clocks, clocks[1:])), "/clock went backwards"
     assert start_ns <= clocks[0] and clocks[-1] == last_ns
     assert len(clocks) >= 5  # published at its rate during the ~0.7 s of bag time too
+
+
+def test_play_start_offset_rate_and_loop(ros_node, ros2_style_bag):
+    # messages every 0.05 s of bag time; offset 0.3 s skips the first 6; at rate 0.5 the
+    # remaining 0.4 s of bag time take 0.8 s (delays under load only make it longer)
+    with depth_ai("play", str(ros2_style_bag), "--topics", "/chatter", "--start-offset", "0.3",
+                  "--rate", "0.5", "--wait-for-subscribers", "1") as player:
+        got = collect(ros_node, {"/chatter": String}, count=COUNT - 6, timeout=60.0, qos=RELIABLE)
+        finished(player)
+    msgs = got["/chatter"]
+    assert [m.data for _, m in msgs] == [f"hello {i}" for i in range(6, COUNT)]
+    assert msgs[-1][0] - msgs[0][0] >= 0.9 * (COUNT - 7) * 0.05 / 0.5
+
+    with depth_ai("play", str(ros2_style_bag), "--topics", "/chatter", "--loop", "--rate", "4",
+                  "--wait-for-subscribers", "1") as player:
+        got = collect(ros_node, {"/chatter": String}, count=2 * COUNT + 1, timeout=60.0,
+                      qos=RELIABLE)
+        assert player.stop() == 0, player.output()
+    texts = [m.data for _, m in got["/chatter"]]
+    assert texts[:2 * COUNT + 1] == [f"hello {i % COUNT}" for i in range(2 * COUNT + 1)]
+
+
+LATCHED_PUBLISHER = r"""
+import time, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node("latched_publisher")
+qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+node.create_publisher(String, "/rt/latched", qos).publish(String(data="calibration"))
+print("published", flush=True)
+while rclpy.ok():
+    rclpy.spin_once(node, timeout_sec=0.1)
+"""
+
+
+def test_record_gets_a_latched_message_published_before_it_started(tmp_path):
+    """Only a transient-local subscription gets it: record matches the durability."""
+    import time
+
+    out = tmp_path / "latched"
+    with NodeProcess([sys.executable, "-c", LATCHED_PUBLISHER]) as pub:
+        deadline = time.monotonic() + 30.0
+        while "published" not in pub.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "published" in pub.output(), pub.output()
+        with depth_ai("record", "/rt/latched", "-o", str(out), "--max-messages", "1",
+                      "--duration", "30") as rec:
+            finished(rec)
+    from rclpy.serialization import deserialize_message as des
+
+    assert [des(raw, String).data for raw in bag_messages(out)["/rt/latched"]] == ["calibration"]
+    qos = metadata(out)["topics_with_message_count"][0]["topic_metadata"]["offered_qos_profiles"]
+    assert qos[0]["durability"] in ("transient_local", 1), qos
