@@ -9,6 +9,7 @@ that they agree with this table.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,3 +288,22 @@ def published_topics(include_optional: bool = False) -> dict[str, str]:
     """{topic: type} of everything the full pipeline publishes."""
     return {o.topic: o.msgtype for n in NODES for o in n.outputs
             if include_optional or not o.optional}
+
+
+def config_yaml(key: str) -> str:
+    """The documented params file of node `key` at its PARAMETERS defaults."""
+    from depth_ai_nodes.ros.params import as_params_yaml
+
+    spec = BY_KEY[key]
+    table = importlib.import_module(spec.module).PARAMETERS
+    return as_params_yaml(table, spec.executable, spec.module, spec.params_file)
+
+
+if __name__ == "__main__":
+    # python -m depth_ai_nodes.pipeline config lidar > config/lidar.yaml
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "config" and sys.argv[2] in BY_KEY:
+        sys.stdout.write(config_yaml(sys.argv[2]))
+    else:
+        sys.exit(f"usage: python -m depth_ai_nodes.pipeline config {{{','.join(BY_KEY)}}}")

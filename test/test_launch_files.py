@@ -171,7 +171,8 @@ def test_config_file_matches_the_node_parameter_table(spec):
                 f"config/{spec.params_file}: {name}: {value!r} is not of the declared type "
                 f"of {declared[name]!r}")
     missing = set(declared) - set(values)
-    assert not missing, f"config/{spec.params_file} does not list {sorted(missing)}"
+    assert not missing, (f"config/{spec.params_file} does not list {sorted(missing)}; the "
+                         f"defaults as a file: python -m depth_ai_nodes.pipeline config {spec.key}")
 
 
 def test_runner_sets_only_declared_parameters():
