@@ -124,6 +124,9 @@ def test_launch_file_names_only_things_that_exist(path):
         if declared is not None:
             unknown = node["params"] - set(declared) - ROS_BUILTIN_PARAMS
             assert not unknown, f"{path.name}: {exe} does not declare {unknown}"
+    if lf.nodes:  # the large-message DDS profile reaches every node started
+        calls = {getattr(c.func, "id", "") for c in ast.walk(lf.tree) if isinstance(c, ast.Call)}
+        assert "dds_environment_actions" in calls, f"{path.name} does not set the DDS profile"
     for file, names in lf.includes.items():
         included = LaunchFile(LAUNCH / file)
         assert set(names) == set(included.arguments), (
@@ -184,3 +187,13 @@ def test_runner_sets_only_declared_parameters():
                 continue
             unknown = set(planned.params) - set(declared) - ROS_BUILTIN_PARAMS
             assert not unknown, f"depth-ai run sets {unknown} on {planned.spec.executable}"
+
+
+def test_launch_files_set_the_same_dds_environment_as_the_runner():
+    from depth_ai_nodes.launch_support import dds_settings
+    from depth_ai_nodes.ros.dds import dds_environment
+
+    runner_env = dds_environment(base={})
+    for name, value in dds_settings().items():
+        assert runner_env[name] == value, name
+    assert Path(dds_settings()["FASTDDS_DEFAULT_PROFILES_FILE"]).is_file()
