@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from depth_ai_nodes.core.scene import (BOX, ROOM, SPHERE, BaseTrajectory, CameraRig, DepthSensorModel, Material,
-                                       Primitive, SyntheticCamera, SyntheticLidar, World, lidar_to_camera)
+                                       Primitive, SyntheticCamera, SyntheticLidar, World, lidar_to_camera, scene_time)
 
 STILL = BaseTrajectory(x=(0.0, 0.0, 0.0, 0.0), y=(0.0, 0.0, 0.0, 0.0), yaw=(0.0, 0.0, 0.0, 0.0))
 LEVEL_MOUNT = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0.6], [0, 0, 0, 1.0]])  # base <- camera_link
@@ -378,3 +378,20 @@ def test_ir_at_reads_the_rendered_ir_where_points_project(default_world):
     np.testing.assert_allclose(uv, np.stack([u, v], 1) + jitter, atol=1e-6)
     behind, _ = cam.ir_at(f, [[0.0, 0.0, -1.0], [50.0, 0.0, 1.0]])
     assert np.isnan(behind).all()
+
+
+def test_epoch_stamps_as_scene_time_keep_sensors_consistent(default_world):
+    """Processes use scene_time(stamp): at epoch-sized times poses stay exact."""
+    stamp = 1_764_000_000_123_456_789
+    t = scene_time(stamp)
+    assert abs(t - 1_764_000_000.123456789) < 1e-6
+    lidar = SyntheticLidar(default_world, beams=16, columns=512)
+    pts = lidar.scan(t)
+    xyz = np.stack([pts["x"], pts["y"], pts["z"]], 1).astype(np.float64)
+    times = t + pts["t"].astype(np.float64)
+    world = np.empty_like(xyz)
+    for tt in np.unique(times):
+        sel = times == tt
+        m = lidar.pose_matrix(tt)
+        world[sel] = xyz[sel] @ m[:3, :3].T + m[:3, 3]
+    assert np.percentile(default_world.surface_distance(world, times), 99.9) < 1e-4

@@ -29,6 +29,12 @@ from .world import BOX, CYLINDER, ROOM, SPHERE, BaseTrajectory, Material, Primit
 
 
 
+def scene_time(stamp_ns: int, origin_s: float = 0.0) -> float:
+    """The scene time (s) for a message stamp: processes that render the same world (camera_node,
+    lidar_node, tests) agree on the robot's pose only when they all use this convention."""
+    return stamp_ns * 1e-9 - origin_s
+
+
 def warm_up() -> float:
     """Compile (or load from numba's cache) every scene kernel on tiny inputs; returns seconds.
 
@@ -49,5 +55,5 @@ __all__ = [
     "World", "Material", "Primitive", "BaseTrajectory", "ROOM", "BOX", "SPHERE", "CYLINDER",
     "CameraRig", "CameraFrame", "DepthSensorModel", "SyntheticCamera",
     "SyntheticLidar", "lidar_to_camera", "default_lidar_mount",
-    "DEPTH_FRAME", "IR_FRAME", "COLOR_FRAME", "LINK_FRAME", "LIDAR_FRAME", "warm_up",
+    "DEPTH_FRAME", "IR_FRAME", "COLOR_FRAME", "LINK_FRAME", "LIDAR_FRAME", "warm_up", "scene_time",
 ]
