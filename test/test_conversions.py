@@ -155,3 +155,16 @@ def test_node_short_names():
     assert conv.extrinsics_msg(RigidTransform.identity(), frame_id="a", child_frame_id="b").child_frame_id == "b"
     assert isinstance(conv.pointcloud_msg_from_depth(np.ones((6, 8), np.uint16), m, depth_scale=0.001), PointCloud2)
     assert conv.image_to_numpy is conv.image_to_array
+
+
+def test_rows_to_pointcloud2_fast_path():
+    rows = np.arange(20, dtype=np.float32).reshape(5, 4)
+    rows[2, 1] = np.nan
+    msg = _wire(conv.rows_to_pointcloud2(rows, ["x", "y", "z", "intensity"], frame_id="lidar_link", stamp=3))
+    assert (msg.width, msg.height, msg.point_step, msg.row_step) == (5, 1, 16, 80) and not msg.is_dense
+    f = conv.pointcloud2_to_fields(msg)
+    assert np.array_equal(f["intensity"], rows[:, 3]) and np.isnan(f["y"][2])
+    org = conv.rows_to_pointcloud2(rows[:4], ["x", "y", "z", "t"], organized_shape=(2, 2))
+    assert (org.height, org.width, org.row_step) == (2, 2, 32)
+    with pytest.raises(ValueError, match=r"rows must be \(N, 3\)"):
+        conv.rows_to_pointcloud2(rows, ["x", "y", "z"])

@@ -23,7 +23,7 @@ from depth_ai_nodes.core.transforms import RigidTransform
 __all__ = ["stamp_to_ns", "ns_to_stamp", "make_header", "image_to_array", "array_to_image",
            "camera_info_to_model", "model_to_camera_info", "pointcloud2_to_fields", "fields_to_pointcloud2",
            "extrinsics_to_msg", "msg_to_transform", "transform_to_tf", "tf_to_transform",
-           "depth_to_pointcloud2",
+           "depth_to_pointcloud2", "rows_to_pointcloud2",
            # short names used by the nodes
            "image_msg", "image_to_numpy", "camera_info_msg", "stamp_msg", "extrinsics_msg",
            "pointcloud_msg_from_depth"]
@@ -194,19 +194,44 @@ def depth_to_pointcloud2(depth: np.ndarray, model: CameraModel, depth_scale: flo
         frame_id = model.frame_id
     cloud = pointcloud.depth_to_cloud(depth, model, stride, organized, depth_scale, color, color_model,
                                       depth_to_color)
+    shape = (-(-model.height // int(stride)), -(-model.width // int(stride))) if organized else None
+    return rows_to_pointcloud2(cloud, ("x", "y", "z", "rgb")[: cloud.shape[1]], header, frame_id, stamp, shape,
+                               is_dense=None if organized else True)  # unorganized: only valid points
+
+
+def rows_to_pointcloud2(rows: np.ndarray, names: Iterable[str], header: Header | None = None,
+                        frame_id: str | None = None, stamp: Time | int | None = None,
+                        organized_shape: tuple[int, int] | None = None, is_dense: bool | None = None
+                        ) -> PointCloud2:
+    """(N, F) float32 rows -> PointCloud2 with float32 fields ``names`` at offsets 0, 4, 8, ...
+
+    The fast path for kernels that already write the point layout: one ``tobytes``, no per-field
+    structured copy (``fields_to_pointcloud2`` is the general one). ``is_dense`` is computed from
+    x, y, z unless the caller knows it.
+    """
+    names = list(names)
+    r = np.ascontiguousarray(rows, dtype=np.float32)
+    if r.ndim != 2 or r.shape[1] != len(names):
+        raise ValueError(f"rows must be (N, {len(names)}) for fields {names}; got shape {r.shape}")
     msg = PointCloud2()
     msg.header = make_header(header, frame_id, stamp)
-    if organized:
-        msg.height, msg.width = -(-model.height // int(stride)), -(-model.width // int(stride))
+    if organized_shape is not None:
+        h, w = int(organized_shape[0]), int(organized_shape[1])
+        if h * w != r.shape[0]:
+            raise ValueError(f"organized_shape {h}x{w} does not hold {r.shape[0]} points")
     else:
-        msg.height, msg.width = 1, cloud.shape[0]
-    names = ("x", "y", "z", "rgb")[: cloud.shape[1]]
+        h, w = 1, r.shape[0]
+    msg.height, msg.width = h, w
     msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
     msg.is_bigendian = False
-    msg.point_step = 4 * cloud.shape[1]
-    msg.row_step = msg.point_step * msg.width
-    msg.data = cloud.tobytes()  # the array IS the point layout: one copy, no packing
-    msg.is_dense = not organized or bool(np.isfinite(cloud[:, 2]).all())
+    msg.point_step = 4 * len(names)
+    msg.row_step = msg.point_step * w
+    msg.data = r.tobytes()  # the array IS the point layout
+    if is_dense is None:
+        xyz = [names.index(k) for k in ("x", "y", "z") if k in names]
+        cols = r[:, :3] if xyz == [0, 1, 2] else r[:, xyz]
+        is_dense = bool(np.isfinite(cols).all()) if xyz else True
+    msg.is_dense = bool(is_dense)
     return msg
 
 
