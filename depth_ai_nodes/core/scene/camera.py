@@ -194,11 +194,12 @@ class SyntheticCamera:
     The returned arrays are fresh (safe to keep or publish)."""
 
     def __init__(self, world: World, rig: CameraRig | None = None, seed: int = 0,
-                 sensor: DepthSensorModel | None = None, parallel: bool = False) -> None:
+                 sensor: DepthSensorModel | None = None, parallel: bool | int = False) -> None:
         self.world = world
         # parallel: bands of rows rendered by threads (the kernels release the GIL) with results
         # identical to one thread; the default leaves the other cores to the node
-        self._threads = min(os.cpu_count() or 1, 8)
+        # (parallel=True: one band per core, up to 8; an int: that many bands and threads)
+        self._threads = max(1, int(parallel)) if not isinstance(parallel, bool) else min(os.cpu_count() or 1, 8)
         self._pool = ThreadPoolExecutor(self._threads, "scene") if parallel else None
         self.rig = rig or CameraRig()
         self.seed = int(seed)
