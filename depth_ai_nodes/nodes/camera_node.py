@@ -406,7 +406,8 @@ class CameraNode(Node):
         state = getattr(self.source, "state", STREAMING)
         values = dict(self.source.info)
         values.update(state=state, dropped_framesets=self.dropped, captured=self.captured,
-                      published=self.published, source=self.p["source"])
+                      published=self.published, source=self.p["source"],
+                      source_skipped=getattr(self.source, "skipped", 0))
         last_error = getattr(self.source, "last_error", "")
         problem = self._problem
         if problem is not None and time.monotonic() - problem[0] < 5.0:
