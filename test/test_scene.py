@@ -102,6 +102,8 @@ def test_deterministic_by_seed_and_frames_differ_over_time(default_world):
 def test_parallel_bands_render_the_same_frames(default_world):
     rig = CameraRig(320, 240)
     a = SyntheticCamera(default_world, rig, seed=1).render(2.0)
+    ahead = SyntheticCamera(default_world, rig, seed=1).render_async(2.0)
+    np.testing.assert_array_equal(ahead.result(timeout=60).depth_mm, a.depth_mm)
     for parallel in (True, 3):  # one band per core; three uneven bands
         b = SyntheticCamera(default_world, rig, seed=1, parallel=parallel).render(2.0)
         for name in ("color", "ir", "depth_mm", "gt_depth_m", "gt_color_depth_m"):

@@ -10,7 +10,7 @@ D435: depth_to_color translates by about +15 mm in x) with a tiny rotation; the 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,6 +201,7 @@ class SyntheticCamera:
         # (parallel=True: one band per core, up to 8; an int: that many bands and threads)
         self._threads = max(1, int(parallel)) if not isinstance(parallel, bool) else min(os.cpu_count() or 1, 8)
         self._pool = ThreadPoolExecutor(self._threads, "scene") if parallel else None
+        self._ahead: ThreadPoolExecutor | None = None
         self.rig = rig or CameraRig()
         self.seed = int(seed)
         self.sensor = sensor or DepthSensorModel()
@@ -321,6 +322,14 @@ class SyntheticCamera:
             for j in jobs:
                 j.result()
         return CameraFrame(float(t), fi, color, ir, depth, gt, w_depth, w_color, lab if labels else None, gt_color)
+
+    def render_async(self, t: float, frame_index: int | None = None, labels: bool = False) -> Future:
+        """render() on a background thread, returning a Future of the CameraFrame. The kernels
+        release the GIL, so a node can render frame k+1 while it converts and publishes frame k
+        (two cores busy instead of one). Frames are identical to render()'s."""
+        if self._ahead is None:
+            self._ahead = ThreadPoolExecutor(1, "scene-ahead")
+        return self._ahead.submit(self.render, t, frame_index, labels)
 
     # -- helpers for tests of other nodes -------------------------------------------
     def ir_at(self, frame: CameraFrame, points_ir_optical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
