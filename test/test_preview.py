@@ -83,3 +83,24 @@ def test_preview_from_a_bag(tmp_path):
             "camera_aligned_depth_to_color_image_raw.png", "preview.png"} <= names, names
     color = np.asarray(PILImage.open(out / "camera_color_image_raw.png"))
     assert color.shape == (gr.H, gr.W, 3) and color.std() > 5
+
+
+def test_lidar_depth_reprojected_into_another_camera():
+    """A point 2 m ahead of camera A seen by camera B 0.1 m to its right (no rotation)
+    lands where B's pinhole model puts it; nearest point wins on a shared pixel."""
+    from depth_ai_nodes.core.camera_model import CameraModel
+    from depth_ai_nodes.core.transforms import RigidTransform
+    from depth_ai_nodes.tools.preview import reproject_sparse
+
+    k = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+    a = CameraModel(width=64, height=48, K=k, D=np.zeros(5), distortion_model="plumb_bob")
+    b = CameraModel(width=64, height=48, K=k, D=np.zeros(5), distortion_model="plumb_bob")
+    sparse = np.full((48, 64), np.nan, np.float32)
+    sparse[24, 32] = 2.0          # on A's axis
+    sparse[24, 34] = 5.0          # x = 0.1 m: straight ahead of B ...
+    sparse[24, 37] = 2.0          # ... and so is this nearer one (x = 0.1 m): it wins
+    b_from_a = RigidTransform(np.eye(3), np.array([-0.1, 0.0, 0.0]))  # B is +0.1 m in x
+    out = reproject_sparse(sparse, a, b, b_from_a)
+    assert out[24, 27] == pytest.approx(2.0)      # 32 + 100 * (-0.1 / 2) = 27
+    assert np.count_nonzero(np.isfinite(out)) == 2
+    assert out[24, 32] == pytest.approx(2.0)

@@ -64,11 +64,81 @@ def render(kind: str, msg: Any) -> np.ndarray:
     return colorize_depth(arr)  # depth and lidar_depth (sparse) alike
 
 
-def pictures(msgs: dict[str, Any]) -> dict[str, np.ndarray]:
-    """{label: rgb8}: every picture-like topic, plus LiDAR overlays on IR and color."""
+def _stamp(msg: Any) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _frame_transforms(msgs: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """{(to_frame, from_frame): RigidTransform} from Extrinsics messages, both ways."""
+    from depth_ai_nodes.ros.conversions import msg_to_transform
+
+    out = {}
+    for msg in msgs.values():
+        if hasattr(msg, "child_frame_id") and hasattr(msg, "rotation"):
+            t = msg_to_transform(msg)  # maps points of header.frame_id into child_frame_id
+            out[(msg.child_frame_id, msg.header.frame_id)] = t
+            out[(msg.header.frame_id, msg.child_frame_id)] = t.inverse()
+    return out
+
+
+def _transform(transforms: dict[tuple[str, str], Any], to: str, frm: str) -> Any:
+    """to <- frm through at most one intermediate frame (ir -> depth -> color)."""
+    if to == frm:
+        from depth_ai_nodes.core.transforms import RigidTransform
+
+        return RigidTransform(np.eye(3), np.zeros(3))
+    if (to, frm) in transforms:
+        return transforms[(to, frm)]
+    for (a, b), t1 in transforms.items():
+        if a == to and (b, frm) in transforms:
+            return t1 @ transforms[(b, frm)]
+    return None
+
+
+def reproject_sparse(sparse: np.ndarray, src_model: Any, dst_model: Any, dst_from_src: Any
+                     ) -> np.ndarray:
+    """A sparse depth image (e.g. LiDAR in the IR camera) seen from another camera: each
+    valid pixel deprojected, moved, projected; nearest wins; NaN elsewhere."""
+    d = np.asarray(sparse, dtype=np.float64)
+    vs, us = np.nonzero(np.isfinite(d) & (d > 0))
+    out = np.full((dst_model.height, dst_model.width), np.nan, np.float32)
+    if vs.size == 0:
+        return out
+    pts = dst_from_src.apply(src_model.deproject(np.stack([us, vs], axis=1).astype(np.float64),
+                                                 d[vs, us]))
+    uv = np.rint(dst_model.project(pts))
+    ok = np.isfinite(uv).all(axis=1) & (pts[:, 2] > 0)
+    u, v, z = uv[ok, 0].astype(np.int64), uv[ok, 1].astype(np.int64), pts[ok, 2]
+    inside = (u >= 0) & (u < dst_model.width) & (v >= 0) & (v < dst_model.height)
+    u, v, z = u[inside], v[inside], z[inside]
+    order = np.argsort(-z)  # far first: the nearest point of a pixel is written last
+    out[v[order], u[order]] = z[order]
+    return out
+
+
+def _camera_models(msgs: dict[str, Any]) -> dict[str, Any]:
+    """{frame_id: CameraModel} from the CameraInfo messages, by their frame id and size."""
+    from depth_ai_nodes.ros.conversions import camera_info_to_model
+
+    out = {}
+    for msg in msgs.values():
+        if hasattr(msg, "distortion_model") and hasattr(msg, "k"):
+            out[(msg.header.frame_id, int(msg.width), int(msg.height))] = camera_info_to_model(msg)
+    return out
+
+
+def pictures(msgs: dict[str, Any], history: dict[str, list[Any]] | None = None
+             ) -> dict[str, np.ndarray]:
+    """{label: rgb8}: every picture-like topic, plus the LiDAR depth drawn over IR and color.
+
+    `history` ({topic: older messages}) lets an overlay use the IR / color frame
+    nearest in time to the LiDAR depth image rather than the newest. Over a camera
+    other than the one the LiDAR depth was rendered for, the points are reprojected
+    through the camera models (CameraInfo) and extrinsics (Extrinsics) when those are
+    in `msgs`; without them the overlay is only rescaled and is labelled 'approx.'."""
     out: dict[str, np.ndarray] = {}
-    bases: dict[str, np.ndarray] = {}
-    lidar: list[tuple[str, np.ndarray]] = []
+    bases: dict[str, str] = {}
+    lidar: list[tuple[str, Any]] = []
     for topic, msg in sorted(msgs.items()):
         kind = classify(topic, msg)
         if kind is None:
@@ -79,12 +149,30 @@ def pictures(msgs: dict[str, Any]) -> dict[str, np.ndarray]:
             print(f"depth-ai preview: {topic}: {err}", file=sys.stderr)
             continue
         if kind in ("ir", "color"):
-            bases.setdefault(kind, out[topic])
+            bases.setdefault(kind, topic)
         if kind == "lidar_depth":
-            lidar.append((topic, image_array(msg)))
-    for topic, sparse in lidar:
-        for kind, base in bases.items():
-            out[f"{topic} over {kind}"] = overlay_sparse_depth(base, sparse)
+            lidar.append((topic, msg))
+    if not lidar:
+        return out
+    models, transforms = _camera_models(msgs), _frame_transforms(msgs)
+    for topic, lmsg in lidar:
+        sparse = image_array(lmsg)
+        src = models.get((lmsg.header.frame_id, int(lmsg.width), int(lmsg.height)))
+        for kind, base_topic in bases.items():
+            candidates = [msgs[base_topic], *(history or {}).get(base_topic, [])]
+            base = min(candidates, key=lambda m: abs(_stamp(m) - _stamp(lmsg)))
+            image = render(kind, base)
+            label = f"{topic} over {kind}"
+            if base.header.frame_id == lmsg.header.frame_id:
+                points = sparse
+            else:
+                dst = models.get((base.header.frame_id, int(base.width), int(base.height)))
+                move = _transform(transforms, base.header.frame_id, lmsg.header.frame_id)
+                if src is not None and dst is not None and move is not None:
+                    points = reproject_sparse(sparse, src, dst, move)
+                else:
+                    points, label = sparse, label + " (approx.)"
+            out[label] = overlay_sparse_depth(image, points)
     return out
 
 
@@ -128,14 +216,16 @@ def save_png(img: np.ndarray, path: Path) -> Path:
     return path
 
 
-def write_preview(msgs: dict[str, Any], path: Path) -> Path:
+def write_preview(msgs: dict[str, Any], path: Path,
+                  history: dict[str, list[Any]] | None = None) -> Path:
     """The mosaic of every picture in `msgs` ({topic: message}) as one PNG."""
-    return save_png(mosaic(pictures(msgs)), Path(path))
+    return save_png(mosaic(pictures(msgs, history)), Path(path))
 
 
-def write_pngs(msgs: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_pngs(msgs: dict[str, Any], out_dir: Path,
+               history: dict[str, list[Any]] | None = None) -> list[Path]:
     """One PNG per picture (file name from the topic) and the mosaic preview.png."""
-    pics = pictures(msgs)
+    pics = pictures(msgs, history)
     written = [save_png(img, out_dir / (_file_name(label) + ".png"))
                for label, img in pics.items()]
     if pics:
@@ -150,24 +240,39 @@ def _file_name(label: str) -> str:
 # --- sources -----------------------------------------------------------------------------
 
 
+PREVIEW_TYPES = (IMAGE_TYPE, "sensor_msgs/msg/CameraInfo", "depth_ai_nodes/msg/Extrinsics")
+HISTORY = 30  # older frames kept per image topic, to pair the LiDAR depth with its camera frame
+
+
 def messages_from_bag(path: Path, topics: list[str] | None = None, at: float | None = None
-                      ) -> dict[str, Any]:
-    """The message of each Image topic at `at` s from the bag's start (default: the last)."""
+                      ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The message of each image topic at `at` s from the bag's start (default: the last),
+    the camera infos and extrinsics, and the preceding frames of each image topic."""
+    from collections import deque
+
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
     from depth_ai_nodes.tools.bag import message_class
 
-    raw: dict[str, tuple[bytes, str]] = {}
+    raw: dict[str, deque] = {}
+    types: dict[str, str] = {}
     with Reader(path) as reader:
-        conns = [c for c in reader.connections if c.msgtype == IMAGE_TYPE
-                 and (not topics or c.topic in topics)]
-        start = reader.start_time
-        for conn, stamp, data in reader.messages(connections=conns):
-            if at is not None and (stamp - start) * 1e-9 > at and conn.topic in raw:
-                continue
-            raw[conn.topic] = (bytes(data), conn.msgtype)
-    return {t: deserialize_message(d, message_class(m)) for t, (d, m) in raw.items()}
+        conns = [c for c in reader.connections if c.msgtype in PREVIEW_TYPES
+                 and (not topics or c.topic in topics or c.msgtype != IMAGE_TYPE)]
+        stop = None if at is None else reader.start_time + int(at * 1e9) + 1
+        for conn, _, data in reader.messages(connections=conns, stop=stop):
+            keep = HISTORY + 1 if conn.msgtype == IMAGE_TYPE else 1
+            raw.setdefault(conn.topic, deque(maxlen=keep)).append(bytes(data))
+            types[conn.topic] = conn.msgtype
+    latest, history = {}, {}
+    for topic, items in raw.items():
+        cls = message_class(types[topic])
+        msgs = [deserialize_message(d, cls) for d in items]
+        latest[topic] = msgs[-1]
+        if len(msgs) > 1:
+            history[topic] = msgs[:-1]
+    return latest, history
 
 
 def messages_from_graph(topics: list[str] | None, timeout: float) -> dict[str, Any]:
@@ -224,13 +329,13 @@ def main(args: argparse.Namespace) -> int:
         if not Path(args.bag).exists():
             print(f"depth-ai preview: no bag at {args.bag}", file=sys.stderr)
             return 2
-        msgs = messages_from_bag(Path(args.bag), args.topics, args.at)
+        msgs, history = messages_from_bag(Path(args.bag), args.topics, args.at)
     else:
-        msgs = messages_from_graph(args.topics, args.timeout)
+        msgs, history = messages_from_graph(args.topics, args.timeout), {}
     if not msgs:
         print("depth-ai preview: no image messages found"
               + ("" if args.bag else f" within {args.timeout:g} s"), file=sys.stderr)
         return 1
-    for path in write_pngs(msgs, Path(args.out)):
+    for path in write_pngs(msgs, Path(args.out), history):
         print(path)
     return 0

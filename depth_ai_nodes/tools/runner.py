@@ -21,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from depth_ai_nodes.pipeline import CLOUD, IMAGE, Choices, Output, Planned, expected_rate, plan
+from depth_ai_nodes.pipeline import CLOUD, EXTRINSICS, IMAGE, INFO, Choices, Output, Planned, expected_rate, plan
 from depth_ai_nodes.tools.bag import message_class
 
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -200,6 +201,8 @@ class TopicStats:
         self.last_rx = 0.0
         self.last_stamp: float | None = None
         self.last_raw: bytes | None = None
+        # a few older IR / color frames: the preview pairs the LiDAR depth with its frame
+        self.history: deque[bytes] = deque(maxlen=0)
 
     def on_message(self, raw: bytes) -> None:
         now_wall, now = time.time(), time.monotonic()
@@ -212,12 +215,29 @@ class TopicStats:
                 self.drops += int(round(gap / period)) - 1
         if stamp is not None:
             self.last_stamp = stamp
+        if self.count == 0 and self.output.msgtype == IMAGE:
+            self._choose_history(raw)
         self.meter.tick(latency, now)
         self.count += 1
         if not self.first_rx:
             self.first_rx = now
         self.last_rx = now
+        if self.last_raw is not None and self.history.maxlen:
+            self.history.append(self.last_raw)
         self.last_raw = raw
+
+    def _choose_history(self, raw: bytes) -> None:
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image
+
+        from depth_ai_nodes.tools.preview import classify
+
+        try:
+            kind = classify(self.output.topic, deserialize_message(raw, Image))
+        except Exception:  # a malformed first message: no history, nothing else changes
+            return
+        if kind in ("ir", "color"):
+            self.history = deque(maxlen=15)
 
     def mean_rate(self) -> float:
         span = self.last_rx - self.first_rx
@@ -255,6 +275,8 @@ class Runner:
         self.skipped: list[str] = []
         self.stats: dict[str, TopicStats] = {}
         self.pending: dict[str, tuple[Output, float]] = {}
+        self.aux_pending: dict[str, Output] = {}
+        self.aux: dict[str, bytes] = {}
         self.subs: dict[str, Any] = {}
         self._stop_reason = ""
         self._table_lines = 0
@@ -285,6 +307,8 @@ class Runner:
             for o in spec.outputs:
                 if o.monitor and o.enabled(params):
                     self.pending[o.topic] = (o, expected_rate(o, params))
+                elif o.msgtype in (INFO, EXTRINSICS) and o.enabled(params):
+                    self.aux_pending[o.topic] = o  # for the preview only
 
     def say(self, line: str) -> None:
         """An event line (above the live table on a terminal)."""
@@ -401,6 +425,13 @@ class Runner:
         from depth_ai_nodes.ros.qos import matching_qos
 
         self._discover()
+        for topic, output in list(self.aux_pending.items()):
+            if self.node.get_publishers_info_by_topic(topic):
+                self.subs[topic] = self.node.create_subscription(
+                    message_class(output.msgtype), topic,
+                    lambda raw, t=topic: self.aux.__setitem__(t, raw),
+                    matching_qos(self.node, topic), raw=True)
+                del self.aux_pending[topic]
 
         for topic, (output, hz) in list(self.pending.items()):
             if not self.node.get_publishers_info_by_topic(topic):
@@ -533,15 +564,20 @@ class Runner:
 
             from depth_ai_nodes.tools.preview import write_preview
 
-            msgs = {}
+            msgs, history = {}, {}
             for topic, s in self.stats.items():
                 if s.last_raw is not None:
-                    msgs[topic] = deserialize_message(s.last_raw,
-                                                      message_class(s.output.msgtype))
+                    cls = message_class(s.output.msgtype)
+                    msgs[topic] = deserialize_message(s.last_raw, cls)
+                    history[topic] = [deserialize_message(r, cls) for r in s.history]
             if not msgs:
                 self.say("no messages received: no preview written")
                 return None
-            written = write_preview(msgs, path)
+            for topic, raw in self.aux.items():
+                msgs[topic] = deserialize_message(raw, message_class(
+                    next(o.msgtype for c in self.children for o in c.planned.spec.outputs
+                         if o.topic == topic)))
+            written = write_preview(msgs, path, history)
             self.say(f"preview written to {written}")
             return written
         except Exception as err:  # the preview must never turn a clean stop into an error
