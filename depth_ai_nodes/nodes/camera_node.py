@@ -110,6 +110,8 @@ TOPICS = {
                       "~/aligned_depth_to_color/camera_info", "color"),
     "ground_truth": ("~/ground_truth/depth", "~/ground_truth/camera_info", "depth"),
 }
+# computed from the raw streams: skipped while nobody subscribes (like the point cloud and rgbd)
+LAZY = ("aligned_depth",)
 ENCODINGS = {"color": "rgb8", "infra1": "mono8", "depth": "16UC1", "aligned_depth": "16UC1",
              "ground_truth": "32FC1"}
 
@@ -308,6 +310,8 @@ class CameraNode(Node):
         for key, entry in streams.items():
             if entry is None or not self.enabled.get(key, False):
                 continue
+            if key in LAZY and not self._has_subscribers(*self._pubs(key)):
+                continue  # computed streams cost CPU only while someone listens
             make, model = entry
             frame_id = self.names.optical(TOPICS[key][2])
             image = self._image(key, make(), frame_id, stamp)
@@ -322,7 +326,8 @@ class CameraNode(Node):
             msgs[key] = (image, info)
             self.diag.rate("streams", key, self.fps).tick(time.time() - fs.stamp_ns * 1e-9)
         self._send_static(fs, stamp)
-        if self.cloud_pub is not None and depth_mm is not None:
+        if self.cloud_pub is not None and depth_mm is not None \
+                and self._has_subscribers(self.cloud_pub):
             cloud = conv.pointcloud_msg_from_depth(
                 depth_mm, fs.depth_model, depth_scale=0.001,
                 color=fs.color, color_model=fs.color_model, depth_to_color=fs.depth_to_color,
@@ -330,9 +335,13 @@ class CameraNode(Node):
                 frame_id=self.names.optical("depth"))
             cloud.header.stamp = stamp
             self.cloud_pub.publish(cloud)
-        if self.rgbd_pub is not None:
+        if self.rgbd_pub is not None and self._has_subscribers(self.rgbd_pub):
             self.rgbd_pub.publish(self._rgbd(fs, stamp, msgs))
         self.published += 1
+
+    @staticmethod
+    def _has_subscribers(*pubs: Any) -> bool:
+        return any(pub.get_subscription_count() > 0 for pub in pubs)
 
     @staticmethod
     def _depth_mm(depth: np.ndarray, scale: float) -> np.ndarray:
