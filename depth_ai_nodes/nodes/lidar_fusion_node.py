@@ -1,6 +1,7 @@
 """lidar_fusion_node: LiDAR clouds + the IR camera (optional colour, camera/inference depth)
 -> fused/points (x, y, z, intensity, ir[, rgb][, depth_diff]) and lidar_depth (32FC1 m, sparse,
-in the camera frame, + lidar_depth/camera_info), optional lidar_overlay (mono8 debug image).
+in the IR camera, + lidar_depth/camera_info; lidar_depth_color likewise in the colour camera
+when colour is on), optional lidar_overlay (rgb8 debug image).
 
 Thin shell: parameters, messages, QoS, diagnostics. The work is in core/:
 projection.py (project, occlusion, lookups, pack), sync.py (matching with slop, offsets,
@@ -42,6 +43,9 @@ PARAMETERS: list[Param] = [
           "Extrinsics IR/depth -> colour camera (depth_ai_nodes/Extrinsics)."),
     Param("depth_topic", "", "Camera or inference depth in the IR camera (32FC1 m or 16UC1 mm) for "
           "the depth_diff field; empty: none."),
+    Param("depth_camera", "ir", "Geometry of depth_topic: the IR/depth camera, or the colour camera "
+          "(e.g. the inference node's depth; needs the colour camera_info and extrinsics).",
+          choices=("ir", "color")),
     Param("depth_scale", 0.001, "Metres per unit of a 16UC1 depth image.", "m"),
     Param("odom_topic", "/lidar/odom", "nav_msgs/Odometry for motion compensation; empty: off."),
     Param("odom_lidar_xyz", [0.0, 0.0, 0.0], "LiDAR position in the odometry's child frame "
@@ -139,6 +143,11 @@ class LidarFusionNode(Node):
         self.fused_pub = self.create_publisher(PointCloud2, "fused/points", self.out_qos)
         self.depth_pub = self.create_publisher(Image, "lidar_depth", self.out_qos)
         self.depth_info_pub = self.create_publisher(CameraInfo, "lidar_depth/camera_info", self.out_qos)
+        # the same in the colour camera (when colour is on): the inference node's sparse_topic
+        self.depth_color_pub = self.create_publisher(Image, "lidar_depth_color", self.out_qos)
+        self.depth_color_info_pub = self.create_publisher(CameraInfo, "lidar_depth_color/camera_info",
+                                                          self.out_qos)
+        self._color_key: tuple | None = None
         self.overlay_pub = (self.create_publisher(Image, "lidar_overlay", self.out_qos)
                             if p["publish_overlay"] else None)
         self.rate = self.diag.rate("fusion", "fused", 0.0)
@@ -150,6 +159,7 @@ class LidarFusionNode(Node):
             p["ir_info_topic"]: (CameraInfo, self._on_info)}
         if p["color_topic"]:
             self._wanted[p["color_topic"]] = (Image, self._on_color)
+        if p["color_topic"] or p["depth_camera"] == "color":
             self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
             self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
         if p["depth_topic"]:
@@ -333,21 +343,37 @@ class LidarFusionNode(Node):
         if ir is None:
             self._bad_input("ir", f"IR image {frame.ir.shape[1]}x{frame.ir.shape[0]} does not match its "
                             f"camera_info {projector.intr.width}x{projector.intr.height}")
-        if ref is not None and ref.shape[:2] != frame.ir.shape[:2]:
-            self._bad_input("depth", "depth image size differs from the IR camera; depth_diff off")
-            ref = None
+        in_color = self.p["depth_camera"] == "color"
+        ref_ir = None if in_color else ref
+        if ref_ir is not None and ref_ir.shape[:2] != frame.ir.shape[:2]:
+            self._bad_input("depth", "depth image size differs from the IR camera; depth_diff NaN "
+                            "(set depth_camera: color for a depth in the colour geometry)")
+            ref_ir = None
         rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, ir,
-                                    ref_depth=ref if ref is not None else None, proj_xyz=proj_xyz)
-        if use_ref and ref is None:  # keep the layout stable: the field is there, NaN
+                                    ref_depth=ref_ir, proj_xyz=proj_xyz)
+        if use_ref and ref_ir is None:  # keep the layout stable: the field is there, NaN
             rows = np.concatenate([rows, np.full((n, 1), np.nan, np.float32)], axis=1)
+        cproj = self._color_projection(cols, proj_xyz, extr) if (use_rgb or in_color) else None
         if use_rgb:
-            rgb_col = self._color_column(cols, proj_xyz, extr, color, n)
+            rgb_col = np.full(n, np.nan, np.float32)
+            if cproj is not None and color is not None and color.shape[:2] == (
+                    self.color_projector.intr.height, self.color_projector.intr.width):
+                rgb_col = self.color_projector.sample_rgb(color, cproj)
             rows = np.concatenate([rows[:, :5], rgb_col[:, None], rows[:, 5:]], axis=1)
             names.append("rgb")
         if use_ref:
             names.append("depth_diff")
+            if in_color and cproj is not None and ref is not None:
+                if ref.shape[:2] == (self.color_projector.intr.height, self.color_projector.intr.width):
+                    cam = self.color_projector.sample(ref, cproj)
+                    rows[:, -1] = np.where(cam > 0, cam - cproj.depth, np.nan)
+                else:
+                    self._bad_input("depth", "depth image size differs from the colour camera_info")
+        if cproj is not None:
+            self._publish_depth(self.color_projector, cproj, frame.stamp, self.color_info,
+                                self.depth_color_pub, self.depth_color_info_pub)
         self._publish(msg, rows, names, extr, frame)
-        self._publish_depth(projector, proj, frame)
+        self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_pub, self.depth_info_pub)
         if self.overlay_pub is not None and ir is not None:
             self._publish_overlay(ir, proj, frame)
         self._report(n, proj.in_view, proj.occluded, m, matched=True)
@@ -373,23 +399,23 @@ class LidarFusionNode(Node):
             v, w = twist_in_frame(v, w, self.odom_lidar)
         return deskew(cols["x"], cols["y"], cols["z"], cols["t"], frame_time - cloud_t, v, w)
 
-    def _color_column(self, cols, proj_xyz, extr, color, n: int) -> np.ndarray:
-        nan = np.full(n, np.nan, np.float32)
-        if color is None or self.color_info is None or self.depth_to_color is None:
-            return nan
+    def _color_projection(self, cols, proj_xyz, extr):
+        """The cloud in the colour camera (IR/depth -> colour extrinsics from the camera node),
+        or None until its camera_info and extrinsics have arrived."""
         info = self.color_info
+        if info is None or self.depth_to_color is None:
+            self.get_logger().warn("no colour camera_info / depth_to_color extrinsics yet: rgb and "
+                                   "colour-geometry fields NaN", throttle_duration_sec=10.0)
+            return None
         key = (info.width, info.height, tuple(info.k), tuple(info.d))
-        if self.color_projector is None or getattr(self, "_color_key", None) != key:
+        if self.color_projector is None or self._color_key != key:
             intr = Intrinsics.from_camera_model(conv.camera_info_to_model(info))
             p = self.p
             self.color_projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
                                              p["occlusion_rel_tol"], p["occlusion_abs_tol"])
             self._color_key = key
         x, y, z = proj_xyz if proj_xyz is not None else (cols["x"], cols["y"], cols["z"])
-        proj = self.color_projector.project_visible(x, y, z, self.depth_to_color @ extr)
-        if color.shape[:2] != (info.height, info.width):
-            return nan
-        return self.color_projector.sample_rgb(color, proj)
+        return self.color_projector.project_visible(x, y, z, self.depth_to_color @ extr)
 
     @staticmethod
     def _nearest(buf: deque, t: float | None) -> np.ndarray | None:
@@ -425,15 +451,16 @@ class LidarFusionNode(Node):
         self.fused_pub.publish(rows_to_pointcloud2(rows, names, frame_id, msg.header.stamp))
         self.rate.tick(time.time() - stamp_s(msg.header.stamp))
 
-    def _publish_depth(self, projector: Projector, proj, frame: CameraFrame) -> None:
-        out = conv.array_to_image(projector.sparse_depth(proj), "32FC1",
-                                  frame_id=frame.info.header.frame_id, stamp=frame.stamp)
-        self.depth_pub.publish(out)
-        info = CameraInfo()
-        info.header = out.header
-        info.height, info.width, info.distortion_model = frame.info.height, frame.info.width, frame.info.distortion_model
-        info.d, info.k, info.r, info.p = frame.info.d, frame.info.k, frame.info.r, frame.info.p
-        self.depth_info_pub.publish(info)
+    def _publish_depth(self, projector: Projector, proj, stamp, info: CameraInfo, pub, info_pub) -> None:
+        """The sparse LiDAR depth (32FC1 m) in a camera, with that camera's info."""
+        pub.publish(conv.array_to_image(projector.sparse_depth(proj), "32FC1",
+                                        frame_id=info.header.frame_id, stamp=stamp))
+        out = CameraInfo()
+        out.header.frame_id, out.header.stamp = info.header.frame_id, stamp
+        out.height, out.width, out.distortion_model = info.height, info.width, info.distortion_model
+        out.d, out.k, out.r, out.p = info.d, info.k, info.r, info.p
+        out.binning_x, out.binning_y, out.roi = info.binning_x, info.binning_y, info.roi
+        info_pub.publish(out)
 
     def _publish_overlay(self, ir: np.ndarray, proj, frame: CameraFrame) -> None:
         base = ir if ir.dtype == np.uint8 else np.clip(ir / max(float(np.nanmax(ir)), 1.0) * 255, 0, 255)
