@@ -282,6 +282,8 @@ class CameraNode(Node):
         key = (id(model), frame_id)
         cached = self._info_cache.get(key)
         if cached is None or cached[0] is not model:
+            if len(self._info_cache) > 32:  # a looping file reopens with new models
+                self._info_cache.clear()
             cached = self._info_cache[key] = (model, conv.camera_info_msg(model, frame_id=frame_id))
         return cached[1]
 
