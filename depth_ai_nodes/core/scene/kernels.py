@@ -1,12 +1,15 @@
 """numba kernels of the built-in scene: ray casting against analytic primitives and the sensor models.
 
 Why this shape: camera rays are fixed in the camera frame, so per frame only the handful of
-primitives is moved into the camera frame (in Python), and each primitive is intersected only
-with the pixels inside its projected bounding rectangle (primitive-major, like a rasteriser).
-LiDAR columns each have their own time, so poses are evaluated per column here, and
-primitives are culled per column by their bounding sphere. Noise comes from a counter-based
-hash of (seed, frame, pixel), so frames are deterministic, cheap and need no RNG state.
-All kernels are single-threaded and compiled with cache=True (start-up stays fast).
+primitives is moved into the camera frame (in Python). Images are cast one row at a time into
+cache-resident row buffers: each primitive whose projected bounding rectangle covers the row
+is intersected with the pixels of that rectangle only, nearest first, skipping pixels that
+already hold a nearer surface; then the row is shaded. LiDAR columns each have their own
+time, so poses are evaluated per column here, and primitives are culled per column by their
+bounding sphere. Noise comes from a counter-based hash of (seed, frame, pixel), so frames are
+deterministic, cheap and need no RNG state. Kernels are single-threaded, release the GIL (camera
+rows can be split into bands on threads with identical results) and are compiled with
+cache=True (start-up stays fast).
 """
 from __future__ import annotations
 
