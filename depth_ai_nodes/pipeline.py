@@ -135,6 +135,9 @@ FUSION = NodeSpec(
         Output("/fused/points", CLOUD, 10.0),
         Output("/lidar_depth", IMAGE, 10.0),
         Output("/lidar_depth/camera_info", INFO, 10.0, monitor=False),
+        Output("/lidar_depth_color", IMAGE, 10.0, enable_param="color_topic"),
+        Output("/lidar_depth_color/camera_info", INFO, 10.0, monitor=False,
+               enable_param="color_topic"),
         Output("/lidar_overlay", IMAGE, 10.0, enable_param="publish_overlay"),
     ),
     requires=("camera", "lidar"))
