@@ -162,7 +162,8 @@ def _project_kernel(x, y, z, m, fx, fy, cx, cy, d, model, r2max, w, h, zmin, zma
 def _project_pack_kernel(x, y, z, intensity, m, fx, fy, cx, cy, d, model, r2max, w, h, zmin, zmax,
                          out, depth, pix, idx, zbuf, coarse, cw):
     """The fusion's single pass over every point: copy x y z intensity into the output row
-    (camera fields NaN), project, and keep the nearest depth per pixel in zbuf."""
+    (camera fields NaN), project, and keep the nearest depth per pixel in zbuf. depth and pix
+    are written for the in-view points (idx) only: nothing reads them elsewhere."""
     ncol = out.shape[1]
     nan = np.float32(np.nan)
     inview = 0
@@ -181,8 +182,6 @@ def _project_pack_kernel(x, y, z, intensity, m, fx, fy, cx, cy, d, model, r2max,
         # the body of _project_one, written out: the hot path runs ~2.5x faster without
         # the inlined helper's tuple return
         Z = r20 * px + r21 * py + r22 * pz + t2
-        depth[i] = Z
-        pix[i] = -1
         if not (Z >= zmin and Z <= zmax):  # also rejects NaN
             continue
         inv = 1.0 / Z
@@ -197,6 +196,7 @@ def _project_pack_kernel(x, y, z, intensity, m, fx, fy, cx, cy, d, model, r2max,
         if uu >= -0.5 and vv >= -0.5 and uu < wlim and vv < hlim:
             p = int(vv + 0.5) * w + int(uu + 0.5)
             pix[i] = p
+            depth[i] = Z
             idx[inview] = i
             inview += 1
             if Z < zbuf[p]:
@@ -458,6 +458,8 @@ class Projector:
             np.float32(ir_scale), use_ir, np.ascontiguousarray(rgb) if use_rgb else self._dummy_rgb, use_rgb,
             np.ascontiguousarray(ref_depth, dtype=np.float32) if use_ref else self._dummy_ref, use_ref,
             out, out.view(np.uint32))
+        # pix/depth hold garbage outside idx: everything downstream reads them through
+        # `visible` (False there) or idx
         proj = Projection(None, None, depth, pix, idx[:inview], visible, int(occluded))
         return out, proj
 
