@@ -243,12 +243,14 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
     """camera_node (scene) + lidar_node + lidar_fusion_node, defaults plus colour on: fused
     clouds carry IR and rgb, and a lidar_depth in both cameras."""
     node = ros_node
-    topics = {"/fused/points": PointCloud2, "/lidar_depth": Image, "/lidar_depth_color": Image}
+    topics = {"/fused/points": PointCloud2, "/lidar_depth": Image, "/lidar_depth_color": Image,
+              "/lidar_overlay": Image}
     with NodeProcess.node("camera_node", {"source": "synthetic"}) as camera, \
             NodeProcess.node("lidar_node") as lidar, \
-            NodeProcess.node("lidar_fusion_node", {"color_topic": "/camera/color/image_raw", **SLOW}) as fusion:
+            NodeProcess.node("lidar_fusion_node", {"color_topic": "/camera/color/image_raw",
+                                                   "publish_overlay": True, **SLOW}) as fusion:
         got = collect(node, topics, 3, 60.0, QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT),
-                      stop_when=lambda g: len(g["/lidar_depth_color"]) >= 2 and any(
+                      stop_when=lambda g: len(g["/lidar_depth_color"]) >= 2 and g["/lidar_overlay"] and any(
                           np.isfinite(conv.pointcloud2_to_fields(m, ["rgb"])["rgb"]).any()
                           for _, m in g["/fused/points"]))
         outputs = camera.output() + lidar.output() + fusion.output()
@@ -259,3 +261,4 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
     assert np.isfinite(best["ir"]).sum() > 1000 and np.isfinite(best["rgb"]).sum() > 1000
     d = got["/lidar_depth_color"][-1][1]
     assert d.encoding == "32FC1" and d.header.frame_id == "camera_color_optical_frame"
+    assert got["/lidar_overlay"] and got["/lidar_overlay"][-1][1].encoding == "rgb8"

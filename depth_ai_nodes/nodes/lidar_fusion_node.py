@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
@@ -48,6 +49,8 @@ PARAMETERS: list[Param] = [
           choices=("ir", "color")),
     Param("depth_scale", 0.001, "Metres per unit of a 16UC1 depth image.", "m"),
     Param("odom_topic", "/lidar/odom", "nav_msgs/Odometry for motion compensation; empty: off."),
+    Param("twist_topic", "", "geometry_msgs/TwistStamped (body twist, header.frame_id = the body) "
+          "for motion compensation instead of odometry; empty: off."),
     Param("odom_lidar_xyz", [0.0, 0.0, 0.0], "LiDAR position in the odometry's child frame "
           "(ignored when the odometry is of the LiDAR frame).", "m"),
     Param("odom_lidar_quat_xyzw", [0.0, 0.0, 0.0, 1.0], "LiDAR orientation in the odometry's child frame."),
@@ -166,6 +169,8 @@ class LidarFusionNode(Node):
             self._wanted[p["depth_topic"]] = (Image, self._on_depth)
         if p["odom_topic"]:
             self._wanted[p["odom_topic"]] = (Odometry, self._on_odom)
+        if p["twist_topic"]:
+            self._wanted[p["twist_topic"]] = (TwistStamped, self._on_twist)
         if p["extrinsics_source"] == "topic":
             self._wanted[p["extrinsics_topic"]] = (Extrinsics, self._on_extrinsics)
         self._tf = self._make_tf() if p["extrinsics_source"] == "tf" else None
@@ -205,7 +210,7 @@ class LidarFusionNode(Node):
         so a calibration sent before we started still arrives."""
         for topic, (typ, cb) in self._wanted.items():
             qos = latched_qos() if typ is Extrinsics else \
-                matching_qos(self, topic, depth=20 if typ is Odometry else 5)
+                matching_qos(self, topic, depth=20 if typ in (Odometry, TwistStamped) else 5)
             self._subs[topic] = self.create_subscription(typ, topic, cb, qos)
 
     # --- camera side ------------------------------------------------------------------
@@ -249,6 +254,11 @@ class LidarFusionNode(Node):
         v = np.array([tw.linear.x, tw.linear.y, tw.linear.z])
         w = np.array([tw.angular.x, tw.angular.y, tw.angular.z])
         self.odoms.append((stamp_s(msg.header.stamp), v, w, msg.child_frame_id))
+
+    def _on_twist(self, msg: TwistStamped) -> None:
+        tw = msg.twist
+        self.odoms.append((stamp_s(msg.header.stamp), np.array([tw.linear.x, tw.linear.y, tw.linear.z]),
+                           np.array([tw.angular.x, tw.angular.y, tw.angular.z]), msg.header.frame_id))
 
     def _on_extrinsics(self, msg: Extrinsics) -> None:
         self.extrinsics = _extrinsics_matrix(msg)
@@ -306,7 +316,7 @@ class LidarFusionNode(Node):
                 self._bad_input("fusion", f"fusion failed: {err}")
 
     def _needs_odom(self, m: Match) -> bool:
-        if m.frame is None or not self.p["odom_topic"] or not self.odoms:
+        if m.frame is None or not (self.p["odom_topic"] or self.p["twist_topic"]) or not self.odoms:
             return False  # no odometry at all: fuse without compensation, do not wait
         msg, cols = m.cloud
         if "t" not in cols or not cols["t"].size:
