@@ -506,6 +506,9 @@ class Runner:
             self._clear_table()
             lines = [f"depth-ai run  {elapsed:6.1f} s  {self._node_line()}", header, *rows,
                      "Ctrl-C stops everything"]
+            # one terminal row per line, or the redraw's cursor-up count would be wrong
+            width = max(20, shutil.get_terminal_size().columns - 1)
+            lines = [line[:width] for line in lines]
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()
             self._table_lines = len(lines)
