@@ -141,7 +141,7 @@ def test_strong_distortion_does_not_fold_far_points_into_the_image():
 
 # ----------------------------------------------------------------------------- sync
 def test_sync_matches_within_slop_and_never_stalls():
-    m = ApproxTimeMatcher(slop=0.02, timeout=0.1)
+    m = ApproxTimeMatcher(slop=0.02, timeout=0.1, silent_after=5.0)
     for k in range(5):
         m.add_frame(k / 30.0, f"f{k}", now=0.0)
     out = m.add_cloud(0.068, "c1", now=0.0)      # nearest frame 0.0667, a later one exists
@@ -150,11 +150,16 @@ def test_sync_matches_within_slop_and_never_stalls():
     assert m.poll(now=1.05) == []
     late = m.add_frame(0.2 + 0.005, "late", now=1.06)
     assert late[0].cloud == "c2" and late[0].frame == "late"
-    # a silent camera: the cloud goes out unmatched after the timeout, not later
-    assert m.add_cloud(0.5, "c3", now=2.0) == []
-    out = m.poll(now=2.0 + 0.1)
+    # a late camera: the cloud goes out unmatched after the timeout, not later
+    assert m.add_cloud(0.5, "c3", now=1.5) == []
+    out = m.poll(now=1.5 + 0.1)
     assert out[0].cloud == "c3" and out[0].frame is None
     assert m.matched == 2 and m.unmatched == 1
+
+    # a silent camera (no frame for silent_after): clouds go out at once, no waiting
+    out = m.add_cloud(0.7, "c_silent", now=1.06 + m.silent_after)
+    assert out[0].cloud == "c_silent" and out[0].frame is None and out[0].waited == 0.0
+    assert ApproxTimeMatcher().add_cloud(1.0, "never", now=0.0)[0].frame is None  # no camera ever
     # a camera already past ref + slop decides at once (unmatched when the gap is too big)
     m.add_frame(1.0, "f_new", now=3.0)
     out = m.add_cloud(0.9, "c4", now=3.0)

@@ -6,9 +6,11 @@ cloud's reference time, if within `slop`. Decision rule, per cloud:
   no nearer one can still come): matched now;
 - the newest frame is later than reference + slop (any later one would be farther):
   decided now, matched to the best within slop or unmatched;
+- no camera frame has arrived for `silent_after` seconds (or ever): the camera is
+  silent, nothing is worth waiting for: unmatched now;
 - otherwise the cloud waits, but never longer than `timeout` (receive-clock seconds):
-  then it goes out with the best within slop or unmatched. A silent or late camera
-  therefore delays clouds by at most `timeout` and never drops them.
+  then it goes out with the best within slop or unmatched. A late camera therefore delays
+  clouds by at most `timeout`, a silent one not at all, and neither ever drops them.
 Times are float seconds; the caller applies the per-sensor offsets with `offset`.
 """
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ApproxTimeMatcher(Generic[C, T]):
     timeout: float = 0.2
     max_frames: int = 60
     max_pending: int = 8
+    silent_after: float = 1.0   # receive-clock seconds without frames that make the camera silent
     frame_offset: float = 0.0   # added to every camera stamp (camera clock -> common clock)
     cloud_offset: float = 0.0   # added to every cloud reference time
     frames: deque = field(default_factory=deque)
@@ -50,10 +53,12 @@ class ApproxTimeMatcher(Generic[C, T]):
     matched: int = 0
     unmatched: int = 0
     overflow: int = 0
+    last_frame_arrival: float | None = None
 
     def add_frame(self, stamp: float, frame: T, now: float) -> list[Match]:
         """A camera frame arrived; returns clouds that can now be decided."""
         t = stamp + self.frame_offset
+        self.last_frame_arrival = now
         if self.frames and t < self.frames[-1][0]:  # out of order: keep the buffer sorted
             items = sorted([*self.frames, (t, frame)], key=lambda f: f[0])
             self.frames = deque(items)
@@ -77,12 +82,13 @@ class ApproxTimeMatcher(Generic[C, T]):
         """Decide every pending cloud that can be decided (call on a timer too)."""
         out: list[Match] = []
         keep: deque = deque()
+        silent = self.last_frame_arrival is None or now - self.last_frame_arrival >= self.silent_after
         for p in self.pending:
             best = self._best(p.ref)
             newest = self.frames[-1][0] if self.frames else None
             ready = (best is not None and newest is not None and newest >= p.ref) \
                 or (newest is not None and newest > p.ref + self.slop) \
-                or (now - p.arrived >= self.timeout)
+                or silent or (now - p.arrived >= self.timeout)
             if ready:
                 out.append(self._decide(p, now, best))
             else:

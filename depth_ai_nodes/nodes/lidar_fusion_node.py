@@ -67,6 +67,8 @@ PARAMETERS: list[Param] = [
     Param("target_frame", "", "Frame of fused/points: empty = the LiDAR frame, or the camera's frame."),
     Param("slop", 0.05, "Largest |camera - LiDAR| time difference that still matches.", "s"),
     Param("sync_timeout", 0.15, "Longest a cloud waits for its camera frame before going out without.", "s"),
+    Param("camera_silent_after", 1.0, "No IR frame for this long: the camera counts as silent and "
+          "clouds go out at once, without waiting sync_timeout.", "s"),
     Param("camera_time_offset", 0.0, "Added to camera stamps (camera clock -> common clock).", "s"),
     Param("lidar_time_offset", 0.0, "Added to LiDAR stamps (LiDAR clock -> common clock).", "s"),
     Param("sync_reference", "mid_scan", "The cloud time matched to a camera frame: the stamp, or "
@@ -126,6 +128,7 @@ class LidarFusionNode(Node):
         self.out_qos = qos_from_name(p["qos"])
         self.matcher: ApproxTimeMatcher = ApproxTimeMatcher(
             slop=float(p["slop"]), timeout=float(p["sync_timeout"]),
+            silent_after=float(p["camera_silent_after"]),
             frame_offset=float(p["camera_time_offset"]), cloud_offset=float(p["lidar_time_offset"]))
         self.extrinsics: np.ndarray | None = None   # camera <- LiDAR
         self.depth_to_color: np.ndarray | None = None
@@ -489,7 +492,11 @@ class LidarFusionNode(Node):
     def _report(self, n: int, in_view: int, occluded: int, m: Match, matched: bool) -> None:
         if matched:
             self.counts["fused"] += 1
-        level, text = (OK, "fusing") if matched else (WARN, "no camera frame matched: camera fields NaN")
+        last = self.matcher.last_frame_arrival
+        silent = last is None or time.monotonic() - last >= self.matcher.silent_after
+        level, text = (OK, "fusing") if matched else (
+            WARN, "camera silent: clouds go out with NaN camera fields" if silent
+            else "no camera frame within slop: camera fields NaN")
         if self.extrinsics is None and self._tf is None:
             level, text = WARN, "no LiDAR -> camera extrinsics yet"
         self.diag.set("fusion", level, text, **{
