@@ -6,9 +6,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# The point fields every source fills, in PointCloud2 order (t: seconds since the stamp).
+# The point fields every source fills, in lidar_node's PointCloud2 order (t: seconds since
+# the stamp; t before ring keeps every float 4-byte aligned).
 POINT_FIELDS = (("x", np.float32), ("y", np.float32), ("z", np.float32),
-                ("intensity", np.float32), ("ring", np.uint16), ("t", np.float32))
+                ("intensity", np.float32), ("t", np.float32), ("ring", np.uint16))
 
 
 class SourceError(Exception):
@@ -29,14 +30,6 @@ class LidarScan:
 
     def __len__(self) -> int:
         return int(self.points["x"].shape[0])
-
-    def structured(self) -> np.ndarray:
-        """Points as one structured array in POINT_FIELDS order (packed, 22 bytes... padded
-        to the PointCloud2 layout by the caller)."""
-        out = np.empty(len(self), dtype=[(n, t) for n, t in POINT_FIELDS])
-        for name, _ in POINT_FIELDS:
-            out[name] = self.points[name]
-        return out
 
 
 class LidarSource(Protocol):
