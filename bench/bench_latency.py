@@ -41,7 +41,7 @@ def subscriber(seconds: float, warmup: float) -> dict:
 
     rclpy.init()
     node = rclpy.create_node("latency_probe")
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
     lat: dict[str, list[float]] = {k: [] for k in STREAMS}
     stamps: dict[str, set[int]] = {k: set() for k in STREAMS}
     published: list[tuple[float, int]] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -110,8 +111,6 @@ TOPICS = {
                       "~/aligned_depth_to_color/camera_info", "color"),
     "ground_truth": ("~/ground_truth/depth", "~/ground_truth/camera_info", "depth"),
 }
-# computed from the raw streams: skipped while nobody subscribes (like the point cloud and rgbd)
-LAZY = ("aligned_depth",)
 ENCODINGS = {"color": "rgb8", "infra1": "mono8", "depth": "16UC1", "aligned_depth": "16UC1",
              "ground_truth": "32FC1"}
 
@@ -218,6 +217,7 @@ class CameraNode(Node):
         self._tf = _static_broadcaster(self) if self.p["publish_tf"] else None
         self._tf_sent = False
 
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="register")
         self._lock = threading.Condition()
         self._pending: Frameset | None = None
         self._running = True
@@ -297,12 +297,16 @@ class CameraNode(Node):
         most latency-sensitive), then what is computed from them."""
         stamp = conv.stamp_msg(fs.stamp_ns)
         depth_mm = self._depth_mm(fs.depth, fs.depth_scale) if fs.depth is not None else None
+        aligned = None
+        if depth_mm is not None and fs.color is not None and self.enabled["aligned_depth"] \
+                and self._has_subscribers(*self._pubs("aligned_depth")):
+            # registration (numba, GIL released) overlaps publishing the raw streams
+            aligned = self._worker.submit(self._aligned, fs, depth_mm)
         streams: dict[str, tuple[Callable[[], np.ndarray], Any] | None] = {
             "depth": (lambda: depth_mm, fs.depth_model) if depth_mm is not None else None,
             "color": (lambda: fs.color, fs.color_model) if fs.color is not None else None,
             "infra1": (lambda: fs.ir, fs.ir_model) if fs.ir is not None else None,
-            "aligned_depth": (lambda: self._aligned(fs, depth_mm), fs.color_model)
-            if depth_mm is not None and fs.color is not None else None,
+            "aligned_depth": (aligned.result, fs.color_model) if aligned is not None else None,
             "ground_truth": (lambda: fs.gt_depth_m.astype(np.float32, copy=False),
                              fs.gt_model or fs.depth_model)
             if fs.gt_depth_m is not None else None,
@@ -312,8 +316,6 @@ class CameraNode(Node):
         for key, entry in streams.items():
             if entry is None or not self.enabled.get(key, False):
                 continue
-            if key in LAZY and not self._has_subscribers(*self._pubs(key)):
-                continue  # computed streams cost CPU only while someone listens
             make, model = entry
             frame_id = self.names.optical(TOPICS[key][2])
             image = self._image(key, make(), frame_id, stamp)
@@ -443,6 +445,7 @@ class CameraNode(Node):
             self._lock.notify_all()
         for t in self._threads:
             t.join(timeout=2.0)
+        self._worker.shutdown(wait=True)
         self.source.stop()
 
 
