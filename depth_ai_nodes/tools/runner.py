@@ -533,14 +533,21 @@ class Runner:
                 os.killpg(c.proc.pid, signal.SIGINT)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + self.stop_timeout
+        timeout = self.stop_timeout
+        start = time.monotonic()
         for c in running:
-            try:
-                c.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            # short waits, so a second Ctrl-C (stop_timeout -> 0) ends the wait at once
+            while c.proc.poll() is None and time.monotonic() - start < min(timeout,
+                                                                            self.stop_timeout):
+                try:
+                    c.proc.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+            if c.proc.poll() is not None:
                 self.say(f"{c.name} stopped (exit {c.proc.returncode})")
-            except subprocess.TimeoutExpired:
-                self.say(f"{c.name} did not stop within {self.stop_timeout:g} s of SIGINT: "
-                         f"SIGKILL")
+            else:
+                self.say(f"{c.name} did not stop within {time.monotonic() - start:.1f} s of "
+                         f"SIGINT: SIGKILL")
                 try:
                     os.killpg(c.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
