@@ -196,3 +196,29 @@ def test_record_gets_a_latched_message_published_before_it_started(tmp_path):
     assert [des(raw, String).data for raw in bag_messages(out)["/rt/latched"]] == ["calibration"]
     qos = metadata(out)["topics_with_message_count"][0]["topic_metadata"]["offered_qos_profiles"]
     assert qos[0]["durability"] in ("transient_local", 1), qos
+
+
+def test_mcap_schemas_decode_with_an_independent_ros2msg_decoder(tmp_path):
+    """What Foxglove does with an mcap: read each channel's ros2msg schema and decode the
+    CDR with it, no ROS types involved (the mcap + mcap-ros2-support libraries)."""
+    mcap_reader = pytest.importorskip("mcap.reader")
+    decoder = pytest.importorskip("mcap_ros2.decoder")
+    from depth_ai_nodes.msg import RGBIRDepth
+
+    bag = write_ros2_style_bag(tmp_path / "foxglove", {
+        "/rt/rgbd": [make_message("/rt/rgbd", i) for i in range(3)],
+        "/rt/image": [make_message("/rt/image", i) for i in range(3)]}, storage="mcap")
+    seen = {}
+    with open(next(bag.glob("*.mcap")), "rb") as f:
+        reader = mcap_reader.make_reader(f, decoder_factories=[decoder.DecoderFactory()])
+        for schema, channel, _, msg in reader.iter_decoded_messages():
+            assert channel.message_encoding == "cdr" and schema.encoding == "ros2msg"
+            seen.setdefault(channel.topic, (schema.name, msg))
+    assert seen["/rt/image"][0] == "sensor_msgs/msg/Image"
+    name, rgbd = seen["/rt/rgbd"]
+    want = make_message("/rt/rgbd", 0)
+    assert name == "depth_ai_nodes/msg/RGBIRDepth" and isinstance(want, RGBIRDepth)
+    assert rgbd.header.frame_id == want.header.frame_id
+    assert bytes(rgbd.color.data) == bytes(want.color.data)
+    assert list(rgbd.depth_info.k) == list(want.depth_info.k)
+    assert list(rgbd.depth_to_color.rotation) == list(want.depth_to_color.rotation)
