@@ -262,3 +262,53 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
     d = got["/lidar_depth_color"][-1][1]
     assert d.encoding == "32FC1" and d.header.frame_id == "camera_color_optical_frame"
     assert got["/lidar_overlay"] and got["/lidar_overlay"][-1][1].encoding == "rgb8"
+
+
+@pytest.mark.data
+def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, shared_data):
+    """Real data end to end: lidar_node (KITTI scans) + lidar_fusion_node with the KITTI
+    calib.txt as calibration_file; this process publishes frame 000000's image (grey, as the
+    'IR' image) with K = P2[:, :3]. Fused values = the image at P2 @ R0_rect @ Tr @ X."""
+    from PIL import Image as PILImage
+
+    from depth_ai_nodes.core.calibration import parse_kitti_calib
+
+    kitti = shared_data / "kitti"
+    grey = np.asarray(PILImage.open(kitti / "image_2" / "000000.png").convert("L"))
+    calib = parse_kitti_calib(kitti / "calib" / "000000.txt")
+    h, w = grey.shape
+    node = ros_node
+    img_pub = node.create_publisher(Image, "/camera/infra1/image_rect_raw", RELIABLE)
+    info_pub = node.create_publisher(CameraInfo, "/camera/infra1/camera_info", RELIABLE)
+    fused: list = []
+    node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    n0 = np.fromfile(kitti / "velodyne" / "000000.bin", np.float32).size // 4
+    params = {"extrinsics_source": "file", "calibration_file": str(kitti / "calib" / "000000.txt"),
+              "odom_topic": "''", "qos": "reliable", **SLOW}
+    with NodeProcess.node("lidar_node", {"source": "kitti", "kitti_path": str(kitti), "qos": "reliable"}) as lidar, \
+            NodeProcess.node("lidar_fusion_node", params) as fusion:
+        deadline = time.monotonic() + 40.0
+        while time.monotonic() < deadline and not any(
+                m.width == n0 and np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).any() for m in fused):
+            info = CameraInfo(width=w, height=h, distortion_model="plumb_bob", d=[0.0] * 5,
+                              k=calib.P[2][:, :3].reshape(-1).tolist())
+            info.header.frame_id = "kitti_camera_2"
+            info.header.stamp = conv.ns_to_stamp(time.time_ns())
+            img = conv.array_to_image(grey, "mono8", header=info.header)
+            info_pub.publish(info)
+            img_pub.publish(img)
+            spin_until(node, lambda: False, 0.03)
+        outputs = lidar.output() + fusion.output()
+        assert lidar.stop() == 0 and fusion.stop() == 0
+    msg = next((m for m in fused if m.width == n0
+                and np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).any()), None)
+    assert msg is not None, outputs
+    cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "ir"])
+    xyz = np.stack([cols["x"], cols["y"], cols["z"]], 1).astype(np.float64)
+    ref = np.c_[xyz, np.ones(len(xyz))] @ calib.projection(2).T
+    uv = ref[:, :2] / ref[:, 2:3]
+    seen = np.isfinite(cols["ir"])
+    assert 15_000 < seen.sum() < 21_000  # ~20k in the image, minus the occluded
+    clear = seen & np.all(np.abs(uv - np.round(uv)) < 0.49, axis=1)
+    iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
+    np.testing.assert_array_equal(cols["ir"][clear], grey[iv, iu].astype(np.float32))
