@@ -73,8 +73,16 @@ def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
                        count=1, timeout=10.0, qos=LATCHED)
         diag = collect(ros_node, {"/diagnostics": DiagnosticArray}, count=1, timeout=10.0,
                        stop_when=lambda g: any(_device_status(m) for _, m in g["/diagnostics"]))
+        qos_of = {t: ros_node.get_publishers_info_by_topic(f"{NS}/{t}")[0].qos_profile
+                  for t in ("depth/image_rect_raw", "color/camera_info",
+                            "extrinsics/depth_to_color")}
         assert node.alive(), node.output()[-3000:]
         assert node.stop() == 0, node.output()[-3000:]
+
+    # sensor-data QoS for streams (realsense-ros default), latched extrinsics
+    assert qos_of["depth/image_rect_raw"].reliability == ReliabilityPolicy.BEST_EFFORT
+    assert qos_of["color/camera_info"].reliability == ReliabilityPolicy.BEST_EFFORT
+    assert qos_of["extrinsics/depth_to_color"].durability == DurabilityPolicy.TRANSIENT_LOCAL
 
     for topic, msgs in got.items():
         assert len(msgs) >= 12, f"{topic}: {len(msgs)} messages in 60 s"
