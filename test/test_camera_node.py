@@ -72,7 +72,8 @@ def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
                                   f"{NS}/extrinsics/depth_to_infra1": Extrinsics},
                        count=1, timeout=10.0, qos=LATCHED)
         diag = collect(ros_node, {"/diagnostics": DiagnosticArray}, count=1, timeout=10.0,
-                       stop_when=lambda g: any(_device_status(m) for _, m in g["/diagnostics"]))
+                       stop_when=lambda g: any(_device_status(m) and _streams_status(m)
+                                               for _, m in g["/diagnostics"]))
         qos_of = {t: ros_node.get_publishers_info_by_topic(f"{NS}/{t}")[0].qos_profile
                   for t in ("depth/image_rect_raw", "color/camera_info",
                             "extrinsics/depth_to_color")}
@@ -163,10 +164,18 @@ def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
     values = {kv.key: kv.value for kv in status.values}
     assert values["state"] == "streaming" and values["serial"].startswith("synthetic")
     assert "dropped_framesets" in values
+    streams = next(s for _, m in diag["/diagnostics"] for s in _streams_status(m))
+    rates = {kv.key: kv.value for kv in streams.values}
+    assert float(rates["depth rate (Hz)"]) > 0.3 * FPS, rates
+    assert float(rates["color latency median (ms)"]) > 0, rates
 
 
 def _device_status(array: DiagnosticArray) -> list:
     return [s for s in array.status if s.name.endswith(": device")]
+
+
+def _streams_status(array: DiagnosticArray) -> list:
+    return [s for s in array.status if s.name.endswith(": streams")]
 
 
 def test_decimation_keeps_camera_info_consistent(ros_node):
