@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from depth_ai_nodes.sources.base import (ENDED, RECONNECTING, STARTING, STOPPED, STREAMING,
+from depth_ai_nodes.sources.base import (RECONNECTING, STARTING, STOPPED, STREAMING,
                                          Backoff, Frameset, SourceError)
 
 log = logging.getLogger(__name__)
