@@ -417,3 +417,23 @@ def test_recording_without_depth_is_a_config_error(tmp_path):
     del recorder
     with pytest.raises(SourceError, match="depth"):
         PlaybackSource(path).start()
+
+
+def test_full_filter_chain_runs_on_playback(recording):
+    """All five librealsense filters in realsense-ros order; intrinsics follow decimation."""
+    filters = FilterSettings(decimation=True, decimation_magnitude=3, threshold=True,
+                             threshold_min_m=0.5, threshold_max_m=4.0, spatial=True,
+                             temporal=True, hole_filling=True)
+    source = PlaybackSource(recording, StreamSettings(filters=filters), real_time=False)
+    source.start()
+    try:
+        framesets = read_all(source, limit=3)
+    finally:
+        source.stop()
+    assert len(framesets) == 3
+    for fs in framesets:
+        assert fs.depth.shape == (160, 216)  # 640/3 = 213 padded to a multiple of 4
+        assert (fs.depth_model.width, fs.depth_model.height) == (216, 160)
+        assert fs.depth_model.fx == pytest.approx(DEPTH_K[0] / 3, rel=1e-4)
+        valid = fs.depth[fs.depth > 0]
+        assert valid.size and valid.min() >= 500 and valid.max() <= 4000
