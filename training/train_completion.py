@@ -210,27 +210,27 @@ def procedural_frame(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def scene_frames(n: int, h: int, w: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Crops of the built-in scene (sensor depth registered to colour by z-buffer splat)."""
+    """Crops of the built-in scene in the COLOUR geometry, as the node sees them: sensor depth
+    and exact ground truth both registered to colour with librealsense's align rules."""
     try:
+        from depth_ai_nodes.core.registration import align_depth_to_color
         from depth_ai_nodes.core.scene import CameraRig, SyntheticCamera, World
     except Exception as err:  # the scene needs core modules that may be absent
         print(f"built-in scene unavailable ({err}); procedural data only", flush=True)
         return []
     out = []
     rng = np.random.default_rng(seed)
-    world = World.default(seed=seed)
-    cam = SyntheticCamera(world, CameraRig(320, 240), seed=seed)
+    rig = CameraRig(320, 240)
+    cam = SyntheticCamera(World.default(seed=seed), rig, seed=seed)
+    units = 0.0002
     for i in range(n):
-        f = cam.render(float(rng.uniform(0, 60)))
-        # depth and colour are 1.5 cm apart; at 320x240 with identical fx/fy ratio we use
-        # the depth geometry for both by resampling colour is not exact, so train on the IR
-        # imager's geometry: grey IR as a colour stand-in would not match real RGB; instead
-        # keep colour and depth as rendered (small parallax acts as mis-registration noise)
-        gt = np.nan_to_num(f.gt_depth_m, nan=0.0)
-        sens = f.depth_mm.astype(np.float32) / 1000.0
+        f = cam.render(float(rng.uniform(0, 120)))
+        gt_q = np.clip(np.nan_to_num(f.gt_depth_m) / units + 0.5, 0, 65535).astype(np.uint16)
+        gt = align_depth_to_color(gt_q, rig.depth_model, rig.color_model, rig.depth_to_color,
+                                  depth_scale=units).astype(np.float32) * units
+        sens = align_depth_to_color(f.depth_mm, rig.depth_model, rig.color_model, rig.depth_to_color,
+                                    depth_scale=0.001).astype(np.float32) / 1000.0
         rgb = f.color.astype(np.float32) / 255.0
-        if rgb.shape[:2] != gt.shape:
-            continue
         y0 = int(rng.integers(0, gt.shape[0] - h + 1))
         x0 = int(rng.integers(0, gt.shape[1] - w + 1))
         sl = (slice(y0, y0 + h), slice(x0, x0 + w))
@@ -265,6 +265,9 @@ def train(args: argparse.Namespace) -> CompletionNet:
     n = data["rgb"].shape[0]
     print(f"dataset: {n} frames {args.crop_h}x{args.crop_w} in {time.time() - t0:.0f}s", flush=True)
     net = CompletionNet()
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu"))
+        print(f"initialised from {args.init}", flush=True)
     print(f"parameters: {sum(p.numel() for p in net.parameters())}", flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
@@ -328,6 +331,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", type=Path, help="start from these weights (.pt), e.g. a previous stage")
     args = p.parse_args()
     net = train(args)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))

@@ -55,7 +55,7 @@ PARAMETERS: list[Param] = [
           "into the camera by lidar_fusion_node (16UC1 mm or 32FC1 m); empty: none."),
     Param("sync_tolerance", 0.02, "Largest stamp difference between colour and its depth / sparse "
           "depth.", unit="s"),
-    Param("depth_wait", 0.1, "How long a colour frame waits for its depth before it is processed "
+    Param("depth_wait", 0.3, "How long a colour frame waits for its depth before it is processed "
           "without it (models that need depth skip it instead).", unit="s"),
     Param("align", "auto", "Metric alignment: auto (relative outputs only), on (also refit metric "
           "outputs), off.", choices=ALIGN_MODES),
@@ -232,11 +232,15 @@ class DepthInferenceNode(Node):
         if self.model.spec.needs_depth and depth_m is None and sparse_m is None:
             raise FrameError(f"no depth within {self.p['sync_tolerance']} s of the colour frame "
                              f"(stamp {_stamp_s(color):.3f}); the model needs depth")
+        res = self.pipeline.process(rgb, depth_m, sparse_m)
         info = self._info
         if info is not None and (info.width, info.height) != (color.width, color.height):
-            raise FrameError(f"camera_info {info.width}x{info.height} does not match the colour "
-                             f"image {color.width}x{color.height}")
-        res = self.pipeline.process(rgb, depth_m, sparse_m)
+            res.warnings.append(f"camera_info {info.width}x{info.height} does not match the colour image "
+                                f"{color.width}x{color.height}: camera_info and points not published")
+            info = None
+        elif info is None:
+            res.warnings.append(f"no camera_info on {self.p['color_info_topic']} yet: camera_info "
+                                f"and points not published")
         header = color.header
         self.depth_pub.publish(conv.array_to_image(res.depth, "32FC1", header=header))
         self.conf_pub.publish(conv.array_to_image(res.confidence, "32FC1", header=header))
@@ -266,9 +270,6 @@ class DepthInferenceNode(Node):
                       fit_residual=a.residual, reference_points=a.references, confidence=a.confidence,
                       frames_dropped=self.dropped, frame_errors=self.errors,
                       aligned=res.aligned)
-        if info is None:
-            res.warnings.append(f"no camera_info on {self.p['color_info_topic']} yet: camera_info "
-                                f"and points not published")
         if res.warnings:
             self.get_logger().warn("; ".join(res.warnings), throttle_duration_sec=5.0)
             self.diag.set("inference", WARN, "; ".join(res.warnings), **values)
