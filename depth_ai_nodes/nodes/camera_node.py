@@ -180,12 +180,14 @@ class CameraNode(Node):
         if int(self.p["pointcloud.stride"]) < 1:
             raise ConfigError("pointcloud.stride must be >= 1")
         self.names = FrameNames(self.p["camera_name"], self.p["base_frame_id"])
-        self.fps = _profile(self.p, "depth_module.depth_profile")[2] or 30
         try:
             self.source = make_source(self.p)
             self.source.start()
         except SourceError as err:
             raise ConfigError(str(err)) from None
+        # expected rate for diagnostics: what the device/file/scene actually runs at
+        self.fps = getattr(self.source, "fps", 0.0) \
+            or _profile(self.p, "depth_module.depth_profile")[2] or 30
 
         self.diag = Diagnostics(self)
         self.diag.set_hardware_id(self.source.info.get("serial", self.p["source"]))
@@ -229,7 +231,7 @@ class CameraNode(Node):
             t.start()
         self.create_timer(0.5, self._update_state)
         self.get_logger().info(
-            f"source {self.p['source']} {self.source.info} streaming at {self.fps} Hz; topics "
+            f"source {self.p['source']} {self.source.info} streaming at {self.fps:g} Hz; topics "
             f"under {self.get_fully_qualified_name()}/")
 
     # --- threads ------------------------------------------------------------------------

@@ -220,6 +220,7 @@ class PipelineSource:
         self.state = STARTING
         self.info: dict[str, str] = {}
         self.depth_scale = 0.001
+        self.fps = 0.0  # the depth stream's, once started
         self._pipeline: Any = None
         self._profile: Any = None
         self._converter: FramesetConverter | None = None
@@ -251,6 +252,8 @@ class PipelineSource:
             pipeline.stop()
             raise
         self._pipeline, self._profile = pipeline, profile
+        rates = [sp.fps() for sp in profile.get_streams() if sp.stream_type() == rs.stream.depth]
+        self.fps = float(rates[0]) if rates else 0.0
         self._converter = FramesetConverter(build_filters(self.streams.filters),
                                             self.depth_scale, dict(self.info), self._stamp)
 
