@@ -318,8 +318,13 @@ class CameraNode(Node):
             if entry is None or not self.enabled.get(key, False):
                 continue
             make, model = entry
+            try:
+                array = make()
+            except Exception as err:  # e.g. registration into an unsupported camera model
+                self._report(f"{TOPICS[key][0][2:]} not published: {err}")
+                continue
             frame_id = self.names.optical(TOPICS[key][2])
-            image = self._image(key, make(), frame_id, stamp)
+            image = self._image(key, array, frame_id, stamp)
             info = self._camera_info(model, frame_id)
             info.header.stamp = stamp
             if (info.width, info.height) != (image.width, image.height):
