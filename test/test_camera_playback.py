@@ -437,4 +437,3 @@ def test_full_filter_chain_runs_on_playback(recording):
         assert fs.depth_model.fx == pytest.approx(DEPTH_K[0] / 3, rel=1e-4)
         valid = fs.depth[fs.depth > 0]
         assert valid.size and valid.min() >= 500 and valid.max() <= 4000
-
