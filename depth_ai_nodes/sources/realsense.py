@@ -355,8 +355,16 @@ class RealSenseSource(PipelineSource):
         if self.initial_reset and self.state == STARTING:
             device.hardware_reset()
             self.initial_reset = False
+            deadline = time.monotonic() + 15.0  # the camera re-enumerates on USB
             time.sleep(2.0)
-            device = self._device()
+            while True:
+                try:
+                    device = self._device()
+                    break
+                except SourceError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
         cfg = rs.config()
         cfg.enable_device(serial)
         s = self.streams
