@@ -283,3 +283,16 @@ def test_synthetic_source_is_deterministic_paced_and_prerenders():
     got = [src.read(2.0) for _ in range(10)]
     assert all(f is not None for f in got)
     assert time.monotonic() - t0 >= 9 / 30 - 0.01  # paced at 30 fps, not faster
+
+
+def test_docs_parameter_table_is_current():
+    """docs/camera_node.md ends with the table generated from PARAMETERS."""
+    from pathlib import Path
+
+    from depth_ai_nodes.nodes.camera_node import PARAMETERS
+    from depth_ai_nodes.ros.params import as_markdown
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "camera_node.md").read_text()
+    assert as_markdown(PARAMETERS) in doc, (
+        "regenerate the table at the end of docs/camera_node.md with "
+        "depth_ai_nodes.ros.params.as_markdown(camera_node.PARAMETERS)")
