@@ -165,7 +165,7 @@ def test_decimation_keeps_intrinsics_consistent_with_the_image(recording):
 @pytest.mark.parametrize("path, expected", [
     ("/nonexistent/recording.bag", "does not exist"),
     (__file__, "not a RealSense recording"),
-])
+], ids=["missing", "not-a-recording"])
 def test_playback_config_errors_say_what_to_fix(path, expected):
     with pytest.raises(SourceError, match=expected):
         PlaybackSource(path).start()
