@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.msg import InferenceStats
 from harness import NodeProcess, collect, executable, spin_until, wait_for_topics
@@ -44,16 +44,18 @@ def frame_arrays(msg: Image, dtype) -> np.ndarray:
 def test_scene_depth_accuracy_and_bad_frames(ros_node):
     with NodeProcess.node("camera_node", CAMERA, name="camera") as cam, \
             NodeProcess.node("depth_inference_node", {"qos": "reliable", "intra_op_threads": 1,
-                                                       "depth_wait": 1.0}) as inf:
+                                                       "depth_wait": 1.0, "publish_points": True,
+                                                       "points_stride": 4}) as inf:
         assert wait_for_topics(ros_node, [f"{NS}/depth", "/camera/ground_truth/depth"], 40.0), \
             cam.output()[-2000:] + inf.output()[-2000:]
         got = collect(ros_node, {f"{NS}/depth": Image, f"{NS}/camera_info": CameraInfo,
                                  f"{NS}/confidence": Image, f"{NS}/stats": InferenceStats,
+                                 f"{NS}/points": PointCloud2,
                                  "/camera/ground_truth/depth": Image,
                                  "/camera/aligned_depth_to_color/image_raw": Image},
                       count=4, timeout=60.0, qos=10,
                       stop_when=lambda g: len(g[f"{NS}/depth"]) >= 3 and len(g[f"{NS}/stats"]) >= 3
-                      and len(g[f"{NS}/camera_info"]) >= 1)
+                      and len(g[f"{NS}/camera_info"]) >= 1 and len(g[f"{NS}/points"]) >= 1)
         assert len(got[f"{NS}/depth"]) >= 3, inf.output()[-3000:]
         gts = {(m.header.stamp.sec, m.header.stamp.nanosec): m for _, m in got["/camera/ground_truth/depth"]}
         sensors = {(m.header.stamp.sec, m.header.stamp.nanosec): m
@@ -89,6 +91,14 @@ def test_scene_depth_accuracy_and_bad_frames(ros_node):
         assert (info.width, info.height) == (640, 480) and info.k[0] == pytest.approx(615.0, rel=1e-3)
         conf = frame_arrays(got[f"{NS}/confidence"][-1][1], np.float32)
         assert 0.0 <= conf.min() and conf.max() <= 1.0 and conf.mean() > 0.3
+        cloud = got[f"{NS}/points"][-1][1]
+        assert [f.name for f in cloud.fields][:3] == ["x", "y", "z"]
+        assert cloud.header.frame_id == "camera_color_optical_frame" and cloud.width * cloud.height > 10000
+        pts = np.frombuffer(cloud.data, np.uint8).reshape(-1, cloud.point_step)
+        zo = next(f.offset for f in cloud.fields if f.name == "z")
+        z = pts[:, zo:zo + 4].copy().view(np.float32).ravel()
+        z = z[np.isfinite(z)]
+        assert 0.1 < np.median(z) < 20.0
         st = got[f"{NS}/stats"][-1][1]
         assert st.model == "depth_completion" and st.model_latency_ms > 0
         assert st.node_latency_ms >= st.model_latency_ms
