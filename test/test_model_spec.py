@@ -213,3 +213,26 @@ def test_shipped_specs_for_public_models_parse_and_validate(tmp_path, name, size
     model = DepthModel(parse_spec(doc, tmp_path))
     out_img = model.predict(rgb_image(48, 64)).value
     assert out_img.shape == (48, 64) and np.isfinite(out_img).all()
+
+
+def test_rgb_only_relative_model_aligned_to_sparse_depth(tmp_path):
+    """A monocular-style model (rgb in, relative depth out) made metric from sparse LiDAR-like
+    references only: 3 % of the pixels, with 10 % of them gross outliers."""
+    onnx_path = G.channel_mean_nchw(tmp_path / "mono.onnx")
+    spec = G.write_spec(tmp_path / "mono.yaml", onnx_path,
+                        [{"name": "rgb", "data": "rgb", "scale": 1.0}], {"name": "out", "kind": "relative_depth"})
+    pipe = DepthPipeline(DepthModel(spec), PipelineConfig(min_depth_m=0.05, max_depth_m=50))
+    rgb = rgb_image(60, 80, 5)
+    truth = (0.02 * rgb.astype(np.float32).mean(axis=2) + 0.5).astype(np.float32)  # metric = 0.02 * out + 0.5
+    rng = np.random.default_rng(6)
+    sparse = np.where(rng.random(truth.shape) < 0.03, truth, 0.0).astype(np.float32)
+    idx = np.flatnonzero(sparse)
+    bad = idx[: len(idx) // 10]
+    sparse.flat[bad] = rng.uniform(0.5, 6.0, bad.size)
+    res = pipe.process(rgb, None, sparse)
+    assert res.aligned and res.alignment.ok and res.alignment.references == len(idx)
+    assert res.alignment.scale == pytest.approx(0.02, rel=0.01)
+    assert res.alignment.shift == pytest.approx(0.5, abs=0.02)
+    np.testing.assert_allclose(res.depth, truth, rtol=0.01)
+    # confidence is higher near references than far from them, and never above 1
+    assert 0.0 < res.confidence.min() and res.confidence.max() <= 1.0
