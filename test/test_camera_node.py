@@ -250,8 +250,12 @@ def test_static_frame_tree_matches_the_rig_calibration():
         assert np.allclose(pose[:3, 3], 0) and np.allclose(pose[:3, :3] @ [0, 0, 1], [1, 0, 0])
 
 
+START_NS = 1_700_000_000 * 10**9
+
+
 def test_synthetic_source_is_deterministic_paced_and_prerenders():
-    """ROS-free: same seed, same frames; real-time pacing; prerendered frames replay."""
+    """ROS-free: same seed and start stamp, same frames; real-time pacing; prerendered
+    frames replay; the scene is rendered at the stamp's scene time (as lidar_node does)."""
     import time
 
     from depth_ai_nodes.sources.realsense import StreamSettings
@@ -261,7 +265,7 @@ def test_synthetic_source_is_deterministic_paced_and_prerenders():
                            infra_profile=(160, 120, 30))
 
     def frames(seed, n=3, **kw):
-        src = SyntheticSource(small, seed=seed, real_time=False, **kw)
+        src = SyntheticSource(small, seed=seed, real_time=False, start_ns=START_NS, **kw)
         src.start()
         return [src.read(5.0) for _ in range(n)]
 
@@ -271,6 +275,13 @@ def test_synthetic_source_is_deterministic_paced_and_prerenders():
     assert not np.array_equal(a[0].color, c[0].color)
     assert a[0].depth.shape == (120, 160) and a[0].color.shape == (120, 160, 3)
     assert a[0].depth_model.width == 160 and a[0].gt_depth_m.dtype == np.float32
+
+    from depth_ai_nodes.core.scene import CameraRig, SyntheticCamera, World, scene_time
+
+    rig = CameraRig(width=160, height=120, fps=30.0, color_width=160, color_height=120)
+    truth = SyntheticCamera(World.default(seed=1), rig, seed=1).render(scene_time(a[1].stamp_ns))
+    assert a[1].stamp_ns == START_NS + round(1e9 / 30)
+    assert np.allclose(a[1].gt_depth_m, truth.gt_depth_m, equal_nan=True)
 
     replay = frames(1, n=5, prerender=2)
     assert np.array_equal(replay[0].depth, replay[2].depth)

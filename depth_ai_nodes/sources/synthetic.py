@@ -1,7 +1,9 @@
 """The built-in scene (depth_ai_nodes/core/scene) as a camera, paced at its fps.
 
-Frame k is rendered at scene time k / fps, so a given seed always yields the
-same frames; the source keeps wall-clock pace and skips frames (counted in
+Each frame is rendered at the scene time of its stamp (core.scene.scene_time),
+the convention lidar_node and the tests share, so every process that renders
+the world sees the robot at the same instant for the same stamp; the sensor
+noise is seeded by seed and frame number. The source keeps wall-clock pace and skips frames (counted in
 `skipped`) rather than falling behind when rendering is slower than real time.
 With `prerender` > 0 the first N frames are rendered once at start and then
 replayed in a loop (fresh stamps): a camera that costs almost no CPU, for
@@ -24,8 +26,12 @@ class SyntheticSource:
     """SyntheticCamera of World.default(seed) at the depth profile's size and fps."""
 
     def __init__(self, streams: StreamSettings | None = None, seed: int = 0,
-                 emitter: bool = True, real_time: bool = True, prerender: int = 0) -> None:
-        from depth_ai_nodes.core.scene import CameraRig, DepthSensorModel, SyntheticCamera, World
+                 emitter: bool = True, real_time: bool = True, prerender: int = 0,
+                 start_ns: int | None = None) -> None:
+        from depth_ai_nodes.core.scene import (CameraRig, DepthSensorModel, SyntheticCamera, World,
+                                               scene_time)
+
+        self._scene_time = scene_time
 
         self.streams = streams or StreamSettings()
         w, h, fps = self.streams.depth_profile
@@ -53,6 +59,9 @@ class SyntheticSource:
         self.fps = float(fps)
         self.seed = int(seed)
         self.real_time = real_time
+        # Not real time: a simulated clock from start_ns (wall clock at start() when None),
+        # so a fixed start_ns and seed give the same frames on every run.
+        self.start_ns = start_ns
         rig = CameraRig(width=w, height=h, fps=self.fps, color_width=cw or w,
                         color_height=ch or h)
         self.camera = SyntheticCamera(World.default(seed=self.seed), rig, seed=self.seed,
@@ -76,10 +85,12 @@ class SyntheticSource:
         return {"color", "infra1", "depth", "ground_truth"}
 
     def start(self) -> None:
-        if self.prerender and not self._cache:
-            self._cache = [self._render(k, 0) for k in range(self.prerender)]
-        self._t0 = time.monotonic()
         self._t0_wall_ns = time.time_ns()
+        if self.prerender and not self._cache:
+            base = self.start_ns or self._t0_wall_ns
+            self._cache = [self._render(k, base + round(k * 1e9 / self.fps))
+                           for k in range(self.prerender)]
+        self._t0 = time.monotonic()
         self._k = 0
         self.state = STREAMING
 
@@ -102,14 +113,17 @@ class SyntheticSource:
                     self._k += behind
         k = self._k
         self._k += 1
-        stamp_ns = time.time_ns()
+        if self.real_time:
+            stamp_ns = time.time_ns()
+        else:
+            stamp_ns = (self.start_ns or self._t0_wall_ns) + round(k * 1e9 / self.fps)
         if self._cache:
             fs = self._cache[k % len(self._cache)]
             return dataclasses.replace(fs, stamp_ns=stamp_ns, frame_number=k)
         return self._render(k, stamp_ns)
 
     def _render(self, k: int, stamp_ns: int) -> Frameset:
-        frame = self.camera.render(k / self.fps, frame_index=k)
+        frame = self.camera.render(self._scene_time(stamp_ns), frame_index=k)
         depth = frame.depth_mm
         f = self.filters
         if f.decimation and f.decimation_magnitude > 1:
