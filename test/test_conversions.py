@@ -168,3 +168,14 @@ def test_rows_to_pointcloud2_fast_path():
     assert (org.height, org.width, org.row_step) == (2, 2, 32)
     with pytest.raises(ValueError, match=r"rows must be \(N, 3\)"):
         conv.rows_to_pointcloud2(rows, ["x", "y", "z"])
+
+
+def test_image_to_rgb_array_orders_channels_as_rgb():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    for enc, arr in (("rgb8", rgb), ("bgr8", rgb[:, :, ::-1]),
+                     ("rgba8", np.dstack([rgb, np.full((2, 3), 255, np.uint8)])),
+                     ("bgra8", np.dstack([rgb[:, :, ::-1], np.full((2, 3), 255, np.uint8)]))):
+        out = conv.image_to_rgb_array(conv.array_to_image(np.ascontiguousarray(arr), enc))
+        assert np.array_equal(out, rgb), enc
+    mono = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert np.array_equal(conv.image_to_rgb_array(conv.array_to_image(mono, "mono8")), mono)

@@ -20,7 +20,7 @@ import numpy as np
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
@@ -83,30 +83,6 @@ PARAMETERS: list[Param] = [
     Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
 ]
-
-def image_array(msg: Image) -> np.ndarray:
-    """Zero-copy (H, W[, 3]) view of an Image, colour as RGB; ValueError naming the problem."""
-    arr = conv.image_to_array(msg)
-    if msg.encoding in ("bgr8", "8UC3"):
-        arr = arr[:, :, ::-1]
-    elif msg.encoding in ("rgba8", "bgra8"):
-        arr = arr[:, :, [0, 1, 2]] if msg.encoding == "rgba8" else arr[:, :, [2, 1, 0]]
-    return arr
-
-
-def rows_to_pointcloud2(rows: np.ndarray, names: list[str], frame_id: str, stamp: Any) -> PointCloud2:
-    """(N, F) float32 rows -> PointCloud2 with float32 fields `names`: the fused output's fast
-    path (one tobytes of the rows the kernel packed, no per-field structured copy)."""
-    msg = PointCloud2()
-    msg.header.frame_id, msg.header.stamp = frame_id, stamp
-    msg.height, msg.width = 1, int(rows.shape[0])
-    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                  for i, n in enumerate(names)]
-    msg.is_bigendian, msg.point_step = False, 4 * len(names)
-    msg.row_step, msg.is_dense = msg.point_step * msg.width, False
-    msg.data = np.ascontiguousarray(rows, dtype=np.float32).tobytes()
-    return msg
-
 
 def stamp_s(stamp: Any) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
@@ -222,7 +198,7 @@ class LidarFusionNode(Node):
 
     def _on_ir(self, msg: Image) -> None:
         try:
-            ir = image_array(msg)
+            ir = conv.image_to_rgb_array(msg)
         except ValueError as err:
             self._bad_input("ir", str(err))
             return
@@ -233,7 +209,7 @@ class LidarFusionNode(Node):
 
     def _on_color(self, msg: Image) -> None:
         try:
-            self.colors.append((stamp_s(msg.header.stamp), image_array(msg)))
+            self.colors.append((stamp_s(msg.header.stamp), conv.image_to_rgb_array(msg)))
         except ValueError as err:
             self._bad_input("color", str(err))
 
@@ -245,7 +221,7 @@ class LidarFusionNode(Node):
 
     def _on_depth(self, msg: Image) -> None:
         try:
-            arr = image_array(msg)
+            arr = conv.image_to_rgb_array(msg)
             if arr.dtype == np.uint16:
                 arr = arr.astype(np.float32) * np.float32(self.p["depth_scale"])
             self.depths.append((stamp_s(msg.header.stamp), arr))
@@ -461,7 +437,8 @@ class LidarFusionNode(Node):
                 rows = rows.copy()
                 rows[:, :3] = xyz
                 frame_id = target
-        self.fused_pub.publish(rows_to_pointcloud2(rows, names, frame_id, msg.header.stamp))
+        self.fused_pub.publish(conv.rows_to_pointcloud2(rows, names, frame_id=frame_id,
+                                                        stamp=msg.header.stamp, is_dense=False))
         self.rate.tick(time.time() - stamp_s(msg.header.stamp))
 
     def _publish_depth(self, projector: Projector, proj, stamp, info: CameraInfo, pub, info_pub) -> None:

@@ -68,6 +68,19 @@ def image_to_array(msg: Image) -> np.ndarray:
     return image_codec.decode(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
 
 
+def image_to_rgb_array(msg: Image) -> np.ndarray:
+    """Like image_to_array, with colour channels as R, G, B (zero-copy views: bgr8 is a
+    reversed-channel view, rgba8/bgra8 drop alpha by fancy view); mono and depth unchanged."""
+    arr = image_to_array(msg)
+    if msg.encoding in ("bgr8", "8UC3"):
+        return arr[:, :, ::-1]
+    if msg.encoding == "rgba8":
+        return arr[:, :, :3]
+    if msg.encoding == "bgra8":
+        return arr[:, :, 2::-1]
+    return arr
+
+
 def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None, frame_id: str | None = None,
                    stamp: Time | int | None = None) -> Image:
     """numpy -> sensor_msgs/Image (tight rows, little-endian, data as bytes)."""
