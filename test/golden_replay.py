@@ -269,6 +269,15 @@ def compare(now: dict[str, dict[str, dict[str, float]]],
     return problems
 
 
+def model_digest() -> str:
+    """sha256 of the shipped model the inference node runs by default (context for a
+    failing comparison: a retrained model changes the outputs)."""
+    from depth_ai_nodes.resources import model_path
+
+    path = model_path("depth_completion.onnx")
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
 def golden_path(key: str) -> Path:
     return GOLDEN / f"{key}.json"
 
@@ -292,7 +301,8 @@ def regenerate() -> int:
             for key in ("inference", "fusion"):
                 mine = {r: v for r, v in got.items() if output_topics()[r][1] == key}
                 golden_path(key).write_text(json.dumps(
-                    {"input": inputs, "outputs": mine}, indent=1, sort_keys=True) + "\n")
+                    {"input": inputs, "model_sha256": model_digest(), "outputs": mine},
+                    indent=1, sort_keys=True) + "\n")
                 print(f"{golden_path(key)}: " + ", ".join(f"{r} {len(v)} frames"
                                                           for r, v in mine.items()))
     finally:
