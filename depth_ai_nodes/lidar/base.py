@@ -80,3 +80,25 @@ class Pacer:
         elif now - due > 1.0 / self.rate_hz:  # fell behind: skip ahead, never burst
             self.k = int((now - self.t0) * self.rate_hz)
         return True
+
+
+class Playlist:
+    """The next item of a finite recording (KITTI files, Ouster scans), paced like the
+    sensor: None at the end (after a short wait) unless it loops."""
+
+    def __init__(self, count: int, rate_hz: float, loop: bool) -> None:
+        self.count, self.loop = count, loop
+        self.pacer = Pacer(rate_hz)
+        self.i = 0
+
+    def next(self, timeout: float) -> int | None:
+        if self.i >= self.count:
+            if not self.loop:
+                self.pacer._time.sleep(min(timeout, 0.1))
+                return None
+            self.i = 0
+        if not self.pacer.wait(timeout):
+            return None
+        self.pacer.k += 1
+        self.i += 1
+        return self.i - 1

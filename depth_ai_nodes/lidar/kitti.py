@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_ai_nodes.core.calibration import parse_kitti_calib
-from .base import LidarScan, Pacer, SourceError
+from .base import LidarScan, Playlist, SourceError
 
 
 def read_kitti_bin(path: str | Path) -> dict[str, np.ndarray]:
@@ -46,23 +46,16 @@ class KittiSource:
         self.calibs = sorted(calib_dir.glob("*.txt")) if calib_dir.is_dir() else []
         self.calib = parse_kitti_calib(self.calibs[0]) if self.calibs else None
         self.rate_hz, self.loop, self.frame_id = float(rate_hz), loop, frame_id
-        self._pacer = Pacer(rate_hz if real_time else 0.0)
-        self._i = 0
+        self._playlist = Playlist(len(self.files), rate_hz if real_time else 0.0, loop)
 
     def read(self, timeout: float) -> LidarScan | None:
-        if self._i >= len(self.files):
-            if not self.loop:
-                time.sleep(min(timeout, 0.1))
-                return None
-            self._i = 0
-        if not self._pacer.wait(timeout):
+        i = self._playlist.next(timeout)
+        if i is None:
             return None
-        self._pacer.k += 1
-        f = self.files[self._i]
-        self._i += 1
+        f = self.files[i]
         pts = read_kitti_bin(f)
         pts["t"] = pts["t"] / np.float32(self.rate_hz)
-        return LidarScan(time.time_ns(), pts, self.frame_id, index=self._i - 1, info={"file": f.name})
+        return LidarScan(time.time_ns(), pts, self.frame_id, index=i, info={"file": f.name})
 
     def close(self) -> None:
         pass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import LidarScan, Pacer, SourceError
+from .base import LidarScan, Playlist, SourceError
 
 
 def _sdk():
@@ -74,22 +74,15 @@ class OusterSource:
         self.rate_hz = float(rate_hz) if rate_hz > 0 else fps
         self.loop, self.frame_id = loop, frame_id
         self.rings, self.columns = self.scans[0]["near_ir"].shape
-        self._pacer = Pacer(self.rate_hz if real_time else 0.0)
-        self._i = 0
+        self._playlist = Playlist(len(self.scans), self.rate_hz if real_time else 0.0, loop)
 
     def read(self, timeout: float) -> LidarScan | None:
-        if self._i >= len(self.scans):
-            if not self.loop:
-                time.sleep(min(timeout, 0.1))
-                return None
-            self._i = 0
-        if not self._pacer.wait(timeout):
+        i = self._playlist.next(timeout)
+        if i is None:
             return None
-        self._pacer.k += 1
-        s = self.scans[self._i]
-        self._i += 1
+        s = self.scans[i]
         return LidarScan(time.time_ns(), s["points"], self.frame_id, near_ir=s["near_ir"],
-                         index=self._i - 1)
+                         index=i)
 
     def close(self) -> None:
         pass
