@@ -131,6 +131,7 @@ def test_play_publishes_clock_in_bag_time(ros_node, ros2_style_bag):
         Clock, "/clock", lambda m: clocks.append(m.clock.sec * 10**9 + m.clock.nanosec), 100)
     try:
         with depth_ai("play", str(ros2_style_bag), "--clock", "50", "--topics", "/chatter",
+                      "--wait-for-subscribers", "1", "--wait-topics", "/clock",
                       "--start-paused", "--resume-after", "1.0") as player:
             spin_until(ros_node, lambda: bool(clocks) and clocks[-1] >= last_ns, 60.0)
             out = finished(player)

@@ -399,11 +399,14 @@ def play(opts: PlayOptions) -> int:
                 _log("play: nothing to play (no topic of an installed type)")
                 return 1
             by_topic = {p.topic_name: p for p in pubs.values()}
+            if clock_pub is not None:  # /clock can be waited on too (--wait-topics /clock)
+                by_topic[CLOCK_TOPIC] = clock_pub
             if opts.wait_for_subscribers > 0:
-                waited = opts.wait_topics or list(by_topic)
+                waited = opts.wait_topics or [t for t in by_topic if t != CLOCK_TOPIC]
                 unknown = [t for t in waited if t not in by_topic]
                 if unknown:
-                    _log(f"play: --wait-topics not in the bag: {', '.join(unknown)}")
+                    _log(f"play: --wait-topics not in the bag (nor /clock with --clock): "
+                         f"{', '.join(unknown)}")
                     return 2
                 deadline = time.monotonic() + opts.wait_timeout
                 while not stop.event.is_set():
