@@ -96,12 +96,13 @@ class BuildMessages(build_ext):
 
 def _share_files() -> list[tuple[str, list[str]]]:
     """config/, launch/ and models/ under <prefix>/share/depth_ai_nodes, as colcon installs them."""
-    out = []
+    out: dict[str, list[str]] = {}
     for folder in ("config", "launch", "models"):
-        files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / folder).glob("*") if p.is_file())
-        if files:
-            out.append((f"share/{PKG}/{folder}", files))
-    return out
+        for p in sorted((ROOT / folder).rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                rel = p.relative_to(ROOT)
+                out.setdefault(f"share/{PKG}/{rel.parent.as_posix()}", []).append(str(rel))
+    return list(out.items())
 
 
 setup(
