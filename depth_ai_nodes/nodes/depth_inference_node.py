@@ -217,6 +217,8 @@ class DepthInferenceNode(Node):
             except FrameError as err:
                 self._frame_error(str(err))
             except Exception as err:  # never let one frame kill the worker
+                if not self.context.ok():  # SIGINT shut rclpy down mid-frame: just stop
+                    return
                 self._frame_error(f"unexpected {type(err).__name__}: {err}")
 
     def _frame_error(self, what: str) -> None:
