@@ -16,11 +16,9 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.core import image_codec
@@ -103,10 +101,6 @@ def depth_metres(msg: Image, what: str) -> np.ndarray:
     raise FrameError(f"{what} image encoding {enc!r} is not 16UC1 (mm) or 32FC1 (m)")
 
 
-def _stamp_s(msg: Any) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
 class DepthInferenceNode(Node):
     """Subscribes colour (+ depth, + sparse), runs the pipeline on the newest frame, publishes."""
 
@@ -182,8 +176,8 @@ class DepthInferenceNode(Node):
             self._cv.notify()
 
     def _match(self, store: deque, stamp: float) -> Image | None:
-        best = min(store, key=lambda m: abs(_stamp_s(m) - stamp), default=None)
-        if best is not None and abs(_stamp_s(best) - stamp) <= self.p["sync_tolerance"]:
+        best = min(store, key=lambda m: abs(conv.stamp_to_s(m.header.stamp) - stamp), default=None)
+        if best is not None and abs(conv.stamp_to_s(best.header.stamp) - stamp) <= self.p["sync_tolerance"]:
             return best
         return None
 
@@ -193,7 +187,7 @@ class DepthInferenceNode(Node):
             while not self._stop:
                 if self._color is not None:
                     received, color = self._color
-                    stamp = _stamp_s(color)
+                    stamp = conv.stamp_to_s(color.header.stamp)
                     depth = self._match(self._depths, stamp) if self.p["depth_topic"] else None
                     sparse = self._match(self._sparse, stamp) if self.p["sparse_topic"] else None
                     waiting = time.monotonic() - received < self.p["depth_wait"]
@@ -233,7 +227,7 @@ class DepthInferenceNode(Node):
         sparse_m = depth_metres(sparse, 'sparse depth') if sparse is not None else None
         if self.model.spec.needs_depth and depth_m is None and sparse_m is None:
             raise FrameError(f"no depth within {self.p['sync_tolerance']} s of the colour frame "
-                             f"(stamp {_stamp_s(color):.3f}); the model needs depth")
+                             f"(stamp {conv.stamp_to_s(color.header.stamp):.3f}); the model needs depth")
         res = self.pipeline.process(rgb, depth_m, sparse_m)
         info = self._info
         if info is not None and (info.width, info.height) != (color.width, color.height):

@@ -84,10 +84,6 @@ PARAMETERS: list[Param] = [
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
 ]
 
-def stamp_s(stamp: Any) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 @dataclass
 class CameraFrame:
     stamp: Any
@@ -204,12 +200,12 @@ class LidarFusionNode(Node):
             return
         if self.info is None:
             return
-        self._emit(self.matcher.add_frame(stamp_s(msg.header.stamp), CameraFrame(msg.header.stamp, ir, self.info),
+        self._emit(self.matcher.add_frame(conv.stamp_to_s(msg.header.stamp), CameraFrame(msg.header.stamp, ir, self.info),
                                           time.monotonic()))
 
     def _on_color(self, msg: Image) -> None:
         try:
-            self.colors.append((stamp_s(msg.header.stamp), conv.image_to_rgb_array(msg)))
+            self.colors.append((conv.stamp_to_s(msg.header.stamp), conv.image_to_rgb_array(msg)))
         except ValueError as err:
             self._bad_input("color", str(err))
 
@@ -224,7 +220,7 @@ class LidarFusionNode(Node):
             arr = conv.image_to_rgb_array(msg)
             if arr.dtype == np.uint16:
                 arr = arr.astype(np.float32) * np.float32(self.p["depth_scale"])
-            self.depths.append((stamp_s(msg.header.stamp), arr))
+            self.depths.append((conv.stamp_to_s(msg.header.stamp), arr))
         except ValueError as err:
             self._bad_input("depth", str(err))
 
@@ -232,11 +228,11 @@ class LidarFusionNode(Node):
         tw = msg.twist.twist
         v = np.array([tw.linear.x, tw.linear.y, tw.linear.z])
         w = np.array([tw.angular.x, tw.angular.y, tw.angular.z])
-        self.odoms.append((stamp_s(msg.header.stamp), v, w, msg.child_frame_id))
+        self.odoms.append((conv.stamp_to_s(msg.header.stamp), v, w, msg.child_frame_id))
 
     def _on_twist(self, msg: TwistStamped) -> None:
         tw = msg.twist
-        self.odoms.append((stamp_s(msg.header.stamp), np.array([tw.linear.x, tw.linear.y, tw.linear.z]),
+        self.odoms.append((conv.stamp_to_s(msg.header.stamp), np.array([tw.linear.x, tw.linear.y, tw.linear.z]),
                            np.array([tw.angular.x, tw.angular.y, tw.angular.z]), msg.header.frame_id))
 
     def _on_extrinsics(self, msg: Extrinsics) -> None:
@@ -271,7 +267,7 @@ class LidarFusionNode(Node):
             self.counts["rejected"] += 1
             self._bad_input("cloud", f"PointCloud2 rejected: {err}")
             return
-        ref = stamp_s(msg.header.stamp)
+        ref = conv.stamp_to_s(msg.header.stamp)
         if self.p["sync_reference"] == "mid_scan" and "t" in cols and cols["t"].size:
             ref += 0.5 * float(np.nanmax(cols["t"]))
         self._emit(self.matcher.add_cloud(ref, (msg, cols), time.monotonic()))
@@ -300,7 +296,7 @@ class LidarFusionNode(Node):
         msg, cols = m.cloud
         if "t" not in cols or not cols["t"].size:
             return False
-        t_mid = stamp_s(msg.header.stamp) + float(self.p["lidar_time_offset"]) + 0.5 * float(np.nanmax(cols["t"]))
+        t_mid = conv.stamp_to_s(msg.header.stamp) + float(self.p["lidar_time_offset"]) + 0.5 * float(np.nanmax(cols["t"]))
         return self.odoms[-1][0] < t_mid - 1e-3
 
     def _fuse(self, m: Match) -> None:
@@ -381,7 +377,7 @@ class LidarFusionNode(Node):
         """Points moved to the camera's time with the odometry twist (projection only)."""
         if frame_time is None or not self.odoms or "t" not in cols:
             return None
-        cloud_t = stamp_s(msg.header.stamp) + float(self.p["lidar_time_offset"])
+        cloud_t = conv.stamp_to_s(msg.header.stamp) + float(self.p["lidar_time_offset"])
         t_mid = cloud_t + 0.5 * float(np.nanmax(cols["t"]))
         _, v, w, child = min(self.odoms, key=lambda o: abs(o[0] - t_mid))
         if child and child != msg.header.frame_id:
@@ -439,7 +435,7 @@ class LidarFusionNode(Node):
                 frame_id = target
         self.fused_pub.publish(conv.rows_to_pointcloud2(rows, names, frame_id=frame_id,
                                                         stamp=msg.header.stamp, is_dense=False))
-        self.rate.tick(time.time() - stamp_s(msg.header.stamp))
+        self.rate.tick(time.time() - conv.stamp_to_s(msg.header.stamp))
 
     def _publish_depth(self, projector: Projector, proj, stamp, info: CameraInfo, pub, info_pub) -> None:
         """The sparse LiDAR depth (32FC1 m) in a camera, with that camera's info."""

@@ -36,6 +36,11 @@ def stamp_to_ns(stamp: Time) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def stamp_to_s(stamp: Time) -> float:
+    """builtin_interfaces/Time -> float seconds (for matching and latency, not for keys)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def ns_to_stamp(ns: int) -> Time:
     """Integer nanoseconds (>= 0) -> builtin_interfaces/Time."""
     ns = int(ns)

@@ -302,7 +302,6 @@ class PipelineSource:
 # --- live cameras -----------------------------------------------------------------------
 
 def _describe_profiles(device: Any, stream: Any) -> str:
-    rs = _rs()
     seen = set()
     for sensor in device.query_sensors():
         for sp in sensor.get_stream_profiles():

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from depth_ai_nodes.core.depth_metrics import METRICS, depth_metrics
+from depth_ai_nodes.core.depth_metrics import depth_metrics
 from depth_ai_nodes.core.hole_masks import make_hole_mask
 
 
@@ -295,7 +295,7 @@ def summarize(rows: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, dic
 def print_table(rows: dict[str, dict[str, list[dict]]], model_name: str, masks: int) -> None:
     summary = summarize(rows)
     print(f"\nhidden-pixel metrics ({masks} seeded masks per real frame; scene: all GT pixels)")
-    print(f"| data | method | AbsRel | RMSE (m) | MAE (m) | delta<1.25 | RMSE / telea | pixels |")
+    print("| data | method | AbsRel | RMSE (m) | MAE (m) | delta<1.25 | RMSE / telea | pixels |")
     print("|---|---|---|---|---|---|---|---|")
     for ds, per in summary.items():
         tel = per.get("telea", {}).get("rmse")
