@@ -98,8 +98,8 @@ def make_input_bag(path: Path) -> str:
     sums: dict[str, list[float]] = {}
     records: list[tuple[int, str, bytes]] = []
 
-    ext = conv.extrinsics_msg(RigidTransform(np.asarray(lidar.camera_from_lidar)), "lidar_link",
-                              "camera_infra1_optical_frame", stamp=T0_NS)
+    ext = conv.extrinsics_to_msg(RigidTransform(np.asarray(lidar.camera_from_lidar)), "lidar_link",
+                                 "camera_infra1_optical_frame", stamp=T0_NS)
     records.append((T0_NS, "extrinsics", serialize_message(ext)))
     for k in range(CAMERA_FRAMES):
         stamp = T0_NS + int(round(k * 1e9 / CAMERA_HZ))
@@ -114,11 +114,11 @@ def make_input_bag(path: Path) -> str:
             sums.setdefault(f"{role}_mean", []).append(float(np.mean(arr)))
             sums.setdefault(f"{role}_nonzero", []).append(float(np.count_nonzero(arr)))
             records.append((stamp, role, serialize_message(
-                conv.image_msg(np.ascontiguousarray(arr), enc, frame_id=frame, stamp=stamp))))
+                conv.array_to_image(np.ascontiguousarray(arr), enc, frame_id=frame, stamp=stamp))))
             info_role = {"color": "color_info", "ir": "ir_info"}.get(role)
             if info_role:
                 records.append((stamp, info_role, serialize_message(
-                    conv.camera_info_msg(model, frame_id=frame, stamp=stamp))))
+                    conv.model_to_camera_info(model, frame_id=frame, stamp=stamp))))
     for _ in range(LIDAR_SCANS):
         scan = lidar.read(0.0)
         # the layout lidar_node publishes

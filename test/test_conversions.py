@@ -6,7 +6,7 @@ import pytest
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped
 from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, PointField
 
 from depth_ai_nodes.core.camera_model import CameraModel
 from depth_ai_nodes.core.image_codec import ImageFormatError
@@ -143,18 +143,6 @@ def test_extrinsics_and_tf():
     assert isinstance(tf, TransformStamped) and tf.header.stamp.sec == 3
     assert (tf.header.frame_id, tf.child_frame_id) == ("camera_link", "camera_depth_frame")
     assert conv.tf_to_transform(tf).almost_equal(T)
-
-
-def test_node_short_names():
-    """The short helpers camera_node uses are the same conversions."""
-    m = CameraModel(8, 6, np.array([[5.0, 0, 4.0], [0, 5.0, 3.0], [0, 0, 1]]))
-    img = conv.image_msg(np.zeros((6, 8), np.uint16), "16UC1", frame_id="d")
-    assert img.header.frame_id == "d" and img.step == 16
-    assert conv.camera_info_msg(m, frame_id="d").header.frame_id == "d"
-    assert conv.stamp_msg(5).nanosec == 5
-    assert conv.extrinsics_msg(RigidTransform.identity(), frame_id="a", child_frame_id="b").child_frame_id == "b"
-    assert isinstance(conv.pointcloud_msg_from_depth(np.ones((6, 8), np.uint16), m, depth_scale=0.001), PointCloud2)
-    assert conv.image_to_numpy is conv.image_to_array
 
 
 def test_rows_to_pointcloud2_fast_path():

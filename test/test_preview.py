@@ -25,7 +25,7 @@ pytestmark = pytest.mark.ros
 PUBLISHER = r"""
 import time, numpy as np, rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy, DurabilityPolicy
-from depth_ai_nodes.ros.conversions import image_msg
+from depth_ai_nodes.ros.conversions import array_to_image
 rclpy.init()
 node = rclpy.create_node("preview_test_publisher")
 latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -34,14 +34,14 @@ best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 depth = np.zeros((48, 64), np.uint16); depth[:, 32:] = 1500          # left half invalid
 sparse = np.full((48, 64), np.nan, np.float32); sparse[24, 10] = 2.0  # one LiDAR point
 ir = np.full((48, 64), 100, np.uint8)
-node.create_publisher(type(image_msg(depth, "16UC1")), "/pv/depth", latched).publish(
-    image_msg(depth, "16UC1", frame_id="camera_depth_optical_frame"))
-node.create_publisher(type(image_msg(depth, "16UC1")), "/pv/lidar_depth", latched).publish(
-    image_msg(sparse, "32FC1", frame_id="camera_infra1_optical_frame"))
-pub = node.create_publisher(type(image_msg(ir, "mono8")), "/pv/infra1", best_effort)
+node.create_publisher(type(array_to_image(depth, "16UC1")), "/pv/depth", latched).publish(
+    array_to_image(depth, "16UC1", frame_id="camera_depth_optical_frame"))
+node.create_publisher(type(array_to_image(depth, "16UC1")), "/pv/lidar_depth", latched).publish(
+    array_to_image(sparse, "32FC1", frame_id="camera_infra1_optical_frame"))
+pub = node.create_publisher(type(array_to_image(ir, "mono8")), "/pv/infra1", best_effort)
 print("published", flush=True)
 while rclpy.ok():
-    pub.publish(image_msg(ir, "mono8", frame_id="camera_infra1_optical_frame"))
+    pub.publish(array_to_image(ir, "mono8", frame_id="camera_infra1_optical_frame"))
     time.sleep(0.1)
 """
 

@@ -285,18 +285,18 @@ class CameraNode(Node):
         if cached is None or cached[0] is not model:
             if len(self._info_cache) > 32:  # a looping file reopens with new models
                 self._info_cache.clear()
-            cached = self._info_cache[key] = (model, conv.camera_info_msg(model, frame_id=frame_id))
+            cached = self._info_cache[key] = (model, conv.model_to_camera_info(model, frame_id=frame_id))
         return cached[1]
 
     def _image(self, key: str, array: np.ndarray, frame_id: str, stamp: Any) -> Image:
-        msg = conv.image_msg(array, ENCODINGS[key], frame_id=frame_id)
+        msg = conv.array_to_image(array, ENCODINGS[key], frame_id=frame_id)
         msg.header.stamp = stamp
         return msg
 
     def publish_frameset(self, fs: Frameset) -> None:
         """Every stream of `fs` with one stamp: raw streams first (depth leads, as the
         most latency-sensitive), then what is computed from them."""
-        stamp = conv.stamp_msg(fs.stamp_ns)
+        stamp = conv.ns_to_stamp(fs.stamp_ns)
         depth_mm = self._depth_mm(fs.depth, fs.depth_scale) if fs.depth is not None else None
         aligned = None
         if depth_mm is not None and fs.color is not None and self.enabled["aligned_depth"] \
@@ -338,7 +338,7 @@ class CameraNode(Node):
         self._send_static(fs, stamp)
         if self.cloud_pub is not None and depth_mm is not None \
                 and self._has_subscribers(self.cloud_pub):
-            cloud = conv.pointcloud_msg_from_depth(
+            cloud = conv.depth_to_pointcloud2(
                 depth_mm, fs.depth_model, depth_scale=0.001,
                 color=fs.color, color_model=fs.color_model, depth_to_color=fs.depth_to_color,
                 stride=int(self.p["pointcloud.stride"]),
@@ -385,8 +385,8 @@ class CameraNode(Node):
         return out
 
     def _extrinsics(self, stream: str, transform: Any, stamp: Any) -> Extrinsics:
-        msg = conv.extrinsics_msg(transform, frame_id=self.names.optical("depth"),
-                                  child_frame_id=self.names.optical(stream))
+        msg = conv.extrinsics_to_msg(transform, self.names.optical("depth"),
+                                     self.names.optical(stream))
         msg.header.stamp = stamp
         return msg
 

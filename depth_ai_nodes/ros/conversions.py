@@ -23,10 +23,7 @@ from depth_ai_nodes.core.transforms import RigidTransform
 __all__ = ["stamp_to_ns", "ns_to_stamp", "make_header", "image_to_array", "array_to_image",
            "camera_info_to_model", "model_to_camera_info", "pointcloud2_to_fields", "fields_to_pointcloud2",
            "extrinsics_to_msg", "msg_to_transform", "transform_to_tf", "tf_to_transform",
-           "depth_to_pointcloud2", "rows_to_pointcloud2",
-           # short names used by the nodes
-           "image_msg", "image_to_numpy", "camera_info_msg", "stamp_msg", "extrinsics_msg",
-           "pointcloud_msg_from_depth"]
+           "depth_to_pointcloud2", "rows_to_pointcloud2", "stamp_to_s", "image_to_rgb_array"]
 
 
 # --- time --------------------------------------------------------------------------------
@@ -290,27 +287,3 @@ def tf_to_transform(msg: TransformStamped) -> RigidTransform:
     """TransformStamped -> RigidTransform (p_parent = T p_child)."""
     t, r = msg.transform.translation, msg.transform.rotation
     return RigidTransform.from_xyz_quat((t.x, t.y, t.z), (r.x, r.y, r.z, r.w))
-
-
-# --- short names the nodes use ----------------------------------------------------------
-
-def image_msg(arr: np.ndarray, encoding: str, frame_id: str | None = None, stamp: Time | int | None = None,
-              header: Header | None = None) -> Image:
-    return array_to_image(arr, encoding, header=header, frame_id=frame_id, stamp=stamp)
-
-
-def camera_info_msg(model: CameraModel, frame_id: str | None = None, stamp: Time | int | None = None,
-                    header: Header | None = None) -> CameraInfo:
-    return model_to_camera_info(model, header=header, frame_id=frame_id, stamp=stamp)
-
-
-def stamp_msg(ns: int) -> Time:
-    return ns_to_stamp(ns)
-
-
-def extrinsics_msg(T: RigidTransform, frame_id: str, child_frame_id: str, stamp: Time | int | None = None) -> Any:
-    return extrinsics_to_msg(T, frame_id, child_frame_id, stamp)
-
-
-image_to_numpy = image_to_array
-pointcloud_msg_from_depth = depth_to_pointcloud2
