@@ -71,26 +71,28 @@ def splats(depth: CameraModel, to: CameraModel) -> bool:
 
 
 def _corner_rays(model: CameraModel, offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized rays (float32, flat) of the pixel corners at (u+offset, v+offset)."""
+    """Normalized rays (float32) of the pixel corners at (u+offset, v+offset): x of shape (1, W) and
+    y of shape (H, 1) when they are separable (librealsense pinhole: x depends on u only, y on v
+    only), else both (H, W). Separable rays keep ~5 MB of per-frame reads (640x480) out of the
+    caches."""
     f32 = np.float32
     u = np.arange(model.width, dtype=np.float32) + f32(offset)
     v = np.arange(model.height, dtype=np.float32) + f32(offset)
     if model.rs_model:
         x = (u - f32(model.cx)) / f32(model.fx)
         y = (v - f32(model.cy)) / f32(model.fy)
+        if not (model.rs_model == "inverse_brown_conrady" and model.has_distortion):
+            return np.ascontiguousarray(x[None, :]), np.ascontiguousarray(y[:, None])
         xx, yy = np.meshgrid(x, y)
-        if model.rs_model == "inverse_brown_conrady" and model.has_distortion:
-            c = [f32(v_) for v_ in model.coeffs(5)]
-            r2 = xx * xx + yy * yy
-            f = f32(1) + c[0] * r2 + c[1] * r2 * r2 + c[4] * r2 * r2 * r2
-            ux = xx * f + f32(2) * c[2] * xx * yy + c[3] * (r2 + f32(2) * xx * xx)
-            uy = yy * f + f32(2) * c[3] * xx * yy + c[2] * (r2 + f32(2) * yy * yy)
-            xx, yy = ux, uy
-        return np.ascontiguousarray(xx, np.float32).ravel(), np.ascontiguousarray(yy, np.float32).ravel()
+        c = [f32(v_) for v_ in model.coeffs(5)]
+        r2 = xx * xx + yy * yy
+        f = f32(1) + c[0] * r2 + c[1] * r2 * r2 + c[4] * r2 * r2 * r2
+        ux = xx * f + f32(2) * c[2] * xx * yy + c[3] * (r2 + f32(2) * xx * xx)
+        uy = yy * f + f32(2) * c[3] * xx * yy + c[2] * (r2 + f32(2) * yy * yy)
+        return np.ascontiguousarray(ux, np.float32), np.ascontiguousarray(uy, np.float32)
     uu, vv = np.meshgrid(u.astype(np.float64), v.astype(np.float64))
     xy = model.undistort_points(np.stack([uu, vv], axis=-1))
-    return (np.ascontiguousarray(xy[..., 0], np.float32).ravel(),
-            np.ascontiguousarray(xy[..., 1], np.float32).ravel())
+    return np.ascontiguousarray(xy[..., 0], np.float32), np.ascontiguousarray(xy[..., 1], np.float32)
 
 
 _INT_MIN = -2147483648
@@ -206,23 +208,29 @@ def _fill(depth: np.ndarray, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray, buf
 @njit(cache=True, nogil=True, error_model="numpy")
 def _register(depth: np.ndarray, dw: int, scale: np.float32, rx0: np.ndarray, ry0: np.ndarray, rx1: np.ndarray,
               ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray, c: np.ndarray, mode: int, lim: int,
-              rw: np.ndarray, rh: np.ndarray, rj: np.ndarray, buf: np.ndarray, out: np.ndarray) -> None:
-    """Registration of a whole image, one depth row at a time (its rectangles stay in L1)."""
+              rows: np.ndarray, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray, buf: np.ndarray,
+              out: np.ndarray) -> None:
+    """Registration of a whole image, one depth row at a time (its rectangles stay in L1).
+    Separable rays (see _corner_rays) are expanded into `rows` (2 x W scratch) per row."""
     oh, ow = out.shape
     bw = ow + _PAD
+    separable = rx0.shape[0] == 1
     buf[:] = _EMPTY
     for v in range(depth.size // dw):
         a, z = v * dw, (v + 1) * dw
         d = depth[a:z]
-        if mode == _DIST_NONE:  # constant modes: one vectorized copy of the loop each
-            _rects(d, scale, rx0[a:z], ry0[a:z], rx1[a:z], ry1[a:z], R, T, intr, c, _DIST_NONE, lim, ow, oh, bw,
-                   rw, rh, rj)
-        elif mode == _DIST_RS_MODIFIED:
-            _rects(d, scale, rx0[a:z], ry0[a:z], rx1[a:z], ry1[a:z], R, T, intr, c, _DIST_RS_MODIFIED, lim, ow, oh,
-                   bw, rw, rh, rj)
+        if separable:
+            x0, x1, y0, y1 = rx0[0], rx1[0], rows[0], rows[1]
+            y0[:] = ry0[v, 0]
+            y1[:] = ry1[v, 0]
         else:
-            _rects(d, scale, rx0[a:z], ry0[a:z], rx1[a:z], ry1[a:z], R, T, intr, c, _DIST_OPENCV, lim, ow, oh, bw,
-                   rw, rh, rj)
+            x0, x1, y0, y1 = rx0[v], rx1[v], ry0[v], ry1[v]
+        if mode == _DIST_NONE:  # constant modes: one vectorized copy of the loop each
+            _rects(d, scale, x0, y0, x1, y1, R, T, intr, c, _DIST_NONE, lim, ow, oh, bw, rw, rh, rj)
+        elif mode == _DIST_RS_MODIFIED:
+            _rects(d, scale, x0, y0, x1, y1, R, T, intr, c, _DIST_RS_MODIFIED, lim, ow, oh, bw, rw, rh, rj)
+        else:
+            _rects(d, scale, x0, y0, x1, y1, R, T, intr, c, _DIST_OPENCV, lim, ow, oh, bw, rw, rh, rj)
         _fill(d, rw, rh, rj, buf, bw)
     one = np.uint16(1)
     for y in range(oh):
@@ -272,10 +280,11 @@ class DepthRegistration:
         if max(cm.width, cm.height) > 32000:
             raise ValueError(f"target image {cm.width}x{cm.height} is too large (max 32000 pixels a side)")
         self._lim = max(cm.width, cm.height)
-        # per-instance scratch, reused every frame (guarded by a lock): one depth row's rectangles
+        # per-instance scratch, reused every frame (guarded by a lock): one depth row's rays and rectangles
         # and the biased target image with _PAD spare columns and rows
         dw = depth_model.width
         self._lock = threading.Lock()
+        self._rows = np.empty((2, dw), np.float32)
         self._rw, self._rh, self._rj = np.empty(dw, np.int16), np.empty(dw, np.int16), np.empty(dw, np.int32)
         self._buf = np.empty((cm.height + _PAD) * (cm.width + _PAD), np.uint16)
 
@@ -298,7 +307,7 @@ class DepthRegistration:
         with self._lock:  # the scratch is per instance; the kernel releases the GIL
             _register(flat, dm.width, np.float32(self.depth_scale), self._rx0, self._ry0, self._rx1, self._ry1,
                       self._R, self._T, self._intr, self._coeffs, self._mode, self._lim,
-                      self._rw, self._rh, self._rj, self._buf, out)
+                      self._rows, self._rw, self._rh, self._rj, self._buf, out)
         return out
 
     __call__ = align
