@@ -49,6 +49,25 @@ def test_image_round_trip(encoding, dtype, channels):
     assert np.shares_memory(b, np.frombuffer(got.data, np.uint8))  # zero-copy read
 
 
+def test_image_refill_in_place():
+    """A published message refilled with the next frame reuses its data buffer (one copy, no
+    allocation); a new size, non-contiguous or big-endian input still comes out right."""
+    rng = np.random.default_rng(1)
+    first = rng.integers(0, 65535, (48, 64), dtype=np.uint16)
+    msg = conv.array_to_image(first, "16UC1", frame_id="a")
+    buf = msg.data
+    second = rng.integers(0, 65535, (48, 128), dtype=np.uint16)[:, ::2]  # strided view
+    assert conv.array_to_image(second, "16UC1", frame_id="b", stamp=5, out=msg) is msg
+    assert msg.data is buf and msg.header.frame_id == "b" and conv.stamp_to_ns(msg.header.stamp) == 5
+    assert np.array_equal(conv.image_to_array(_wire(msg)), second)
+    conv.array_to_image(second.astype(">u2"), "16UC1", out=msg)
+    assert msg.data is buf and np.array_equal(conv.image_to_array(_wire(msg)), second)
+    rgb = rng.integers(0, 255, (10, 20, 3), dtype=np.uint8)
+    conv.array_to_image(rgb, "rgb8", out=msg)  # another size: a new buffer
+    got = _wire(msg)
+    assert (got.encoding, got.step) == ("rgb8", 60) and np.array_equal(conv.image_to_array(got), rgb)
+
+
 def test_image_padded_and_big_endian_message():
     a = np.arange(12, dtype=np.uint16).reshape(3, 4)
     msg = Image(height=3, width=4, encoding="16UC1", is_bigendian=1, step=10)

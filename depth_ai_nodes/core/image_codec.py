@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["ENCODINGS", "Encoding", "ImageFormatError", "decode", "encode", "convert", "encoding_of"]
+__all__ = ["ENCODINGS", "Encoding", "ImageFormatError", "decode", "encode", "encode_array", "convert",
+           "encoding_of"]
 
 
 class ImageFormatError(ValueError):
@@ -103,8 +104,9 @@ def encoding_of(array: np.ndarray) -> str:
     raise ImageFormatError(f"no image encoding for an array of dtype {a.dtype} with {ch} channels")
 
 
-def encode(array: np.ndarray, encoding: str) -> tuple[int, int, int, bytes]:
-    """Array -> (height, width, step, data bytes), little-endian, tight rows.
+def encode_array(array: np.ndarray, encoding: str) -> np.ndarray:
+    """Array -> the (H, W) or (H, W, C) native-order array a message carries (the input itself
+    when it already is one; only a big-endian input is copied).
 
     The array's dtype and channel count must match the encoding exactly (no silent casts:
     a float depth published as 16UC1 is a bug, not a conversion).
@@ -122,8 +124,14 @@ def encode(array: np.ndarray, encoding: str) -> tuple[int, int, int, bytes]:
         raise ImageFormatError(f"{encoding} needs dtype {enc.dtype}; got {a.dtype} (convert it explicitly)")
     if a.dtype.byteorder == ">":
         a = a.astype(enc.dtype)
+    return a
+
+
+def encode(array: np.ndarray, encoding: str) -> tuple[int, int, int, bytes]:
+    """Array -> (height, width, step, data bytes), little-endian, tight rows (see encode_array)."""
+    a = encode_array(array, encoding)
     h, w = a.shape[:2]
-    return h, w, w * enc.pixel_bytes, a.tobytes()
+    return h, w, w * ENCODINGS[encoding].pixel_bytes, a.tobytes()
 
 
 _COLOR_ORDER = {"rgb8": "RGB", "bgr8": "BGR", "rgba8": "RGBA", "bgra8": "BGRA", "8UC3": "BGR", "8UC4": "BGRA"}

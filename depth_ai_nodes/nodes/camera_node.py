@@ -208,6 +208,7 @@ class CameraNode(Node):
         self._extrinsics_sent: set[str] = set()
         self._absent_logged: set[str] = set()
         self._info_cache: dict[tuple, tuple[Any, CameraInfo]] = {}
+        self._images: dict[str, Image] = {}
         self._problem: tuple[float, str] | None = None  # (monotonic time, what went wrong)
         available = self.source.available_streams()
         if "depth" in available and "color" in available:
@@ -289,7 +290,10 @@ class CameraNode(Node):
         return cached[1]
 
     def _image(self, key: str, array: np.ndarray, frame_id: str, stamp: Any) -> Image:
-        msg = conv.array_to_image(array, ENCODINGS[key], frame_id=frame_id)
+        """The stream's Image message, refilled in place each frameset (publish() has copied the
+        previous one): one copy of the pixels, no per-frame allocation."""
+        msg = self._images[key] = conv.array_to_image(array, ENCODINGS[key], frame_id=frame_id,
+                                                      out=self._images.get(key))
         msg.header.stamp = stamp
         return msg
 

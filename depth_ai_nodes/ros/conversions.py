@@ -84,15 +84,25 @@ def image_to_rgb_array(msg: Image) -> np.ndarray:
 
 
 def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None, frame_id: str | None = None,
-                   stamp: Time | int | None = None) -> Image:
-    """numpy -> sensor_msgs/Image (tight rows, little-endian, data as bytes)."""
-    h, w, step, data = image_codec.encode(arr, encoding)
-    msg = Image()
+                   stamp: Time | int | None = None, out: Image | None = None) -> Image:
+    """numpy -> sensor_msgs/Image (tight rows, little-endian).
+
+    With ``out`` (a message this function filled before, e.g. last frame's, already published:
+    publish() copies), its data buffer is overwritten in place when the size matches: one copy
+    of the pixels and no allocation, instead of ``tobytes()`` plus the copy the data setter makes.
+    """
+    a = image_codec.encode_array(arr, encoding)
+    msg = Image() if out is None else out
     msg.header = make_header(header, frame_id, stamp)
-    msg.height, msg.width, msg.step = h, w, step
+    msg.height, msg.width = a.shape[0], a.shape[1]
+    msg.step = a.shape[1] * image_codec.ENCODINGS[encoding].pixel_bytes
     msg.encoding = encoding
     msg.is_bigendian = 0
-    msg.data = data
+    data = msg.data
+    if out is not None and len(data) == a.nbytes:
+        np.copyto(np.frombuffer(data, a.dtype).reshape(a.shape), a)
+    else:
+        msg.data = a.tobytes()
     return msg
 
 
