@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -70,11 +71,16 @@ class _Status:
 class Diagnostics:
     """Publishes one DiagnosticStatus per registered component on /diagnostics."""
 
-    def __init__(self, node: Node, hardware_id: str = "", period_s: float = 1.0) -> None:
+    def __init__(self, node: Node, hardware_id: str = "", period_s: float = 1.0,
+                 before_publish: Callable[[], None] | None = None) -> None:
+        """`before_publish` runs on the publishing timer first: a node refreshes its status
+        there instead of on a timer of its own (an executor wake-up costs 0.5-1 ms CPU on the
+        2-core reference machine)."""
         self._node = node
         self._hardware_id = hardware_id
         self._lock = threading.Lock()
         self._statuses: dict[str, _Status] = {}
+        self._before_publish = before_publish
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(period_s, self.publish)
 
@@ -140,6 +146,8 @@ class Diagnostics:
         return array
 
     def publish(self) -> None:
+        if self._before_publish is not None:
+            self._before_publish()
         self._pub.publish(self.snapshot())
 
 
