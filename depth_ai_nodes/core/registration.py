@@ -160,21 +160,41 @@ def _corner(d: np.float32, rx: np.float32, ry: np.float32, R: np.ndarray, T: np.
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _rects(depth: np.ndarray, scale: np.float32, rx0: np.ndarray, ry0: np.ndarray, rx1: np.ndarray,
-           ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray, c: np.ndarray, mode: int, lim: int,
-           ow: int, oh: int, bw: int, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray) -> None:
+           ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray, c: np.ndarray, mode: int, splat: bool,
+           lim: int, ow: int, oh: int, bw: int, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray) -> None:
     """Each depth pixel's target rectangle, clipped: (width - 1, height - 1, scratch index of its
-    top-left pixel); width - 1 = -1 for no depth or an empty rectangle. Branch-free (SIMD)."""
+    top-left pixel); width - 1 = -1 for no depth or an empty rectangle. Without `splat` the
+    rectangle is the top-left corner's pixel. Branch-free (SIMD) for constant `mode`, `splat`."""
     for i in range(depth.size):
         raw = depth[i]
         d = np.float32(raw) * scale
         u0, v0 = _corner(d, rx0[i], ry0[i], R, T, intr, c, mode, lim)
-        u1, v1 = _corner(d, rx1[i], ry1[i], R, T, intr, c, mode, lim)
+        if splat:
+            u1, v1 = _corner(d, rx1[i], ry1[i], R, T, intr, c, mode, lim)
+        else:
+            u1, v1 = u0, v0
         xa = max(u0, np.int32(0))
         ya = max(v0, np.int32(0))
         w = min(u1, np.int32(ow - 1)) - xa
         rw[i] = np.int16(w) if raw != 0 else np.int16(-1)
         rh[i] = np.int16(min(v1, np.int32(oh - 1)) - ya)
         rj[i] = ya * np.int32(bw) + xa
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _rects_for(depth: np.ndarray, scale: np.float32, rx0: np.ndarray, ry0: np.ndarray, rx1: np.ndarray,
+               ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray, c: np.ndarray, mode: int,
+               splat: bool, lim: int, ow: int, oh: int, bw: int, rw: np.ndarray, rh: np.ndarray,
+               rj: np.ndarray) -> None:
+    """_rects with `mode` turned into a constant (one vectorized copy of the loop per mode; a
+    run-time mode keeps the loop scalar, 3x slower). `splat` must be a constant already."""
+    if mode == _DIST_NONE:
+        _rects(depth, scale, rx0, ry0, rx1, ry1, R, T, intr, c, _DIST_NONE, splat, lim, ow, oh, bw, rw, rh, rj)
+    elif mode == _DIST_RS_MODIFIED:
+        _rects(depth, scale, rx0, ry0, rx1, ry1, R, T, intr, c, _DIST_RS_MODIFIED, splat, lim, ow, oh, bw, rw, rh,
+               rj)
+    else:
+        _rects(depth, scale, rx0, ry0, rx1, ry1, R, T, intr, c, _DIST_OPENCV, splat, lim, ow, oh, bw, rw, rh, rj)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -207,9 +227,9 @@ def _fill(depth: np.ndarray, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray, buf
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _register(depth: np.ndarray, dw: int, scale: np.float32, rx0: np.ndarray, ry0: np.ndarray, rx1: np.ndarray,
-              ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray, c: np.ndarray, mode: int, lim: int,
-              rows: np.ndarray, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray, buf: np.ndarray,
-              out: np.ndarray) -> None:
+              ry1: np.ndarray, R: np.ndarray, T: np.ndarray, intr: np.ndarray, c: np.ndarray, mode: int,
+              splat: bool, lim: int, rows: np.ndarray, rw: np.ndarray, rh: np.ndarray, rj: np.ndarray,
+              buf: np.ndarray, out: np.ndarray) -> None:
     """Registration of a whole image, one depth row at a time (its rectangles stay in L1).
     Separable rays (see _corner_rays) are expanded into `rows` (2 x W scratch) per row."""
     oh, ow = out.shape
@@ -225,12 +245,10 @@ def _register(depth: np.ndarray, dw: int, scale: np.float32, rx0: np.ndarray, ry
             y1[:] = ry1[v, 0]
         else:
             x0, x1, y0, y1 = rx0[v], rx1[v], ry0[v], ry1[v]
-        if mode == _DIST_NONE:  # constant modes: one vectorized copy of the loop each
-            _rects(d, scale, x0, y0, x1, y1, R, T, intr, c, _DIST_NONE, lim, ow, oh, bw, rw, rh, rj)
-        elif mode == _DIST_RS_MODIFIED:
-            _rects(d, scale, x0, y0, x1, y1, R, T, intr, c, _DIST_RS_MODIFIED, lim, ow, oh, bw, rw, rh, rj)
+        if splat:  # constant flags: see _rects_for
+            _rects_for(d, scale, x0, y0, x1, y1, R, T, intr, c, mode, True, lim, ow, oh, bw, rw, rh, rj)
         else:
-            _rects(d, scale, x0, y0, x1, y1, R, T, intr, c, _DIST_OPENCV, lim, ow, oh, bw, rw, rh, rj)
+            _rects_for(d, scale, x0, y0, x1, y1, R, T, intr, c, mode, False, lim, ow, oh, bw, rw, rh, rj)
         _fill(d, rw, rh, rj, buf, bw)
     one = np.uint16(1)
     for y in range(oh):
@@ -306,7 +324,7 @@ class DepthRegistration:
         flat = np.ascontiguousarray(d).reshape(-1)
         with self._lock:  # the scratch is per instance; the kernel releases the GIL
             _register(flat, dm.width, np.float32(self.depth_scale), self._rx0, self._ry0, self._rx1, self._ry1,
-                      self._R, self._T, self._intr, self._coeffs, self._mode, self._lim,
+                      self._R, self._T, self._intr, self._coeffs, self._mode, self.splat, self._lim,
                       self._rows, self._rw, self._rh, self._rj, self._buf, out)
         return out
 
