@@ -81,10 +81,12 @@ def test_scene_depth_accuracy_and_bad_frames(ros_node):
             assert np.isfinite(pred[gt > 0]).mean() > 0.99
             assert np.median(rel) < 0.02
             assert np.mean(rel < 0.25) > 0.85
-            # the scene's sensor holes are mostly unfillable from context (glass, beyond range):
-            # reported, not asserted; accuracy there is measured by `depth-ai eval` instead
+            # in the sensor's holes (glass, beyond range, occlusion shadows) only context can
+            # help: measured 0.10 median relative error there (2026-11-24); a fill that ignores
+            # the surrounding surfaces is far above 0.25 (the global median depth: 0.58-0.62)
             print(f"in sensor holes: median rel err {np.median(rel_holes):.3f} ({holes.sum()} px)")
             assert holes.sum() > 100
+            assert np.median(rel_holes) < 0.25
             checked += 1
         assert checked >= 1, "no inference output matched a ground-truth stamp"
         info = got[f"{NS}/camera_info"][-1][1]
