@@ -216,6 +216,12 @@ class CameraNode(Node):
         for key in TOPICS:  # advertise up front, like realsense-ros
             if self.enabled.get(key) and key in available:
                 self._pubs(key)
+        if self.enabled["aligned_depth"] and "aligned_depth" in available:
+            # compile/load the registration kernel now, not on the first frameset (the JIT
+            # takes ~12 s without numba's cache and would stall the stream mid-flight)
+            from depth_ai_nodes.core.registration import warm_up
+
+            warm_up()
         self._tf = _static_broadcaster(self) if self.p["publish_tf"] else None
         self._tf_sent = False
 
