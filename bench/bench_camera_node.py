@@ -117,28 +117,26 @@ def source_cpu_per_frameset(n: int = 300) -> float:
     return (time.process_time() - c0) / n
 
 
+def _measure_process(cmd: list[str], namespace: str, args, aligned: bool, warmup: float) -> tuple[float, int]:
+    """Start a publisher, measure its CPU per received frameset, stop it with SIGINT."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        return measure(proc, namespace, args.seconds, warmup=warmup,
+                       topics=TOPICS if aligned else TOPICS[:3])
+    finally:
+        proc.send_signal(2)
+        proc.wait(timeout=15)
+
+
 def run_pair(args, frames: Path, aligned: bool) -> tuple[float, int, float, int]:
     from harness import executable, ros_args
 
     params = {"source": "synthetic", "synthetic.prerender_frames": 30,
               "align_depth.enable": aligned, "enable_ground_truth": False}
-    node = subprocess.Popen([executable("camera_node"), *ros_args(params)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        node_cpu, node_n = measure(node, "/camera", args.seconds, warmup=6.0,
-                                   topics=TOPICS if aligned else TOPICS[:3])
-    finally:
-        node.send_signal(2)
-        node.wait(timeout=15)
-    bare = subprocess.Popen([sys.executable, "-c", BARE, str(args.fps), str(frames),
-                             "1" if aligned else "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        bare_cpu, bare_n = measure(bare, "/bare", args.seconds, warmup=3.0,
-                                   topics=TOPICS if aligned else TOPICS[:3])
-    finally:
-        bare.send_signal(2)
-        bare.wait(timeout=15)
+    node_cpu, node_n = _measure_process([executable("camera_node"), *ros_args(params)],
+                                        "/camera", args, aligned, warmup=6.0)
+    bare_cpu, bare_n = _measure_process([sys.executable, "-c", BARE, str(args.fps), str(frames),
+                                         "1" if aligned else "0"], "/bare", args, aligned, warmup=3.0)
     return node_cpu, node_n, bare_cpu, bare_n
 
 
