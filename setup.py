@@ -9,10 +9,15 @@ The ROS 2 message generators come from the PyPI wheels (see pyproject.toml).
   - the interface libraries (libdepth_ai_nodes__*.so) into <prefix>/lib, the
     folder the ROS wheels put on LD_LIBRARY_PATH: rclpy's typesupport loader
     finds them by name there, as it does in a colcon install/lib.
+When no tf2_msgs is importable (PyPI has no wheel for it), it also builds
+vendor/tf2_msgs (TFMessage only, upstream's field list and so its type hash) as
+a top-level `tf2_msgs` package, so the nodes publish /tf_static without a ROS
+install. colcon never sees vendor/ (COLCON_IGNORE).
 """
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -54,35 +59,55 @@ class BuildMessages(build_ext):
 
     def run(self) -> None:  # noqa: D102
         prefix = _ros_prefix()
-        work = Path(self.build_temp).resolve() / "msgs"
+        inplace = self.inplace or getattr(self, "editable_mode", False)
+        # Our messages: generated Python inside the package (in the tree when editable).
+        self._build_interfaces(prefix, "msgs", ROOT, ["CMakeLists.txt", "package.xml", "msg"],
+                               PKG, ROOT / PKG if inplace else Path(self.build_lib) / PKG,
+                               ["-DDEPTH_AI_NODES_MSGS_ONLY=ON"])
+        # tf2_msgs/TFMessage for /tf_static when no ROS install provides it (PyPI has
+        # none): a top-level package beside ours, in site-packages when editable.
+        if importlib.util.find_spec("tf2_msgs") is None or _is_vendored_tf2_msgs():
+            site = Path(sysconfig.get_paths()["purelib"])
+            target = site / "tf2_msgs" if inplace else Path(self.build_lib) / "tf2_msgs"
+            self._build_interfaces(prefix, "tf2_msgs", ROOT / "vendor" / "tf2_msgs",
+                                   ["CMakeLists.txt", "package.xml", "msg"], "tf2_msgs", target, [])
+            (target / "VENDORED_BY_DEPTH_AI_NODES").write_text(
+                "tf2_msgs/TFMessage built by depth_ai_nodes (vendor/tf2_msgs); a ROS install's "
+                "tf2_msgs on PYTHONPATH takes precedence.\n")
+
+    def _build_interfaces(self, prefix: Path, work_name: str, source: Path, files: list[str],
+                          package: str, target: Path, cmake_args: list[str]) -> None:
+        """Stage SOURCE's interface package, build it with CMake, ship its Python to TARGET
+        and its interface libraries to <prefix>/lib."""
+        work = Path(self.build_temp).resolve() / work_name
         src, bld, inst = work / "src", work / "build", work / "install"
         if src.exists():
             shutil.rmtree(src)
         src.mkdir(parents=True)
-        for name in ("CMakeLists.txt", "package.xml"):
-            shutil.copy2(ROOT / name, src / name)
-        shutil.copytree(ROOT / "msg", src / "msg")
+        for name in files:
+            (shutil.copytree if (source / name).is_dir() else shutil.copy2)(source / name, src / name)
         bld.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         for var in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH"):
             env[var] = os.pathsep.join(p for p in (str(prefix), env.get(var, "")) if p)
         subprocess.check_call(
-            ["cmake", str(src), "-DDEPTH_AI_NODES_MSGS_ONLY=ON", "-DBUILD_TESTING=OFF",
+            ["cmake", str(src), *cmake_args, "-DBUILD_TESTING=OFF",
              f"-DPython3_EXECUTABLE={sys.executable}", f"-DCMAKE_INSTALL_PREFIX={inst}",
              "-DCMAKE_BUILD_TYPE=Release"], cwd=bld, env=env)
         subprocess.check_call(["cmake", "--build", ".", "-j", str(os.cpu_count() or 2)],
                               cwd=bld, env=env)
         subprocess.check_call(["cmake", "--install", "."], cwd=bld, env=env)
 
-        generated = next(inst.glob(f"lib/python3*/site-packages/{PKG}"))
+        generated = next(inst.glob(f"lib/python3*/site-packages/{package}"))
         inplace = self.inplace or getattr(self, "editable_mode", False)
-        target = ROOT / PKG if inplace else Path(self.build_lib) / PKG
         (target / "msg").mkdir(parents=True, exist_ok=True)
         for f in (generated / "msg").glob("*.py"):
             shutil.copy2(f, target / "msg" / f.name)
+        if not (target / "__init__.py").exists():
+            (target / "__init__.py").write_text("")
         for f in generated.glob("*.so"):
             shutil.copy2(f, target / f.name)
-        libs = sorted(str(p) for p in (inst / "lib").glob(f"lib{PKG}__*.so"))
+        libs = sorted(str(p) for p in (inst / "lib").glob(f"lib{package}__*.so"))
         if inplace:
             # Editable installs skip install_data: put the libraries in the
             # target environment's lib/ (pip runs this with its interpreter).
@@ -92,6 +117,14 @@ class BuildMessages(build_ext):
         else:
             # Same list object install_data holds: filled now, installed after build.
             self.distribution.data_files.append(("lib", libs))
+
+
+def _is_vendored_tf2_msgs() -> bool:
+    """True when the importable tf2_msgs is the one an earlier install of ours built
+    (rebuild it), False for a real ROS install's (leave it alone)."""
+    spec = importlib.util.find_spec("tf2_msgs")
+    origin = Path(spec.origin) if spec and spec.origin else None
+    return origin is not None and (origin.parent / "VENDORED_BY_DEPTH_AI_NODES").exists()
 
 
 def _share_files() -> list[tuple[str, list[str]]]:
