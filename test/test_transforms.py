@@ -1,11 +1,11 @@
-"""RigidTransform: algebra, quaternions, librealsense column-major extrinsics."""
+"""RigidTransform: algebra, quaternions, librealsense column-major extrinsics; FrameTree lookups."""
 from __future__ import annotations
 
 import numpy as np
 import pyrealsense2 as rs
 import pytest
 
-from depth_ai_nodes.core.transforms import RigidTransform, matrix_to_quaternion, quaternion_to_matrix
+from depth_ai_nodes.core.transforms import FrameTree, RigidTransform, matrix_to_quaternion, quaternion_to_matrix
 
 
 def _random(seed: int) -> RigidTransform:
@@ -65,3 +65,37 @@ def test_rs_extrinsics_are_column_major():
     assert RigidTransform.from_rs_extrinsics(rot, trans).almost_equal(t, 1e-6)
     assert RigidTransform.from_rs_extrinsics(ext).almost_equal(t, 1e-6)
     assert np.allclose(np.reshape(rot, (3, 3)), t.R.T)
+
+
+def test_frame_tree_chains_through_the_common_ancestor_like_tf2():
+    # base_link -> camera_link -> camera_color_optical_frame, base_link -> lidar_link
+    base_cam, cam_opt, base_lidar = _random(10), _random(11), _random(12)
+    tree = FrameTree()
+    tree.set("base_link", "camera_link", base_cam)
+    tree.set("camera_link", "camera_color_optical_frame", cam_opt)
+    tree.set("base_link", "lidar_link", base_lidar)
+    pts = np.random.default_rng(3).normal(size=(50, 3))
+    # points in lidar_link -> the optical frame, composed by hand from the edges
+    expected = cam_opt.inverse().apply(base_cam.inverse().apply(base_lidar.apply(pts)))
+    got = tree.lookup("camera_color_optical_frame", "lidar_link")
+    assert np.allclose(got.apply(pts), expected)
+    assert tree.lookup("lidar_link", "camera_color_optical_frame").almost_equal(got.inverse())
+    assert tree.lookup("base_link", "camera_color_optical_frame").almost_equal(base_cam @ cam_opt)
+    assert tree.lookup("lidar_link", "lidar_link").almost_equal(RigidTransform.identity())
+    # a newer transform for the same child replaces the old one (a new /tf_static)
+    tree.set("base_link", "lidar_link", RigidTransform(t=[1.0, 2.0, 3.0]))
+    assert np.allclose(tree.lookup("base_link", "lidar_link").t, [1, 2, 3])
+
+
+def test_frame_tree_errors_name_the_frames():
+    tree = FrameTree()
+    tree.set("a", "b", _random(0))
+    tree.set("c", "d", _random(1))
+    with pytest.raises(LookupError, match="no transform between 'a' and 'd'.*frames known: a, b, c, d"):
+        tree.lookup("a", "d")
+    with pytest.raises(ValueError, match="two different frame ids"):
+        tree.set("a", "a", _random(2))
+    tree.set("b", "c", _random(3))
+    tree.set("d", "a", _random(4))  # a -> b -> c -> d -> a
+    with pytest.raises(ValueError, match="loop"):
+        tree.lookup("a", "c")

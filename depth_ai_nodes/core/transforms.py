@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["RigidTransform", "quaternion_to_matrix", "matrix_to_quaternion"]
+__all__ = ["RigidTransform", "FrameTree", "quaternion_to_matrix", "matrix_to_quaternion"]
 
 
 def quaternion_to_matrix(q_xyzw: Sequence[float]) -> np.ndarray:
@@ -165,3 +165,50 @@ class RigidTransform:
         q = self.quaternion_xyzw
         return (f"RigidTransform(t=[{self.t[0]:.6g}, {self.t[1]:.6g}, {self.t[2]:.6g}], "
                 f"q_xyzw=[{q[0]:.6g}, {q[1]:.6g}, {q[2]:.6g}, {q[3]:.6g}])")
+
+
+class FrameTree:
+    """Named frames joined by rigid transforms (a TF tree without tf2): look up the
+    transform between any two connected frames by chaining the edges between them.
+
+    Edges are stored as tf2 stores them, ``parent -> child`` with the child's pose in the
+    parent (``p_parent = T p_child``); setting an edge again for the same child replaces
+    it, as a newer /tf_static message does."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, tuple[str, RigidTransform]] = {}
+
+    def set(self, parent: str, child: str, T_parent_child: RigidTransform) -> None:
+        if not parent or not child or parent == child:
+            raise ValueError(f"a transform needs two different frame ids; got {parent!r} -> {child!r}")
+        self._parent[child] = (parent, T_parent_child)
+
+    @property
+    def frames(self) -> set[str]:
+        return set(self._parent) | {p for p, _ in self._parent.values()}
+
+    def _chain_to_root(self, frame: str) -> list[tuple[str, RigidTransform]]:
+        """[(frame, I), (parent, T_parent_frame), (grandparent, T_grandparent_frame), ...]."""
+        chain, T, seen = [(frame, RigidTransform.identity())], RigidTransform.identity(), {frame}
+        while frame in self._parent:
+            frame, T_edge = self._parent[frame][0], self._parent[frame][1]
+            if frame in seen:
+                raise ValueError(f"the transforms form a loop through {frame!r}")
+            seen.add(frame)
+            T = T_edge @ T
+            chain.append((frame, T))
+        return chain
+
+    def lookup(self, target: str, source: str) -> RigidTransform:
+        """T_target_source (p_target = T p_source), as tf2's lookup_transform(target, source).
+
+        Raises LookupError naming the frames when they are not connected."""
+        if target == source:
+            return RigidTransform.identity()
+        up_source = self._chain_to_root(source)
+        up_target = {f: T for f, T in self._chain_to_root(target)}
+        for frame, T_frame_source in up_source:        # the lowest common ancestor
+            if frame in up_target:
+                return up_target[frame].inverse() @ T_frame_source
+        known = ", ".join(sorted(self.frames)) or "none"
+        raise LookupError(f"no transform between {target!r} and {source!r} (frames known: {known})")
