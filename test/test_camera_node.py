@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from tf2_msgs.msg import TFMessage
 
+from depth_ai_nodes.core.transforms import FrameTree
 from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
+from depth_ai_nodes.ros.conversions import msg_to_transform, tf_to_transform
 from harness import NodeProcess, collect, spin_until
 
 pytestmark = pytest.mark.ros
@@ -71,6 +75,9 @@ def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
         extr = collect(ros_node, {f"{NS}/extrinsics/depth_to_color": Extrinsics,
                                   f"{NS}/extrinsics/depth_to_infra1": Extrinsics},
                        count=1, timeout=10.0, qos=LATCHED)
+        tf_static = collect(ros_node, {"/tf_static": TFMessage}, count=1, timeout=10.0,
+                            qos=LATCHED)["/tf_static"]
+        tf_info = ros_node.get_publishers_info_by_topic("/tf_static")
         diag = collect(ros_node, {"/diagnostics": DiagnosticArray}, count=1, timeout=10.0,
                        stop_when=lambda g: any(_device_status(m) and _streams_status(m)
                                                for _, m in g["/diagnostics"]))
@@ -159,6 +166,23 @@ def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
     assert np.allclose(to_ir.translation, 0) and np.allclose(to_ir.rotation,
                                                              np.eye(3).ravel())
 
+    # /tf_static without tf2_ros: tf2_ros's QoS, upstream's TFMessage type hash (so rviz2 and
+    # tf2 on a ROS install read it), the whole camera tree in one latched message, and the
+    # tree's depth -> color agrees with the extrinsics topic
+    assert len(tf_info) == 1 and tf_info[0].qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    assert tf_info[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    # upstream's hash, from rosbags' own copy of the Kilted message definitions
+    upstream = get_typestore(Stores.ROS2_KILTED).hash_rihs01("tf2_msgs/msg/TFMessage")
+    assert str(tf_info[0].topic_type_hash) == upstream
+    (_, tf_msg), = tf_static[:1]
+    tree = FrameTree()
+    for t in tf_msg.transforms:
+        tree.set(t.header.frame_id, t.child_frame_id, tf_to_transform(t))
+    assert tree.frames == {"camera_link"} | {f"camera_{s}_frame" for s in ("depth", "color", "infra1")} \
+        | {f"camera_{s}_optical_frame" for s in ("depth", "color", "infra1")}
+    color_from_depth = tree.lookup("camera_color_optical_frame", "camera_depth_optical_frame")
+    assert color_from_depth.almost_equal(msg_to_transform(to_color), atol=1e-6)
+
     # diagnostics: state, device info, per-stream rates
     status = next(s for _, m in diag["/diagnostics"] for s in _device_status(m))
     values = {kv.key: kv.value for kv in status.values}
@@ -179,15 +203,22 @@ def _streams_status(array: DiagnosticArray) -> list:
 
 
 def test_decimation_keeps_camera_info_consistent(ros_node):
+    # also: tf_publish_rate > 0 publishes the tree on /tf, stamped now, as realsense-ros does
     with synthetic(**{"decimation_filter.enable": True,
-                      "decimation_filter.filter_magnitude": 2}) as node:
+                      "decimation_filter.filter_magnitude": 2, "tf_publish_rate": 10.0}) as node:
         wait_streaming(ros_node, node)
         got = collect(ros_node, {f"{NS}/depth/image_rect_raw": Image,
                                  f"{NS}/depth/camera_info": CameraInfo,
                                  f"{NS}/color/camera_info": CameraInfo,
-                                 f"{NS}/aligned_depth_to_color/image_raw": Image},
+                                 f"{NS}/aligned_depth_to_color/image_raw": Image,
+                                 "/tf": TFMessage},
                       count=3, timeout=40.0, qos=BEST_EFFORT)
         assert node.stop() == 0, node.output()[-3000:]
+    tf_stamps = [stamp_ns(m.transforms[0]) for _, m in got["/tf"]]
+    assert all(len(m.transforms) == 6 for _, m in got["/tf"])
+    assert tf_stamps == sorted(tf_stamps) and len(set(tf_stamps)) == len(tf_stamps)
+    assert {t.child_frame_id for t in got["/tf"][-1][1].transforms} == \
+        {f"camera_{s}{o}" for s in ("depth", "color", "infra1") for o in ("_frame", "_optical_frame")}
     _, depth = got[f"{NS}/depth/image_rect_raw"][-1]
     _, info = got[f"{NS}/depth/camera_info"][-1]
     _, color_info = got[f"{NS}/color/camera_info"][-1]

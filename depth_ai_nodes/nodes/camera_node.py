@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from depth_ai_nodes.core.transforms import RigidTransform
 from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
 from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -93,10 +94,10 @@ PARAMETERS: list[Param] = [
           "sources)."),
     Param("hole_filling_filter.enable", False, "librealsense hole filling filter "
           "(realsense/file sources)."),
-    Param("publish_tf", True, "Publish the static camera frame tree on /tf_static (needs "
-          "tf2_ros; the extrinsics topics are always published)."),
-    Param("tf_publish_rate", 0.0, "Accepted for realsense-ros compatibility; the tree is "
-          "static and published once (latched).", unit="Hz"),
+    Param("publish_tf", True, "Publish the camera frame tree on TF (tf2_ros on a ROS install, "
+          "else tf2_msgs from our pip install; the extrinsics topics are always published)."),
+    Param("tf_publish_rate", 0.0, "As in realsense-ros: > 0 publishes the tree on /tf at this "
+          "rate, stamped now; otherwise once on /tf_static (latched).", unit="Hz"),
     Param("qos", "sensor_data", "QoS of image, camera_info and point cloud topics.",
           choices=QOS_NAMES),
 ]
@@ -222,8 +223,13 @@ class CameraNode(Node):
             from depth_ai_nodes.core.registration import warm_up
 
             warm_up()
-        self._tf = _static_broadcaster(self) if self.p["publish_tf"] else None
-        self._tf_sent = False
+        self._tf_rate = float(self.p["tf_publish_rate"])
+        self._tf: Any | None = None
+        if self.p["publish_tf"]:
+            self._tf = tf.broadcaster(self) if self._tf_rate > 0 else tf.static_broadcaster(self)
+        self._tf_tree: list[tuple[str, str, RigidTransform]] | None = None
+        if self._tf is not None and self._tf_rate > 0:
+            self.create_timer(1.0 / self._tf_rate, self._send_dynamic_tf)
 
         self._lock = threading.Condition()
         self._pending: Frameset | None = None
@@ -406,13 +412,22 @@ class CameraNode(Node):
                 continue
             self.extr_pubs[stream].publish(self._extrinsics(stream, transform, stamp))
             self._extrinsics_sent.add(stream)
-        if self._tf is not None and not self._tf_sent:
+        if self._tf is not None and self._tf_tree is None:
             depth_to = {s: matrix_of(t) for s, t in (("color", fs.depth_to_color),
                                                  ("infra1", fs.depth_to_ir)) if t is not None}
-            self._tf.sendTransform([
-                conv.transform_to_tf(RigidTransform.from_matrix(pose), parent, child, stamp)
-                for parent, child, pose in static_transforms(self.names, depth_to)])
-            self._tf_sent = True
+            self._tf_tree = [(parent, child, RigidTransform.from_matrix(pose))
+                             for parent, child, pose in static_transforms(self.names, depth_to)]
+            if self._tf_rate <= 0:
+                self._tf.sendTransform([conv.transform_to_tf(T, parent, child, stamp)
+                                        for parent, child, T in self._tf_tree])
+
+    def _send_dynamic_tf(self) -> None:
+        """tf_publish_rate > 0: the tree on /tf, stamped now (once the device gave its extrinsics)."""
+        tree = self._tf_tree
+        if tree is not None:
+            now = self.get_clock().now().to_msg()
+            self._tf.sendTransform([conv.transform_to_tf(T, parent, child, now)
+                                    for parent, child, T in tree])
 
     def _log_absent(self, streams: dict[str, Any]) -> None:
         for key in ("color", "infra1", "depth"):
@@ -461,16 +476,6 @@ class CameraNode(Node):
         for t in self._threads:
             t.join(timeout=2.0)
         self.source.stop()
-
-
-def _static_broadcaster(node: Node) -> Any:
-    try:
-        from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
-    except ImportError:
-        node.get_logger().info("tf2_ros is not installed: no /tf_static; the extrinsics "
-                               "topics carry the same transforms")
-        return None
-    return StaticTransformBroadcaster(node)
 
 
 def main() -> int:
