@@ -312,3 +312,60 @@ def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, share
     clear = seen & np.all(np.abs(uv - np.round(uv)) < 0.49, axis=1)
     iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
     np.testing.assert_array_equal(cols["ir"][clear], grey[iv, iu].astype(np.float32))
+
+
+def test_extrinsics_from_tf_static_chained_through_the_robot_tree(ros_node):
+    """extrinsics_source tf with no tf2_ros: this process publishes a robot's /tf_static
+    (base_link -> camera_link -> camera_infra1_optical_frame, base_link -> lidar_link), the
+    IR image and a cloud in lidar_link; the fused IR of every point is the image at the
+    pixel the chained transform puts it on."""
+    from depth_ai_nodes.core.transforms import RigidTransform
+    from depth_ai_nodes.ros.tf import StaticBroadcaster
+    from depth_ai_nodes.sources.frames import OPTICAL_IN_LINK
+    from tf2_msgs.msg import TFMessage
+
+    node = ros_node
+    w, h, f = 320, 240, 300.0
+    base_cam = RigidTransform.from_xyz_quat([0.30, 0.05, 0.40], [0.0, 0.087, 0.0, 0.996])  # pitched 10 deg
+    cam_opt = RigidTransform.from_matrix(OPTICAL_IN_LINK)
+    base_lidar = RigidTransform.from_xyz_quat([0.10, -0.02, 0.60], [0.0, 0.0, 0.259, 0.966])  # yawed 30 deg
+    opt_lidar = (base_cam @ cam_opt).inverse() @ base_lidar
+    # points on a plane 3 m in front of the camera, each on a pixel centre
+    uu, vv = np.meshgrid(np.arange(20, w - 20, 7), np.arange(20, h - 20, 5))
+    z = np.full(uu.size, 3.0)
+    p_opt = np.stack([(uu.ravel() - (w - 1) / 2) / f * z, (vv.ravel() - (h - 1) / 2) / f * z, z], 1)
+    p_lidar = opt_lidar.inverse().apply(p_opt).astype(np.float32)
+    image = ((np.arange(w)[None, :] * 7 + np.arange(h)[:, None] * 3) % 251).astype(np.uint8)
+
+    tf_static = StaticBroadcaster(node, TFMessage)
+    tf_static.sendTransform([conv.transform_to_tf(base_cam, "base_link", "camera_link"),
+                             conv.transform_to_tf(cam_opt, "camera_link", "camera_infra1_optical_frame")])
+    tf_static.sendTransform(conv.transform_to_tf(base_lidar, "base_link", "lidar_link"))
+    img_pub = node.create_publisher(Image, "/camera/infra1/image_rect_raw", RELIABLE)
+    info_pub = node.create_publisher(CameraInfo, "/camera/infra1/camera_info", RELIABLE)
+    cloud_pub = node.create_publisher(PointCloud2, "/lidar/points", RELIABLE)
+    fused: list = []
+    node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    params = {"extrinsics_source": "tf", "odom_topic": "''", "qos": "reliable", **SLOW}
+    with NodeProcess.node("lidar_fusion_node", params) as fusion:
+        assert spin_until(node, lambda: cloud_pub.get_subscription_count() > 0, 20.0), fusion.output()
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and not any(
+                np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).all() for m in fused):
+            stamp = conv.ns_to_stamp(time.time_ns())
+            info = CameraInfo(width=w, height=h, distortion_model="plumb_bob", d=[0.0] * 5,
+                              k=[f, 0, (w - 1) / 2, 0, f, (h - 1) / 2, 0, 0, 1])
+            info.header.frame_id, info.header.stamp = "camera_infra1_optical_frame", stamp
+            info_pub.publish(info)
+            img_pub.publish(conv.array_to_image(image, "mono8", header=info.header))
+            cloud = conv.fields_to_pointcloud2({"x": p_lidar[:, 0], "y": p_lidar[:, 1], "z": p_lidar[:, 2]},
+                                               frame_id="lidar_link", stamp=stamp)
+            cloud_pub.publish(cloud)
+            spin_until(node, lambda: False, 0.1)
+        output = fusion.output()
+        assert fusion.stop() == 0, output
+    msg = next((m for m in fused if np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).all()), None)
+    assert msg is not None, output
+    cols = conv.pointcloud2_to_fields(msg, ["x", "ir"])
+    np.testing.assert_allclose(cols["x"], p_lidar[:, 0])
+    np.testing.assert_array_equal(cols["ir"], image[vv.ravel(), uu.ravel()].astype(np.float32))

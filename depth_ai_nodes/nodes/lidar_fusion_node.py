@@ -29,6 +29,7 @@ from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
 from depth_ai_nodes.msg import Extrinsics
 from depth_ai_nodes.core.pointcloud import PointCloudFormatError
 from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -170,14 +171,11 @@ class LidarFusionNode(Node):
             raise ConfigError(str(err)) from err
 
     def _make_tf(self) -> Any:
-        try:
-            import tf2_ros  # noqa: F401  (only on a real ROS install)
-        except ImportError as err:
-            raise ConfigError("extrinsics_source tf needs tf2_ros (a ROS install); use topic, "
-                              "parameters or file") from err
-        buf = tf2_ros.Buffer()
-        tf2_ros.TransformListener(buf, self)
-        return buf
+        listener = tf.transform_listener(self)
+        if listener is None:
+            raise ConfigError("extrinsics_source tf needs tf2_ros (a ROS install) or tf2_msgs "
+                              "(built by our pip install); use topic, parameters or file")
+        return listener
 
     def _subscribe(self) -> None:
         """Subscribe with QoS matched to the publishers (best effort when none yet: it
@@ -413,11 +411,11 @@ class LidarFusionNode(Node):
         if frame is None:
             return None
         try:
-            tf = self._tf.lookup_transform(frame.info.header.frame_id, msg.header.frame_id, msg.header.stamp)
+            stamped = self._tf.lookup_transform(frame.info.header.frame_id, msg.header.frame_id, msg.header.stamp)
         except Exception as err:  # tf2 exceptions: no transform yet
             self.get_logger().warn(f"no TF {msg.header.frame_id} -> camera: {err}", throttle_duration_sec=5.0)
             return None
-        t, r = tf.transform.translation, tf.transform.rotation
+        t, r = stamped.transform.translation, stamped.transform.rotation
         return calib.from_xyz_quat([t.x, t.y, t.z], [r.x, r.y, r.z, r.w])
 
     # --- outputs ----------------------------------------------------------------------
