@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from tf2_msgs.msg import TFMessage
 
 from depth_ai_nodes.ros import conversions as conv
 from harness import NodeProcess, collect, spin_until
@@ -23,6 +24,7 @@ from harness import NodeProcess, collect, spin_until
 pytestmark = pytest.mark.ros
 
 RELIABLE = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+TF_STATIC = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SLOW = {"sync_timeout": 0.5}  # a loaded 2-core machine renders slowly; the rule is the same
 
 
@@ -85,6 +87,8 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     node.create_subscription(Image, "/lidar_depth", depths.append, RELIABLE)
     raw: dict[int, PointCloud2] = {}  # the input clouds by stamp: per-point times
     node.create_subscription(PointCloud2, "/lidar/points", lambda m: raw.__setitem__(_stamp_ns(m), m), RELIABLE)
+    tf_static: list = []
+    node.create_subscription(TFMessage, "/tf_static", tf_static.append, TF_STATIC)
     with NodeProcess.node("lidar_node", {"qos": "reliable"}) as lidar, \
             NodeProcess.node("lidar_fusion_node", {"qos": "reliable", **SLOW}) as fusion:
         # 1. a silent camera: clouds still go out, camera fields NaN
@@ -120,6 +124,10 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     from depth_ai_nodes.core.scene import lidar_to_camera
 
     cam_from_lidar = as_matrix(lidar_to_camera(camera.rig, lidar_model))
+    # lidar_node's /tf_static mounts the LiDAR in the camera tree with the same calibration
+    (mount,) = [t for m in tf_static for t in m.transforms if t.child_frame_id == "lidar_link"][-1:]
+    assert mount.header.frame_id == "camera_infra1_optical_frame"
+    np.testing.assert_allclose(conv.tf_to_transform(mount).matrix(), cam_from_lidar, atol=1e-6)
     # the k-th cloud fused with a camera frame and the k-th lidar_depth come from the same
     # match, and lidar_depth carries the stamp of the camera frame the node used
     with_camera = [m for m in fused if np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).any()]
@@ -322,7 +330,6 @@ def test_extrinsics_from_tf_static_chained_through_the_robot_tree(ros_node):
     from depth_ai_nodes.core.transforms import RigidTransform
     from depth_ai_nodes.ros.tf import StaticBroadcaster
     from depth_ai_nodes.sources.frames import OPTICAL_IN_LINK
-    from tf2_msgs.msg import TFMessage
 
     node = ros_node
     w, h, f = 320, 240, 300.0

@@ -21,6 +21,7 @@ from depth_ai_nodes.core.calibration import as_rigid, matrix_to_quat
 from depth_ai_nodes.lidar import SourceError, open_source
 from depth_ai_nodes.msg import Extrinsics
 from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -41,6 +42,9 @@ PARAMETERS: list[Param] = [
     Param("camera_frame", "camera_infra1_optical_frame",
           "synthetic: camera frame the published extrinsics map LiDAR points into."),
     Param("odom_frame", "odom", "synthetic: frame_id of the odometry (the world)."),
+    Param("publish_tf", True, "synthetic: also send the LiDAR's mounting on /tf_static (camera_frame "
+          "-> frame_id), so rviz2 shows LiDAR and camera data in one fixed frame; turn it off when a "
+          "robot description publishes the LiDAR frame."),
     Param("kitti_path", "", "kitti: folder with velodyne/*.bin (and calib/*.txt)."),
     Param("ouster_pcap", "", "ouster: capture .pcap file."),
     Param("ouster_metadata", "", "ouster: metadata .json (empty: next to the pcap)."),
@@ -66,6 +70,11 @@ class LidarNode(Node):
         if hasattr(self.source, "camera_from_lidar"):
             self.extr_pub = self.create_publisher(Extrinsics, "~/extrinsics/lidar_to_camera", latched_qos())
             self.extr_pub.publish(self._extrinsics())
+            self._tf = tf.static_broadcaster(self) if p["publish_tf"] else None
+            if self._tf is not None:
+                self._tf.sendTransform(conv.transform_to_tf(
+                    as_rigid(self.source.camera_from_lidar), p["camera_frame"], self.frame_id,
+                    self.get_clock().now().to_msg()))
             self.odom_pub = self.create_publisher(Odometry, "~/odom", qos)
         if p["source"] == "ouster":
             self.nir_pub = self.create_publisher(Image, "~/near_ir/image", qos)
