@@ -12,6 +12,7 @@ the tree, no time interpolation): enough for sensors mounted on one rig.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Iterable
 
 from geometry_msgs.msg import TransformStamped
@@ -66,31 +67,27 @@ class Broadcaster:
 
 def static_broadcaster(node: Node) -> Any | None:
     """tf2_ros's StaticTransformBroadcaster, else ours over tf2_msgs, else None (logged)."""
-    try:
-        from tf2_ros.static_transform_broadcaster import StaticTransformBroadcaster
-        return StaticTransformBroadcaster(node)
-    except ImportError:
-        pass
-    msg_type = _tf_message_type()
-    if msg_type is None:
-        node.get_logger().warning("neither tf2_ros nor tf2_msgs is importable: no /tf_static; "
-                                  "the extrinsics topics carry the same transforms")
-        return None
-    return StaticBroadcaster(node, msg_type)
+    return _broadcaster(node, "tf2_ros.static_transform_broadcaster", "StaticTransformBroadcaster",
+                        StaticBroadcaster, "/tf_static")
 
 
 def broadcaster(node: Node) -> Any | None:
     """tf2_ros's TransformBroadcaster, else ours over tf2_msgs, else None (logged)."""
+    return _broadcaster(node, "tf2_ros.transform_broadcaster", "TransformBroadcaster",
+                        Broadcaster, "/tf")
+
+
+def _broadcaster(node: Node, module: str, name: str, fallback: type, topic: str) -> Any | None:
     try:
-        from tf2_ros.transform_broadcaster import TransformBroadcaster
-        return TransformBroadcaster(node)
+        return getattr(importlib.import_module(module), name)(node)
     except ImportError:
         pass
     msg_type = _tf_message_type()
     if msg_type is None:
-        node.get_logger().warning("neither tf2_ros nor tf2_msgs is importable: no /tf")
+        node.get_logger().warning(f"neither tf2_ros nor tf2_msgs is importable: no {topic}; "
+                                  "the extrinsics topics carry the same transforms")
         return None
-    return Broadcaster(node, msg_type)
+    return fallback(node, msg_type)
 
 
 class StaticTransformListener:
