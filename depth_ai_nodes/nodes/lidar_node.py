@@ -66,11 +66,12 @@ class LidarNode(Node):
         self.frame_id = p["frame_id"] or self.source.frame_id
         qos = qos_from_name(p["qos"])
         self.pub = self.create_publisher(PointCloud2, "~/points", qos)
-        self.odom_pub = self.extr_pub = self.nir_pub = self.nir_info_pub = None
+        self.odom_pub = self.extr_pub = self.nir_pub = self.nir_info_pub = self._tf = None
         if hasattr(self.source, "camera_from_lidar"):
             self.extr_pub = self.create_publisher(Extrinsics, "~/extrinsics/lidar_to_camera", latched_qos())
             self.extr_pub.publish(self._extrinsics())
-            self._tf = tf.static_broadcaster(self) if p["publish_tf"] else None
+            if p["publish_tf"]:
+                self._tf = tf.static_broadcaster(self)
             if self._tf is not None:
                 self._tf.sendTransform(conv.transform_to_tf(
                     as_rigid(self.source.camera_from_lidar), p["camera_frame"], self.frame_id,
