@@ -77,7 +77,7 @@ def test_synthetic_camera_publishes_every_stream_consistently(ros_node):
                        count=1, timeout=10.0, qos=LATCHED)
         tf_static = collect(ros_node, {"/tf_static": TFMessage}, count=1, timeout=10.0,
                             qos=LATCHED)["/tf_static"]
-        tf_info = ros_node.get_publishers_info_by_topic("/tf_static")
+        tf_info = [i for i in ros_node.get_publishers_info_by_topic("/tf_static") if i.node_name == "camera"]
         diag = collect(ros_node, {"/diagnostics": DiagnosticArray}, count=1, timeout=10.0,
                        stop_when=lambda g: any(_device_status(m) and _streams_status(m)
                                                for _, m in g["/diagnostics"]))
