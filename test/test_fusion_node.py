@@ -77,10 +77,28 @@ def _diag_values(node, name_part: str, timeout: float = 4.0) -> dict[str, str]:
     return values
 
 
-def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node, record_property):
+@pytest.mark.parametrize("motion", ["odom", "twist"])
+def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node, record_property, motion):
+    """De-skewed with lidar_node's odometry, or (twist) with the same motion as a
+    geometry_msgs/TwistStamped stream this process relays from it."""
+    from geometry_msgs.msg import TwistStamped
+    from nav_msgs.msg import Odometry
+
     from depth_ai_nodes.core.scene import SyntheticLidar, World
 
     node = ros_node
+    motion_params: dict = {}
+    if motion == "twist":
+        twist_pub = node.create_publisher(TwistStamped, "/test/lidar_twist", RELIABLE)
+
+        def relay(odom: Odometry) -> None:
+            msg = TwistStamped()
+            msg.header.stamp, msg.header.frame_id = odom.header.stamp, odom.child_frame_id
+            msg.twist = odom.twist.twist
+            twist_pub.publish(msg)
+
+        node.create_subscription(Odometry, "/lidar/odom", relay, RELIABLE)
+        motion_params = {"odom_topic": "''", "twist_topic": "/test/lidar_twist"}
     fused: list = []
     depths: list = []
     node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
@@ -90,7 +108,7 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     tf_static: list = []
     node.create_subscription(TFMessage, "/tf_static", tf_static.append, TF_STATIC)
     with NodeProcess.node("lidar_node", {"qos": "reliable"}) as lidar, \
-            NodeProcess.node("lidar_fusion_node", {"qos": "reliable", **SLOW}) as fusion:
+            NodeProcess.node("lidar_fusion_node", {"qos": "reliable", **SLOW, **motion_params}) as fusion:
         # 1. a silent camera: clouds still go out, camera fields NaN. Also wait for this process's
         # own /lidar/points subscription to match (seen taking > 2 s under load): the checks below
         # need each fused cloud's input cloud for its per-point times
@@ -119,6 +137,7 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
         assert lidar.stop() == 0 and fusion.stop() == 0
 
     assert int(diag["without camera"]) >= silent and int(diag["fused with camera"]) >= 3
+    assert int(diag["motion compensated"]) >= 3, diag  # the odometry / twist was used
     assert "points in view" in diag and "occluded" in diag and "match rate" in diag
 
     world = World.default(seed=0)

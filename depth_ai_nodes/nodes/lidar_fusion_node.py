@@ -117,7 +117,8 @@ class LidarFusionNode(Node):
         self._await_odom: list = []
         self._last_reason: dict[str, tuple[str, float]] = {}
         self.odom_lidar = calib.from_xyz_quat(p["odom_lidar_xyz"], p["odom_lidar_quat_xyzw"])
-        self.counts = {"clouds": 0, "fused": 0, "unmatched": 0, "rejected": 0, "dropped_points": 0}
+        self.counts = {"clouds": 0, "fused": 0, "unmatched": 0, "rejected": 0, "dropped_points": 0,
+                       "deskewed": 0}
 
         self.fused_pub = self.create_publisher(PointCloud2, "fused/points", self.out_qos)
         self.depth_pub = self.create_publisher(Image, "lidar_depth", self.out_qos)
@@ -322,6 +323,7 @@ class LidarFusionNode(Node):
             return
         projector = self._projector(frame.info)
         proj_xyz = self._deskewed(msg, cols, m.frame_time)
+        self.counts["deskewed"] += proj_xyz is not None
         ir = frame.ir if frame.ir.shape[:2] == (projector.intr.height, projector.intr.width) else None
         if ir is None:
             self._bad_input("ir", f"IR image {frame.ir.shape[1]}x{frame.ir.shape[0]} does not match its "
@@ -474,6 +476,7 @@ class LidarFusionNode(Node):
             "match rate": self.matcher.match_rate, "clouds": self.counts["clouds"],
             "fused with camera": self.counts["fused"], "without camera": self.counts["unmatched"],
             "rejected clouds": self.counts["rejected"], "dropped points": self.counts["dropped_points"],
+            "motion compensated": self.counts["deskewed"],
             "points": n, "points in view": in_view, "occluded": occluded,
             "sync wait (ms)": 1000.0 * m.waited})
 
