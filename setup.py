@@ -61,31 +61,29 @@ class BuildMessages(build_ext):
         prefix = _ros_prefix()
         inplace = self.inplace or getattr(self, "editable_mode", False)
         # Our messages: generated Python inside the package (in the tree when editable).
-        self._build_interfaces(prefix, "msgs", ROOT, ["CMakeLists.txt", "package.xml", "msg"],
-                               PKG, ROOT / PKG if inplace else Path(self.build_lib) / PKG,
-                               ["-DDEPTH_AI_NODES_MSGS_ONLY=ON"])
+        self._build_interfaces(prefix, ROOT, PKG, ROOT / PKG if inplace else Path(self.build_lib) / PKG,
+                               inplace, ["-DDEPTH_AI_NODES_MSGS_ONLY=ON"])
         # tf2_msgs/TFMessage for /tf_static when no ROS install provides it (PyPI has
         # none): a top-level package beside ours, in site-packages when editable.
         if importlib.util.find_spec("tf2_msgs") is None or _is_vendored_tf2_msgs():
-            site = Path(sysconfig.get_paths()["purelib"])
-            target = site / "tf2_msgs" if inplace else Path(self.build_lib) / "tf2_msgs"
-            self._build_interfaces(prefix, "tf2_msgs", ROOT / "vendor" / "tf2_msgs",
-                                   ["CMakeLists.txt", "package.xml", "msg"], "tf2_msgs", target, [])
+            target = (Path(sysconfig.get_paths()["purelib"]) if inplace else Path(self.build_lib)) / "tf2_msgs"
+            self._build_interfaces(prefix, ROOT / "vendor" / "tf2_msgs", "tf2_msgs", target, inplace, [])
             (target / "VENDORED_BY_DEPTH_AI_NODES").write_text(
                 "tf2_msgs/TFMessage built by depth_ai_nodes (vendor/tf2_msgs); a ROS install's "
                 "tf2_msgs on PYTHONPATH takes precedence.\n")
 
-    def _build_interfaces(self, prefix: Path, work_name: str, source: Path, files: list[str],
-                          package: str, target: Path, cmake_args: list[str]) -> None:
-        """Stage SOURCE's interface package, build it with CMake, ship its Python to TARGET
-        and its interface libraries to <prefix>/lib."""
-        work = Path(self.build_temp).resolve() / work_name
+    def _build_interfaces(self, prefix: Path, source: Path, package: str, target: Path,
+                          inplace: bool, cmake_args: list[str]) -> None:
+        """Stage SOURCE's interface package (CMakeLists.txt, package.xml, msg/), build it with
+        CMake, ship its Python to TARGET and its interface libraries to <prefix>/lib."""
+        work = Path(self.build_temp).resolve() / package
         src, bld, inst = work / "src", work / "build", work / "install"
         if src.exists():
             shutil.rmtree(src)
         src.mkdir(parents=True)
-        for name in files:
-            (shutil.copytree if (source / name).is_dir() else shutil.copy2)(source / name, src / name)
+        for name in ("CMakeLists.txt", "package.xml"):
+            shutil.copy2(source / name, src / name)
+        shutil.copytree(source / "msg", src / "msg")
         bld.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         for var in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH"):
@@ -99,7 +97,6 @@ class BuildMessages(build_ext):
         subprocess.check_call(["cmake", "--install", "."], cwd=bld, env=env)
 
         generated = next(inst.glob(f"lib/python3*/site-packages/{package}"))
-        inplace = self.inplace or getattr(self, "editable_mode", False)
         (target / "msg").mkdir(parents=True, exist_ok=True)
         for f in (generated / "msg").glob("*.py"):
             shutil.copy2(f, target / "msg" / f.name)
