@@ -4,7 +4,9 @@ A thin ROS shell around a ROS-free FrameSource (depth_ai_nodes/sources/):
 `source` picks a live RealSense, a recording, or the built-in scene. One
 capture thread reads framesets and hands the newest to one publisher thread
 (a frameset the publisher had no time for is counted as dropped, never
-queued), which converts and publishes every stream with one stamp.
+queued), which converts and publishes every stream with one stamp. Framesets
+the source numbered but never delivered (librealsense's pipeline keeps only
+the newest, the scene skips to real time) count as dropped too.
 
 Topics are private (`~/...`) like realsense-ros: node `camera` in the root
 namespace publishes /camera/color/image_raw; the realsense-ros launch layout
@@ -31,7 +33,7 @@ from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
 from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
 from depth_ai_nodes.sources.base import (ENDED, RECONNECTING, STREAMING, Frameset, FrameSource,
-                                         SourceError, parse_profile)
+                                         SourceError, frames_missing, parse_profile)
 from depth_ai_nodes.sources.frames import FrameNames, matrix_of, static_transforms
 
 NODE_NAME = "camera"
@@ -233,6 +235,7 @@ class CameraNode(Node):
 
         self._lock = threading.Condition()
         self._pending: Frameset | None = None
+        self._last_frame: int | None = None
         self._running = True
         self.captured = self.published = self.dropped = 0
         self._state = None
@@ -263,6 +266,8 @@ class CameraNode(Node):
                 continue
             with self._lock:
                 self.captured += 1
+                self.dropped += frames_missing(self._last_frame, fs.frame_number)
+                self._last_frame = fs.frame_number
                 if self._pending is not None:
                     self.dropped += 1
                 self._pending = fs

@@ -69,6 +69,16 @@ class FrameSource(Protocol):
     def stop(self) -> None: ...
 
 
+def frames_missing(last: int | None, current: int) -> int:
+    """Frame numbers skipped between two delivered framesets: what the device's one-frameset
+    queue or the scene's real-time skip dropped while the consumer was busy. A numbering that
+    restarts (a reconnect, a looping recording) or sources that do not number (all 0) drop
+    nothing."""
+    if last is None or not 1 < current - last < 1_000_000:
+        return 0
+    return current - last - 1
+
+
 class Backoff:
     """Exponential backoff for reconnect attempts: initial, x2 each failure, capped.
 
