@@ -4,7 +4,10 @@
 Both publish 640x480 color (rgb8) + IR (mono8) + depth (16UC1) [+ aligned
 depth (16UC1)] with their camera_infos at 30 fps to a subscriber in this
 process (shipped SHM profile). CPU = the publisher process's utime + stime
-from /proc over a fixed window / framesets this subscriber received in it.
+from /proc over a fixed window / framesets this subscriber received in it. Both
+publishers run side by side and share that window, so the load of the shared
+machine drifts for both alike (`--sequential`: one after the other, as before
+2026-12-01; their ratio then moved 1.15-1.42x between rounds of the same code).
 
 camera_node's source is the built-in scene with `synthetic.prerender_frames`:
 30 framesets rendered once at start and replayed, so the source costs almost
@@ -16,7 +19,7 @@ Registration (aligned depth) is node work: the bare script publishes
 pre-computed aligned bytes, so the "+ aligned" ratio includes the registration
 compute and the other one does not.
 
-    python bench/bench_camera_node.py [--seconds 10] [--fps 30] [--rounds 3]
+    python bench/bench_camera_node.py [--seconds 10] [--fps 30] [--rounds 3] [--sequential]
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "test"))
@@ -79,33 +83,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def measure(proc: subprocess.Popen, ns: str, seconds: float, warmup: float,
-            topics: list[str]) -> tuple[float, int]:
-    """(CPU seconds of proc, depth framesets received) over a window after warmup."""
+def measure(procs: dict[str, subprocess.Popen], seconds: float, warmup: float,
+            topics: list[str]) -> dict[str, tuple[float, int]]:
+    """Per namespace: (CPU seconds of its publisher, framesets received) over ONE window after
+    warmup, the same for all publishers, so a drift in the machine's load hits them alike."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    node = rclpy.create_node(f"cpu_probe_{proc.pid}")
-    counts = {t: 0 for t in topics}
-    subs = [node.create_subscription(Image, f"{ns}/{t}",
-                                     lambda m, t=t: counts.__setitem__(t, counts[t] + 1),
-                                     qos_profile_sensor_data) for t in topics]
+    node = rclpy.create_node(f"cpu_probe_{os.getpid()}")
+    counts = {(ns, t): 0 for ns in procs for t in topics}
+
+    def count(key: tuple[str, str]) -> Callable[[Image], None]:
+        return lambda _msg: counts.__setitem__(key, counts[key] + 1)
+
+    subs = [node.create_subscription(Image, f"{ns}/{t}", count((ns, t)), qos_profile_sensor_data)
+            for ns in procs for t in topics]
     subs += [node.create_subscription(CameraInfo, f"{ns}/{t.rsplit('/', 1)[0]}/camera_info",
-                                      lambda m: None, qos_profile_sensor_data) for t in topics]
+                                      lambda m: None, qos_profile_sensor_data)
+             for ns in procs for t in topics]
     end = time.monotonic() + warmup
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.02)
-    if proc.poll() is not None:
-        raise RuntimeError("publisher exited during warm-up")
-    for t in topics:
-        counts[t] = 0
-    c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+    for ns, proc in procs.items():
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {ns} publisher exited during warm-up")
+    for key in counts:
+        counts[key] = 0
+    c0, t0 = {ns: cpu_seconds(p.pid) for ns, p in procs.items()}, time.monotonic()
     while time.monotonic() - t0 < seconds:
         rclpy.spin_once(node, timeout_sec=0.02)
-    cpu = cpu_seconds(proc.pid) - c0
+    out = {ns: (cpu_seconds(p.pid) - c0[ns], min(counts[(ns, t)] for t in topics))
+           for ns, p in procs.items()}
+    del subs
     node.destroy_node()
-    return cpu, min(counts.values())
+    return out
 
 
 def source_cpu_per_frameset(n: int = 300) -> float:
@@ -121,27 +133,29 @@ def source_cpu_per_frameset(n: int = 300) -> float:
     return (time.process_time() - c0) / n
 
 
-def _measure_process(cmd: list[str], namespace: str, args, aligned: bool, warmup: float) -> tuple[float, int]:
-    """Start a publisher, measure its CPU per received frameset, stop it with SIGINT."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        return measure(proc, namespace, args.seconds, warmup=warmup,
-                       topics=TOPICS if aligned else TOPICS[:3])
-    finally:
-        proc.send_signal(2)
-        proc.wait(timeout=15)
-
-
 def run_pair(args, frames: Path, aligned: bool) -> tuple[float, int, float, int]:
+    """camera_node and the bare script publish at the same time and are measured over the same
+    window (default), or one after the other (--sequential, as before 2026-12-01)."""
     from harness import executable, ros_args
 
     params = {"source": "synthetic", "synthetic.prerender_frames": 30,
               "align_depth.enable": aligned, "enable_ground_truth": False}
-    node_cpu, node_n = _measure_process([executable("camera_node"), *ros_args(params)],
-                                        "/camera", args, aligned, warmup=6.0)
-    bare_cpu, bare_n = _measure_process([sys.executable, "-c", BARE, str(args.fps), str(frames),
-                                         "1" if aligned else "0"], "/bare", args, aligned, warmup=3.0)
-    return node_cpu, node_n, bare_cpu, bare_n
+    cmds = {"/camera": [executable("camera_node"), *ros_args(params)],
+            "/bare": [sys.executable, "-c", BARE, str(args.fps), str(frames), "1" if aligned else "0"]}
+    topics = TOPICS if aligned else TOPICS[:3]
+    groups = [["/camera"], ["/bare"]] if args.sequential else [["/camera", "/bare"]]
+    res: dict[str, tuple[float, int]] = {}
+    for group in groups:
+        procs = {ns: subprocess.Popen(cmds[ns], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                 for ns in group}
+        try:
+            res.update(measure(procs, args.seconds, warmup=6.0, topics=topics))
+        finally:
+            for proc in procs.values():
+                proc.send_signal(2)
+            for proc in procs.values():
+                proc.wait(timeout=15)
+    return (*res["/camera"], *res["/bare"])
 
 
 def main() -> int:
@@ -149,6 +163,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sequential", action="store_true",
+                    help="measure node and bare one after the other instead of side by side")
     ap.add_argument("--bare-frames", type=int, default=30,
                     help="distinct framesets the bare script cycles through (the node replays 30)")
     args = ap.parse_args()
@@ -177,7 +193,7 @@ def main() -> int:
         for with_aligned in (False, True):
             label = "color+IR+depth+aligned" if with_aligned else "color+IR+depth"
             ratios, nodes, bares = [], [], []
-            for _ in range(args.rounds):  # alternate node / bare: the machine's load drifts
+            for _ in range(args.rounds):
                 node_cpu, node_n, bare_cpu, bare_n = run_pair(args, frames, with_aligned)
                 if node_n < 0.5 * args.fps * args.seconds or bare_n < 0.5 * args.fps * args.seconds:
                     print(f"  {label}: round skipped, too few framesets received "
