@@ -56,11 +56,12 @@ def test_nan_output_is_a_frame_error(tmp_path):
         model.predict(np.zeros((8, 8, 3), np.uint8))
 
 
-def test_wrong_shaped_output_is_a_frame_error(tmp_path):
+def test_three_channel_output_with_symbolic_size_is_a_start_up_error(tmp_path):
+    """[1, 3, H, W] (onnxruntime infers it through the graph) used to load and then fail
+    every frame; it is a configuration error at load now."""
     onnx_path = G.undeclared_channels(tmp_path / "w.onnx")
-    model = DepthModel(G.write_spec(tmp_path / "s.yaml", onnx_path, RGB, {"name": "out"}))
-    with pytest.raises(FrameError, match=r"shape \[1, 3, 8, 8\]; expected one depth map"):
-        model.predict(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ModelError, match=r"3 channels; a depth output has one"):
+        DepthModel(G.write_spec(tmp_path / "s.yaml", onnx_path, RGB, {"name": "out"}))
 
 
 def test_bad_frames_are_frame_errors_and_the_model_keeps_working(tmp_path):

@@ -256,8 +256,8 @@ def test_malformed_clouds_are_rejected_with_a_reason_and_the_node_keeps_running(
                 seen[reason] = spin_until(node, lambda r=reason: r in fusion.output(), 1.0)
         assert all(seen.values()), f"{seen}\n{fusion.output()}"
         diag = collect(node, {"/diagnostics": DiagnosticArray}, 50, 4.0, stop_when=lambda g: any(
-            "input cloud" in s.name for _, a in g["/diagnostics"] for s in a.status))
-        reasons = [s.message for _, a in diag["/diagnostics"] for s in a.status if "input cloud" in s.name]
+            s.name.endswith(": inputs") and "rejected" in s.message for _, a in g["/diagnostics"] for s in a.status))
+        reasons = [s.message for _, a in diag["/diagnostics"] for s in a.status if s.name.endswith(": inputs")]
         assert reasons and "rejected" in reasons[-1]
         assert fused == []
         pub.publish(odd)  # and a good cloud of an odd layout still goes through

@@ -68,16 +68,16 @@ class DSConv(nn.Module):
         return F.relu6(self.pw(self.dw(x)))
 
 
-def push_pull(num: torch.Tensor, den: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def push_pull(num: torch.Tensor, den: torch.Tensor, levels: int = LEVELS) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-scale normalized convolution: dense fill of num/den, and the support."""
     nums, dens = [num], [den]
-    for _ in range(LEVELS):
+    for _ in range(levels):
         nums.append(F.avg_pool2d(nums[-1], 2))
         dens.append(F.avg_pool2d(dens[-1], 2))
     # coarsest level: holes there take the image's mean valid depth
     gmean = nums[0].sum(dim=(2, 3), keepdim=True) / dens[0].sum(dim=(2, 3), keepdim=True).clamp(min=1e-6)
     fill = torch.where(dens[-1] > 1e-6, nums[-1] / dens[-1].clamp(min=1e-6), gmean)
-    for lvl in range(LEVELS - 1, -1, -1):
+    for lvl in range(levels - 1, -1, -1):
         up = F.interpolate(fill, scale_factor=2.0, mode="bilinear", align_corners=False)
         w = (dens[lvl] * 4.0).clamp(max=1.0)
         here = nums[lvl] / dens[lvl].clamp(min=1e-6)
@@ -86,7 +86,7 @@ def push_pull(num: torch.Tensor, den: torch.Tensor) -> tuple[torch.Tensor, torch
     return fill, support
 
 
-PEEL_ITERS = 6      # rings filled by first-order extrapolation before push-pull takes over
+PEEL_ITERS = 4      # rings (at half resolution) filled by first-order extrapolation before push-pull takes over
 PEEL_RADIUS = 3     # plane-fit window radius (pixels)
 PEEL_SIGMA = 2.0    # Gaussian applicability of the plane fit (pixels)
 PEEL_RIDGE = 0.01   # pulls poorly constrained slopes toward zero
@@ -111,6 +111,21 @@ def _peel_kernels() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def peel_fill(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """peel_fill_full at half resolution (4x cheaper; each ring is two pixels wide), measured
+    pixels kept at full resolution: the fill only supplies the holes, which the network then
+    refines at full resolution."""
+    num = F.avg_pool2d(depth * valid, 2)
+    den = F.avg_pool2d(valid, 2)
+    half_valid = (den > 0.24).to(depth.dtype)
+    half = torch.where(half_valid > 0.5, num / den.clamp(min=1e-6), torch.zeros_like(num))
+    fill_half, _ = peel_fill_full(half, half_valid)
+    fill_up = F.interpolate(fill_half, scale_factor=2.0, mode="nearest")
+    fill = torch.where(valid > 0.5, depth, fill_up)
+    support = F.avg_pool2d(valid, 5, 1, 2, count_include_pad=False)
+    return fill, support
+
+
+def peel_fill_full(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Classical fill, first order, parallel: a ring at a time from the hole borders inward
     (the onion-peel order of Telea's fast marching), each ring pixel gets a Gaussian-weighted
     local PLANE fitted to the known pixels around it (normalized differential convolution:
@@ -134,7 +149,7 @@ def peel_fill(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, t
         ring = (c < 0.5) & (F.max_pool2d(c, 3, 1, 1) > 0.5)
         d = torch.where(ring, val, d)
         c = torch.where(ring, torch.ones_like(c), c)
-    rest, _ = push_pull(d * c, c)
+    rest, _ = push_pull(d * c, c, LEVELS - 1)  # runs at half resolution
     fill = torch.where(c > 0.5, d, rest)
     support = F.avg_pool2d(valid, 5, 1, 2, count_include_pad=False)
     return fill, support
@@ -142,22 +157,32 @@ def peel_fill(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, t
 
 class CompletionNet(nn.Module):
     """rgb (N,3,H,W) 0..1, depth (N,1,H,W) metres (0 invalid), mask (N,1,H,W) 1 valid
-    -> depth (N,1,H,W) metres, dense."""
+    -> depth (N,1,H,W) metres, dense.
 
-    def __init__(self, c: tuple[int, ...] = (16, 24, 40, 64)) -> None:
+    The encoder-decoder runs at 1/2 .. 1/32 resolution, where convolutions are cheap; at full
+    resolution only one depthwise-separable block sees the upsampled features with the inputs,
+    so the 640x480 cost is dominated by the classical pre-fill, not by the network."""
+
+    def __init__(self, c: tuple[int, ...] = (16, 32, 64, 96, 128)) -> None:
         super().__init__()
         cin = 3 + 1 + 1 + 1
         self.stem = nn.Sequential(nn.Conv2d(cin, c[0], 3, 2, 1), nn.ReLU6())             # 1/2
         self.e1 = nn.Sequential(DSConv(c[0], c[1], 2), DSConv(c[1], c[1]))              # 1/4
-        self.e2 = nn.Sequential(DSConv(c[1], c[2], 2), DSConv(c[2], c[2]))              # 1/8
+        self.e2 = nn.Sequential(DSConv(c[1], c[2], 2), DSConv(c[2], c[2]), DSConv(c[2], c[2]))  # 1/8
         self.e3 = nn.Sequential(DSConv(c[2], c[3], 2), DSConv(c[3], c[3]), DSConv(c[3], c[3]))  # 1/16
+        self.e4 = nn.Sequential(DSConv(c[3], c[4], 2), DSConv(c[4], c[4]), DSConv(c[4], c[4]))  # 1/32
+        self.d3 = DSConv(c[4] + c[3], c[3])
         self.d2 = DSConv(c[3] + c[2], c[2])
         self.d1 = DSConv(c[2] + c[1], c[1])
         self.d0 = DSConv(c[1] + c[0], c[0])
-        self.full = nn.Sequential(nn.Conv2d(c[0] + cin, 16, 3, 1, 1), nn.ReLU6(),
-                                  DSConv(16, 16), nn.Conv2d(16, 1, 3, 1, 1))
-        nn.init.zeros_(self.full[-1].weight)
-        nn.init.zeros_(self.full[-1].bias)
+        # full-resolution head: two 1x1 convolutions summed (a concat at 640x480 costs more
+        # than the convolution) and one dense 3x3 to a single channel; no depthwise
+        # convolution at full resolution (onnxruntime runs those slowly)
+        self.head_feat = nn.Conv2d(c[0], 16, 1)
+        self.head_in = nn.Conv2d(cin, 16, 1, bias=False)
+        self.head_out = nn.Conv2d(16, 1, 3, 1, 1)
+        nn.init.zeros_(self.head_out.weight)
+        nn.init.zeros_(self.head_out.bias)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         valid = mask * (depth > 0).to(depth.dtype)
@@ -172,11 +197,13 @@ class CompletionNet(nn.Module):
         s1 = self.e1(s0)
         s2 = self.e2(s1)
         s3 = self.e3(s2)
+        s4 = self.e4(s3)
         up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)  # noqa: E731
-        y = self.d2(torch.cat([up(s3), s2], 1))
+        y = self.d3(torch.cat([up(s4), s3], 1))
+        y = self.d2(torch.cat([up(y), s2], 1))
         y = self.d1(torch.cat([up(y), s1], 1))
         y = self.d0(torch.cat([up(y), s0], 1))
-        res = self.full(torch.cat([up(y), x], 1))
+        res = self.head_out(F.relu6(self.head_feat(up(y)) + self.head_in(x)))
         # bounded correction (x0.37 .. x2.7): the classical fill stays the anchor
         return fill.clamp(min=0.05) * torch.exp(torch.tanh(res))
 
@@ -306,15 +333,37 @@ def scene_frames(n: int, h: int, w: int, seed: int) -> list[tuple[np.ndarray, np
     return out
 
 
-def make_dataset(n: int, h: int, w: int, seed: int, n_scene: int) -> dict[str, torch.Tensor]:
-    rng = np.random.default_rng(seed)
-    frames = [procedural_frame(h, w, rng) for _ in range(n)]
-    frames += scene_frames(n_scene, h, w, seed)
-    rgb = np.stack([f[0] for f in frames]).transpose(0, 3, 1, 2)
-    sensor = np.stack([f[1] for f in frames])[:, None]
-    gt = np.stack([f[2] for f in frames])[:, None]
-    return {"rgb": torch.from_numpy(np.ascontiguousarray(rgb)), "sensor": torch.from_numpy(sensor),
-            "gt": torch.from_numpy(gt)}
+REAL_FOLDERS = ("7scenes_redkitchen", "sun3d_office", "apc_f200", "osd_kinect")
+UNREGISTERED = {"7scenes_redkitchen"}   # colour 10-20 px off its depth: colour is withheld
+
+
+def real_frames(root: Path, holdout: float) -> tuple[list[tuple], list[tuple]]:
+    """The real frames of rgbd-train as (folder, rgb float 0..1, depth m), split per folder into
+    training and selection frames. Frames are sequences, so the selection frames are the last
+    `holdout` share of each folder (one contiguous block, no near-duplicates of training
+    frames). Unregistered colour (7-Scenes) is replaced by flat grey: the net sees depth only."""
+    from PIL import Image
+
+    train_set, select_set = [], []
+    for folder in REAL_FOLDERS:
+        files = sorted((root / folder).glob("*_depth.png"))
+        if not files:
+            raise SystemExit(f"no frames in {root / folder}: is --real-data right?")
+        n_sel = max(1, int(round(holdout * len(files))))
+        for i, dp in enumerate(files):
+            depth = np.asarray(Image.open(dp), dtype=np.float32) / 1000.0
+            if folder in UNREGISTERED:
+                rgb = np.full(depth.shape + (3,), 0.5, np.float32)
+            else:
+                rgb = np.asarray(Image.open(str(dp).replace("_depth.png", "_color.jpg")).convert("RGB"),
+                                 dtype=np.float32) / 255.0
+            (select_set if i >= len(files) - n_sel else train_set).append((folder, rgb, depth))
+    return train_set, select_set
+
+
+def crop_stack(frames: list[tuple], h: int, w: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Frames smaller than the crop are dropped; larger ones are kept whole (cropped per step)."""
+    return [f for f in frames if f[1].shape[0] >= h and f[1].shape[1] >= w]
 
 
 def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -322,16 +371,100 @@ def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.nd
     return make_hole_mask(sensor, rgb, int(rng.integers(1 << 30)), fraction=float(rng.uniform(0.05, 0.35)))
 
 
+# ---------------------------------------------------------------- selection
+class Selection:
+    """Model selection on held-out rgbd-train frames (never the evaluation frames): the
+    evaluation's protocol (seeded sensor-like masks, RMSE on the hidden pixels, pooled per
+    folder) against OpenCV's Telea on the same masks. Score: the mean over folders of
+    model RMSE / Telea RMSE (lower is better)."""
+
+    def __init__(self, frames: list[tuple], masks: int, seed: int) -> None:
+        import cv2
+
+        self.items = []
+        for k, (folder, rgb, depth) in enumerate(frames):
+            for j in range(masks):
+                hidden = make_hole_mask(depth, rgb, seed=seed * 100_003 + k * 31 + j)
+                inp = np.where(hidden, 0.0, depth).astype(np.float32)
+                mm = np.clip(inp * 1000.0 + 0.5, 0, 65535).astype(np.uint16)
+                tel = cv2.inpaint(mm, (mm == 0).astype(np.uint8), 5, cv2.INPAINT_TELEA) / 1000.0
+                self.items.append((folder, rgb, inp, depth, hidden, tel.astype(np.float32)))
+
+    @staticmethod
+    def _pad(a: np.ndarray) -> np.ndarray:
+        h, w = a.shape[:2]
+        ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
+        return np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode="edge")
+
+    @torch.no_grad()
+    def score(self, net: nn.Module) -> tuple[float, dict[str, float]]:
+        net.eval()
+        sq: dict[str, list[float]] = {}
+        for folder, rgb, inp, gt, hidden, tel in self.items:
+            h, w = inp.shape
+            r = torch.from_numpy(self._pad(rgb).transpose(2, 0, 1).copy())[None]
+            d = torch.from_numpy(self._pad(inp))[None, None]
+            pred = net(r, d, (d > 0).float())[0, 0, :h, :w].numpy()
+            acc = sq.setdefault(folder, [0.0, 0.0, 0.0])
+            acc[0] += float(((pred - gt)[hidden] ** 2).sum())
+            acc[1] += float(((tel - gt)[hidden] ** 2).sum())
+            acc[2] += float(hidden.sum())
+        net.train()
+        ratios = {f: math.sqrt(a[0] / max(a[2], 1)) / max(math.sqrt(a[1] / max(a[2], 1)), 1e-9)
+                  for f, a in sq.items()}
+        return float(np.mean(list(ratios.values()))), ratios
+
+
 # ---------------------------------------------------------------- training
+def sample_batch(pool: list[tuple], n: int, h: int, w: int, rng: np.random.Generator,
+                 misalign: float) -> tuple[torch.Tensor, ...]:
+    """A batch of random crops with flips, photometric augmentation, colour shifts and
+    sensor-like hidden depth. pool items: (kind, rgb, sensor, gt or None); gt None means the
+    sensor depth is its own target (real frames: only hidden pixels are learned from)."""
+    rgbs, sens, gts, hids, clean = [], [], [], [], []
+    for _ in range(n):
+        kind, rgb, sensor, gt = pool[int(rng.integers(len(pool)))]
+        y0 = int(rng.integers(0, sensor.shape[0] - h + 1))
+        x0 = int(rng.integers(0, sensor.shape[1] - w + 1))
+        sl = (slice(y0, y0 + h), slice(x0, x0 + w))
+        r, s = rgb[sl].copy(), sensor[sl].copy()
+        g = s.copy() if gt is None else gt[sl].copy()
+        if rng.random() < 0.5:
+            r, s, g = r[:, ::-1], s[:, ::-1], g[:, ::-1]
+        r = np.clip(np.clip(r, 0, 1) ** rng.uniform(0.6, 1.6) * rng.uniform(0.5, 1.4)
+                    * rng.uniform(0.85, 1.15, 3), 0, 1)
+        if rng.random() < misalign:  # real RGB-D is never perfectly registered
+            dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
+            r = np.roll(r, (dy, dx), (0, 1))
+        hidden = hide(s, r, rng)
+        rgbs.append(r.transpose(2, 0, 1))
+        sens.append(np.where(hidden, 0.0, s))
+        gts.append(g)
+        hids.append(hidden)
+        clean.append(gt is not None)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a)).astype(np.float32))  # noqa: E731
+    return (t(rgbs), t(sens)[:, None], t(gts)[:, None], torch.from_numpy(np.stack(hids))[:, None],
+            torch.tensor(clean)[:, None, None, None])
+
+
 def train(args: argparse.Namespace) -> CompletionNet:
     torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    data = make_dataset(args.frames, args.crop_h, args.crop_w, args.seed, args.scene_frames)
-    n = data["rgb"].shape[0]
-    print(f"dataset: {n} frames {args.crop_h}x{args.crop_w} in {time.time() - t0:.0f}s", flush=True)
+    real_train, real_select = real_frames(Path(args.real_data), args.holdout)
+    pool: list[tuple] = [("real", r, d, None) for _, r, d in crop_stack(real_train, args.crop_h, args.crop_w)]
+    n_real = len(pool)
+    rng_data = np.random.default_rng(args.seed)
+    pool += [("scene", r, s, g) for r, s, g in scene_frames(args.scene_frames, 240, 320, args.seed)]
+    pool += [("procedural", *procedural_frame(args.crop_h, args.crop_w, rng_data)) for _ in range(args.frames)]
+    weights = np.array([args.real_share / n_real if p[0] == "real"
+                        else (1 - args.real_share) / max(len(pool) - n_real, 1) for p in pool])
+    weights /= weights.sum()
+    selection = Selection(real_select, args.select_masks, args.seed)
+    print(f"data: {n_real} real training frames, {len(real_select)} real selection frames "
+          f"({len(selection.items)} masked), {len(pool) - n_real} scene/procedural, "
+          f"{time.time() - t0:.0f}s", flush=True)
     net = CompletionNet()
     if args.init:
         net.load_state_dict(torch.load(args.init, map_location="cpu"))
@@ -340,49 +473,52 @@ def train(args: argparse.Namespace) -> CompletionNet:
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     rng = np.random.default_rng(args.seed + 1)
+    best = (selection.score(net)[0], -1, {k: v.clone() for k, v in net.state_dict().items()})
+    print(f"selection score before training (pre-fill alone): {best[0]:.4f}", flush=True)
     t0 = time.time()
     for step in range(args.steps):
-        idx = rng.choice(n, args.batch, replace=False)
-        rgb, sensor, gt = data["rgb"][idx], data["sensor"][idx].clone(), data["gt"][idx]
-        hidden = torch.zeros_like(sensor, dtype=torch.bool)
-        for b in range(args.batch):
-            if rng.random() < 0.5:  # flips for variety
-                rgb[b], sensor[b], gt[b] = rgb[b].flip(-1), sensor[b].flip(-1), gt[b].flip(-1)
-            # photometric augmentation: gain, gamma, per-channel white balance
-            rgb[b] = (rgb[b].clamp(0, 1) ** float(rng.uniform(0.6, 1.6))
-                      * float(rng.uniform(0.5, 1.4)) * torch.from_numpy(
-                          rng.uniform(0.85, 1.15, (3, 1, 1)).astype(np.float32))).clamp(0, 1)
-            if rng.random() < args.misalign:  # real RGB-D: colour and depth edges 0-4 px apart
-                dy, dx = (int(v) for v in rng.integers(-4, 5, 2))
-                rgb[b] = torch.roll(rgb[b], (dy, dx), (1, 2))
-            m = hide(sensor[b, 0].numpy(), rgb[b].numpy().transpose(1, 2, 0), rng)
-            hidden[b, 0] = torch.from_numpy(m)
-        inp = sensor.masked_fill(hidden, 0.0)
+        idx = rng.choice(len(pool), args.batch, p=weights)
+        rgb, inp, gt, hidden, clean = sample_batch([pool[i] for i in idx], args.batch, args.crop_h,
+                                                   args.crop_w, rng, args.misalign)
         mask = (inp > 0).float()
-        # random global scale: the net must be scale-free (real scenes 0.3-10 m)
-        s = torch.from_numpy(np.exp(rng.uniform(-0.7, 0.5, (args.batch, 1, 1, 1))).astype(np.float32))
+        # random global scale: the net must be scale-free (real scenes 0.1-10 m)
+        s = torch.from_numpy(np.exp(rng.uniform(-0.7, 0.7, (args.batch, 1, 1, 1))).astype(np.float32))
         pred = net(rgb, inp * s, mask) / s
         ok = gt > 0
-        w = torch.where(hidden, 4.0, torch.where(mask > 0, 0.5, 1.0))[ok]
-        err = (torch.log(pred[ok].clamp(min=1e-3)) - torch.log(gt[ok]))
-        loss = args.l1_weight * (w * err.abs()).sum() / w.sum()
+        # where the target is the sensor itself (real frames) only hidden pixels teach; where it
+        # is exact (scene), every pixel does, so measured pixels are denoised too
+        w = torch.where(hidden, 4.0, torch.where(clean, 1.0, 0.0)) * ok
+        err = torch.log(pred.clamp(min=1e-3)) - torch.log(gt.clamp(min=1e-3))
+        loss = args.l1_weight * (w * err.abs()).sum() / w.sum().clamp(min=1.0)
         # the evaluation is RMSE in metres on hidden pixels: squared error there, each sample
-        # divided by its median depth (scale-free across samples, absolute within one). An L1
-        # or log loss alone picks one side of an uncertain depth edge (the median); squared
-        # error hedges, which is what wins on real frames where colour and depth edges disagree
+        # divided by its median depth (scale-free across samples, absolute within one); squared
+        # error hedges at uncertain depth edges where L1 would pick a side
         hid = hidden & ok
         if hid.any():
             med = torch.stack([g[o].median() if o.any() else g.new_tensor(1.0) for g, o in zip(gt, ok)])
-            loss = loss + (((pred - gt) / med.view(-1, 1, 1, 1))[hid] ** 2).mean()
+            rel = (pred - gt) / med.view(-1, 1, 1, 1)
+            loss = loss + (rel[hid] ** 2).mean()
+            exact = ok & clean & ~hidden
+            if exact.any():
+                loss = loss + args.denoise_weight * (rel[exact] ** 2).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 100 == 0 or step == args.steps - 1:
+        if step % 50 == 0:
             el = time.time() - t0
             print(f"step {step}/{args.steps} loss {loss.item():.4f} {el:.0f}s "
                   f"(eta {el / (step + 1) * (args.steps - step - 1):.0f}s)", flush=True)
+        if (step + 1) % args.select_every == 0 or step == args.steps - 1:
+            score, per = selection.score(net)
+            print(f"selection at step {step + 1}: {score:.4f} x Telea ("
+                  + ", ".join(f"{k} {v:.3f}" for k, v in per.items()) + ")", flush=True)
+            if score < best[0]:
+                best = (score, step + 1, {k: v.clone() for k, v in net.state_dict().items()})
+                torch.save(best[2], Path(args.out).with_suffix(".pt"))
+    print(f"selected step {best[1]} (selection score {best[0]:.4f} x Telea)", flush=True)
+    net.load_state_dict(best[2])
     return net
 
 
@@ -401,22 +537,31 @@ def export(net: CompletionNet, out: Path) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "models" / "depth_completion.onnx")
+    p.add_argument("--real-data", type=Path, default=ROOT.parent / "shared" / "data" / "rgbd-train",
+                   help="rgbd-train folder (never the evaluation frames)")
+    p.add_argument("--holdout", type=float, default=0.12,
+                   help="share of each rgbd-train folder kept for model selection (its last frames)")
+    p.add_argument("--real-share", type=float, default=0.8, help="share of samples from real frames")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=400, help="procedural frames")
-    p.add_argument("--scene-frames", type=int, default=150, help="built-in scene frames")
-    p.add_argument("--crop-h", type=int, default=128)
-    p.add_argument("--crop-w", type=int, default=160)
+    p.add_argument("--frames", type=int, default=0, help="procedural frames")
+    p.add_argument("--scene-frames", type=int, default=120, help="built-in scene frames (320x240)")
+    p.add_argument("--crop-h", type=int, default=192)
+    p.add_argument("--crop-w", type=int, default=224)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--misalign", type=float, default=0.9,
-                   help="fraction of samples whose colour is shifted 0-4 px against depth")
+    p.add_argument("--misalign", type=float, default=0.5,
+                   help="fraction of samples whose colour is shifted 0-3 px against depth")
     p.add_argument("--l1-weight", type=float, default=0.2, help="weight of the log-L1 term")
+    p.add_argument("--denoise-weight", type=float, default=0.5,
+                   help="weight of the squared error on measured pixels where exact truth exists")
+    p.add_argument("--select-every", type=int, default=250, help="steps between selection runs")
+    p.add_argument("--select-masks", type=int, default=2, help="masks per selection frame")
     p.add_argument("--init", type=Path, help="start from these weights (.pt), e.g. a previous stage")
     args = p.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     net = train(args)
-    torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     export(net, args.out)
     return 0
 

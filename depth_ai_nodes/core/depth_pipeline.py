@@ -124,7 +124,13 @@ class DepthPipeline:
                                     f"references{', ' + res.reason if res.reason else ''})")
             else:
                 depth = np.full(hw, np.nan, np.float32)
-                warnings.append(f"no metric alignment yet: {res.reason}; depth published as invalid")
+                if res.wrong_sign:
+                    warnings.append(f"{res.reason}: the model's output runs the opposite way to its "
+                                    f"spec's output.kind '{self.model.kind}' (relative_depth grows with "
+                                    f"distance, relative_inverse_depth shrinks); fix output.kind in "
+                                    f"{self.model.spec.spec_path or 'the spec'}")
+                else:
+                    warnings.append(f"no metric alignment yet: {res.reason}; depth published as invalid")
         else:
             depth = raw.value.copy()
             has_ref = ref_valid is not None and bool(ref_valid.any())

@@ -29,6 +29,7 @@ class AlignmentResult:
     confidence: float = 0.0
     ok: bool = False
     reason: str = ""
+    wrong_sign: bool = False         # the prediction falls where the reference rises
 
 
 @dataclass
@@ -128,6 +129,11 @@ class MetricAligner:
         d = _to_depth(s * p + t, c.space)
         rel = np.abs(d - r) / r
         inl = (d > 0) & (rel < c.inlier_threshold)
+        if np.isfinite(s) and s < 0 and inl.sum() >= max(2, 0.5 * n if n < 100 else 0.3 * len(p)):
+            # a consistent fit, but inverted: the output grows the other way than its kind says
+            return AlignmentResult(references=n, wrong_sign=True,
+                                   reason=f"the fit has negative scale {s:.3g} with {int(inl.sum())} "
+                                   f"inliers: the prediction falls where the reference depth rises")
         if not np.isfinite(s) or s <= 0:  # a relative model's output never inverts the order
             return AlignmentResult(references=n, reason=f"fit has non-positive scale {s:.3g} (no "
                                    f"consistent relation between prediction and references)")

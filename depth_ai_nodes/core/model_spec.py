@@ -301,6 +301,8 @@ def validate(spec: ModelSpec, graph_inputs: Sequence[TensorInfo],
     if len(t.shape) not in (2, 3, 4):
         raise SpecError(f"output '{t.name}' has rank {len(t.shape)}; expected (H,W), (N,H,W), "
                         f"(N,1,H,W) or (N,H,W,1)")
-    if len(t.shape) == 4 and _static(t.shape[1]) not in (None, 1) and _static(t.shape[3]) not in (None, 1):
-        raise SpecError(f"output '{t.name}' has shape {list(t.shape)}: more than one channel")
+    if len(t.shape) == 4 and _static(t.shape[3]) != 1 and _static(t.shape[1]) not in (None, 1):
+        # (N, C, H, W) unless the last axis is a static 1 (N, H, W, 1): C must be 1 (or symbolic)
+        raise SpecError(f"output '{t.name}' has shape {list(t.shape)}: {t.shape[1]} channels; a depth "
+                        f"output has one, as (N,1,H,W) or (N,H,W,1)")
     return index

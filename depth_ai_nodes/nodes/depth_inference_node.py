@@ -21,14 +21,14 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from depth_ai_nodes.core import image_codec
 from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
-from depth_ai_nodes.core.image_codec import ImageFormatError
 from depth_ai_nodes.core.depth_pipeline import ALIGN_MODES, REFERENCES, DepthPipeline, PipelineConfig
 from depth_ai_nodes.core.metric_alignment import AlignmentConfig
 from depth_ai_nodes.msg import InferenceStats
 from depth_ai_nodes.resources import model_path
 from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros import inputs
+from depth_ai_nodes.ros.inputs import InputGate, Rejected
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -75,30 +75,8 @@ PARAMETERS: list[Param] = [
           "reliable and best-effort publishers).", choices=QOS_NAMES),
     Param("expected_rate", 0.0, "Expected output rate for diagnostics (0: do not check).",
           unit="Hz"),
+    *inputs.STAMP_PARAMETERS,
 ]
-
-
-# -- message <-> numpy: ros/conversions (zero-copy reads, msg.data = bytes writes) ----------
-def color_rgb(msg: Image) -> np.ndarray:
-    """Colour Image -> (H, W, 3) uint8 RGB; FrameError names a bad encoding or buffer."""
-    try:
-        return image_codec.convert(conv.image_to_array(msg), msg.encoding, "rgb8")
-    except (ImageFormatError, ValueError) as err:
-        raise FrameError(f"colour image: {err}") from err
-
-
-def depth_metres(msg: Image, what: str) -> np.ndarray:
-    """16UC1 / mono16 (mm) or 32FC1 (m) -> float32 metres, 0/NaN invalid (REP-118)."""
-    try:
-        a = conv.image_to_array(msg)
-    except (ImageFormatError, ValueError) as err:
-        raise FrameError(f"{what} image: {err}") from err
-    enc = msg.encoding
-    if enc in ("16UC1", "mono16"):
-        return a.astype(np.float32) * np.float32(0.001)
-    if enc == "32FC1":
-        return a.astype(np.float32, copy=False)
-    raise FrameError(f"{what} image encoding {enc!r} is not 16UC1 (mm) or 32FC1 (m)")
 
 
 class DepthInferenceNode(Node):
@@ -136,6 +114,7 @@ class DepthInferenceNode(Node):
                            if p["publish_points"] else None)
         self.stats_pub = self.create_publisher(InferenceStats, "stats", 10)
         self.diag = Diagnostics(self, hardware_id=f"onnxruntime:{self.model.providers[0]}")
+        self.gate = InputGate(self, self.diag, inputs.stamp_policy(p))
         self.diag.set("inference", OK, "waiting for frames", model=self.model.spec.name,
                       providers=",".join(self.model.providers), output_kind=self.model.kind)
 
@@ -150,17 +129,22 @@ class DepthInferenceNode(Node):
         self.create_subscription(Image, p["color_topic"], self._on_color, in_qos)
         self.create_subscription(CameraInfo, p["color_info_topic"], self._on_info, in_qos)
         if p["depth_topic"]:
-            self.create_subscription(Image, p["depth_topic"], lambda m: self._on_ref(self._depths, m), in_qos)
+            self.create_subscription(Image, p["depth_topic"], lambda m: self._on_ref("depth", self._depths, m),
+                                     in_qos)
         if p["sparse_topic"]:
-            self.create_subscription(Image, p["sparse_topic"], lambda m: self._on_ref(self._sparse, m), in_qos)
+            self.create_subscription(Image, p["sparse_topic"],
+                                     lambda m: self._on_ref("sparse", self._sparse, m), in_qos)
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
         self.get_logger().info(f"model {self.model.spec.name} ({self.model.kind}) on "
                                f"{','.join(self.model.providers)}; colour {p['color_topic']}, depth "
                                f"{p['depth_topic'] or '-'}, sparse {p['sparse_topic'] or '-'}")
 
-    # -- callbacks: store only; the worker does the work
-    def _on_color(self, msg: Image) -> None:
+    # -- callbacks: stamp checks and store only; the worker decodes (ros/inputs) and works
+    def _on_color(self, msg: Image, info: object = None) -> None:
+        self.gate.count_gaps("color", info)
+        if not self._stamp_ok("color", msg, None):
+            return
         with self._cv:
             if self._color is not None:
                 self.dropped += 1
@@ -168,12 +152,26 @@ class DepthInferenceNode(Node):
             self._cv.notify()
 
     def _on_info(self, msg: CameraInfo) -> None:
-        self._info = msg
+        if self.gate.read("camera_info", inputs.camera_info, msg, stamped=False) is not None:
+            self._info = msg   # never republished unless valid
 
-    def _on_ref(self, store: deque, msg: Image) -> None:
+    def _on_ref(self, stream: str, store: deque, msg: Image) -> None:
+        if not self._stamp_ok(stream, msg, store):
+            return
         with self._cv:
             store.append(msg)
             self._cv.notify()
+
+    def _stamp_ok(self, stream: str, msg: Image, store: deque | None) -> bool:
+        try:
+            reset = self.gate.check_stamp(stream, msg.header.stamp)
+        except Rejected as err:
+            self.gate.reject(stream, err)
+            return False
+        if reset and store is not None:
+            with self._cv:
+                store.clear()
+        return True
 
     def _match(self, store: deque, stamp: float) -> Image | None:
         best = min(store, key=lambda m: abs(conv.stamp_to_s(m.header.stamp) - stamp), default=None)
@@ -222,9 +220,14 @@ class DepthInferenceNode(Node):
 
     def _process(self, received: float, taken: float, color: Image, depth: Image | None,
                  sparse: Image | None) -> None:
-        rgb = color_rgb(color)
-        depth_m = depth_metres(depth, 'depth') if depth is not None else None
-        sparse_m = depth_metres(sparse, 'sparse depth') if sparse is not None else None
+        decoded = {name: self.gate.read(name, reader, msg, stamped=False) for name, reader, msg in (
+            ("color", inputs.color_image, color), ("depth", inputs.depth_image, depth),
+            ("sparse", inputs.depth_image, sparse)) if msg is not None}
+        if any(v is None for v in decoded.values()):
+            return  # rejected at the boundary: counted, logged and in /diagnostics
+        rgb = decoded["color"].array
+        depth_m = decoded["depth"].array if "depth" in decoded else None
+        sparse_m = decoded["sparse"].array if "sparse" in decoded else None
         if self.model.spec.needs_depth and depth_m is None and sparse_m is None:
             raise FrameError(f"no depth within {self.p['sync_tolerance']} s of the colour frame "
                              f"(stamp {conv.stamp_to_s(color.header.stamp):.3f}); the model needs depth")
@@ -266,7 +269,10 @@ class DepthInferenceNode(Node):
                       fit_residual=a.residual, reference_points=a.references, confidence=a.confidence,
                       frames_dropped=self.dropped, frame_errors=self.errors,
                       aligned=res.aligned)
-        if res.warnings:
+        if res.alignment.wrong_sign:  # a spec error only the data can reveal: loud, every 5 s
+            self.get_logger().error(f"model spec error: {res.warnings[-1]}", throttle_duration_sec=5.0)
+            self.diag.set("inference", ERROR, f"model spec error: {res.warnings[-1]}", **values)
+        elif res.warnings:
             self.get_logger().warn("; ".join(res.warnings), throttle_duration_sec=5.0)
             self.diag.set("inference", WARN, "; ".join(res.warnings), **values)
         else:

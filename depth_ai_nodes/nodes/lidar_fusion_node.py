@@ -11,6 +11,7 @@ KITTI calib.txt or our YAML); ros/conversions.py reads any PointCloud2 layout an
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ from depth_ai_nodes.core.motion import deskew, twist_in_frame
 from depth_ai_nodes.core.projection import Intrinsics, Projector
 from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
 from depth_ai_nodes.msg import Extrinsics
-from depth_ai_nodes.core.pointcloud import PointCloudFormatError
 from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros import inputs
 from depth_ai_nodes.ros import tf
+from depth_ai_nodes.ros.inputs import CloudData, InputGate, Reason, Rejected
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -83,6 +85,7 @@ PARAMETERS: list[Param] = [
     Param("occlusion_abs_tol", 0.1, "See occlusion_rel_tol.", "m"),
     Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
+    *inputs.STAMP_PARAMETERS,
 ]
 
 @dataclass
@@ -93,11 +96,17 @@ class CameraFrame:
 
 
 class LidarFusionNode(Node):
+    """Callbacks validate (ros/inputs) and store; decided clouds go to a latest-wins slot
+    that one worker thread fuses, so a node fed faster than it fuses drops (and counts)
+    the oldest cloud instead of queueing latency."""
+
     def __init__(self) -> None:
         super().__init__("lidar_fusion_node")
         p = declare(self, PARAMETERS)
         self.p = p
+        _check_parameters(p)
         self.diag = Diagnostics(self)
+        self.gate = InputGate(self, self.diag, inputs.stamp_policy(p))
         self.out_qos = qos_from_name(p["qos"])
         self.matcher: ApproxTimeMatcher = ApproxTimeMatcher(
             slop=float(p["slop"]), timeout=float(p["sync_timeout"]),
@@ -115,10 +124,17 @@ class LidarFusionNode(Node):
         self.depths: deque = deque(maxlen=30)
         self.odoms: deque = deque(maxlen=50)
         self._await_odom: list = []
-        self._last_reason: dict[str, tuple[str, float]] = {}
-        self.odom_lidar = calib.from_xyz_quat(p["odom_lidar_xyz"], p["odom_lidar_quat_xyzw"])
+        try:
+            self.odom_lidar = calib.from_xyz_quat(p["odom_lidar_xyz"], p["odom_lidar_quat_xyzw"])
+        except calib.CalibrationError as err:
+            raise ConfigError(f"odom_lidar_xyz / odom_lidar_quat_xyzw: {err}") from err
         self.counts = {"clouds": 0, "fused": 0, "unmatched": 0, "rejected": 0, "dropped_points": 0,
-                       "deskewed": 0}
+                       "deskewed": 0, "dropped_overload": 0}
+        # state shared by the executor's callbacks and the fusion worker
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._slot: Match | None = None
+        self._stop = False
 
         self.fused_pub = self.create_publisher(PointCloud2, "fused/points", self.out_qos)
         self.depth_pub = self.create_publisher(Image, "lidar_depth", self.out_qos)
@@ -153,15 +169,23 @@ class LidarFusionNode(Node):
         self._tf = self._make_tf() if p["extrinsics_source"] == "tf" else None
         self._subscribe()
         self.create_timer(0.02, self._poll)          # decide clouds whose camera never came
+        self._worker = threading.Thread(target=self._work, name="fusion", daemon=True)
+        self._worker.start()
 
     # --- set-up -----------------------------------------------------------------------
     def _load_static_extrinsics(self, p: dict) -> None:
         try:
             src = p["extrinsics_source"]
             if src == "parameters":
-                m = list(p["extrinsics_matrix"])
-                self.extrinsics = calib.from_matrix(m) if len(m) in (12, 16) else \
-                    calib.from_xyz_quat(p["extrinsics_xyz"], p["extrinsics_quat_xyzw"])
+                m = [float(v) for v in p["extrinsics_matrix"]]
+                if len(m) in (12, 16):
+                    self.extrinsics = calib.from_matrix(m)
+                elif m == [0.0]:  # the default: not given, xyz + quaternion apply
+                    self.extrinsics = calib.from_xyz_quat(p["extrinsics_xyz"], p["extrinsics_quat_xyzw"])
+                else:
+                    raise ConfigError(f"extrinsics_matrix has {len(m)} numbers; give 16 (4x4 row-major) "
+                                      f"or 12 (the top 3x4), or leave it unset to use extrinsics_xyz and "
+                                      f"extrinsics_quat_xyzw")
             elif src == "file":
                 if not p["calibration_file"]:
                     raise ConfigError("extrinsics_source file needs calibration_file (KITTI calib.txt "
@@ -187,143 +211,194 @@ class LidarFusionNode(Node):
                 matching_qos(self, topic, depth=20 if typ in (Odometry, TwistStamped) else 5)
             self._subs[topic] = self.create_subscription(typ, topic, cb, qos)
 
-    # --- camera side ------------------------------------------------------------------
+    # --- camera side: validate at the boundary, store -------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
-        self.info = msg
+        if self.gate.read("ir camera_info", inputs.camera_info, msg, stamped=False) is not None:
+            self.info = msg
 
     def _on_ir(self, msg: Image) -> None:
+        ir = self.gate.read("ir", inputs.mono_image, msg, stamped=False)
+        if ir is None or self.info is None:
+            return
         try:
-            ir = conv.image_to_rgb_array(msg)
-        except ValueError as err:
-            self._bad_input("ir", str(err))
+            reset = self.gate.check_stamp("ir", msg.header.stamp)
+        except Rejected as err:
+            self.gate.reject("ir", err)
             return
-        if self.info is None:
-            return
-        self._emit(self.matcher.add_frame(conv.stamp_to_s(msg.header.stamp), CameraFrame(msg.header.stamp, ir, self.info),
-                                          time.monotonic()))
+        with self._lock:
+            if reset:  # a dead timeline must not stay "the newest frame"
+                self.matcher.frames.clear()
+            matches = self.matcher.add_frame(ir.stamp_s, CameraFrame(msg.header.stamp, ir.array, self.info),
+                                             time.monotonic())
+        self._emit(matches)
 
     def _on_color(self, msg: Image) -> None:
-        try:
-            self.colors.append((conv.stamp_to_s(msg.header.stamp), conv.image_to_rgb_array(msg)))
-        except ValueError as err:
-            self._bad_input("color", str(err))
+        self._store_stamped("color", self.colors, self.gate.read("color", inputs.color_image, msg, stamped=False),
+                            msg)
 
     def _on_color_info(self, msg: CameraInfo) -> None:
-        self.color_info = msg
+        if self.gate.read("colour camera_info", inputs.camera_info, msg, stamped=False) is not None:
+            self.color_info = msg
 
     def _on_color_extrinsics(self, msg: Extrinsics) -> None:
-        self.depth_to_color = _extrinsics_matrix(msg)
+        m = self.gate.read("depth_to_color extrinsics", inputs.extrinsics, msg, stamped=False)
+        if m is not None:
+            self.depth_to_color = m
 
     def _on_depth(self, msg: Image) -> None:
+        self._store_stamped("depth", self.depths, self.gate.read(
+            "depth", inputs.depth_image, msg, float(self.p["depth_scale"]), stamped=False), msg)
+
+    def _store_stamped(self, stream: str, buf: deque, data: Any, msg: Any) -> None:
+        if data is None:
+            return
         try:
-            arr = conv.image_to_rgb_array(msg)
-            if arr.dtype == np.uint16:
-                arr = arr.astype(np.float32) * np.float32(self.p["depth_scale"])
-            self.depths.append((conv.stamp_to_s(msg.header.stamp), arr))
-        except ValueError as err:
-            self._bad_input("depth", str(err))
+            reset = self.gate.check_stamp(stream, msg.header.stamp)
+        except Rejected as err:
+            self.gate.reject(stream, err)
+            return
+        with self._lock:
+            if reset:
+                buf.clear()
+            buf.append((data.stamp_s, data.array))
 
     def _on_odom(self, msg: Odometry) -> None:
-        tw = msg.twist.twist
-        v = np.array([tw.linear.x, tw.linear.y, tw.linear.z])
-        w = np.array([tw.angular.x, tw.angular.y, tw.angular.z])
-        self.odoms.append((conv.stamp_to_s(msg.header.stamp), v, w, msg.child_frame_id))
+        self._on_motion("odometry", msg)
 
     def _on_twist(self, msg: TwistStamped) -> None:
-        tw = msg.twist
-        self.odoms.append((conv.stamp_to_s(msg.header.stamp), np.array([tw.linear.x, tw.linear.y, tw.linear.z]),
-                           np.array([tw.angular.x, tw.angular.y, tw.angular.z]), msg.header.frame_id))
+        self._on_motion("twist", msg)
+
+    def _on_motion(self, stream: str, msg: Odometry | TwistStamped) -> None:
+        tw = self.gate.read(stream, inputs.twist, msg, stamped=False)
+        if tw is None:
+            return
+        try:
+            reset = self.gate.check_stamp(stream, msg.header.stamp)
+        except Rejected as err:
+            self.gate.reject(stream, err)
+            return
+        with self._lock:
+            if reset:
+                self.odoms.clear()
+            self.odoms.append((tw.stamp_s, tw.linear, tw.angular, tw.frame_id))
 
     def _on_extrinsics(self, msg: Extrinsics) -> None:
-        self.extrinsics = _extrinsics_matrix(msg)
-        self.get_logger().info(f"extrinsics {msg.header.frame_id} -> {msg.child_frame_id} received")
+        m = self.gate.read("extrinsics", inputs.extrinsics, msg, stamped=False)
+        if m is not None:
+            self.extrinsics = m
+            self.get_logger().info(f"extrinsics {msg.header.frame_id} -> {msg.child_frame_id} received")
 
     # --- LiDAR side -------------------------------------------------------------------
-    def _on_cloud(self, msg: PointCloud2) -> None:
-        self.counts["clouds"] += 1
-        try:
-            have = {f.name for f in msg.fields}
-            missing = [k for k in ("x", "y", "z") if k not in have]
-            if missing:
-                raise PointCloudFormatError(f"missing field(s) {', '.join(missing)} "
-                                            f"(has: {', '.join(sorted(have)) or 'none'})")
-            cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", *[k for k in ("intensity", "t") if k in have]])
-            if "t" in cols and cols["t"].dtype.kind in "iu":  # Ouster/Livox drivers: t in ns
-                cols["t"] = cols["t"].astype(np.float64) * 1e-9
-            for k in ("x", "y", "z"):
-                if cols[k].dtype != np.float32:
-                    cols[k] = cols[k].astype(np.float32)
-            finite = np.isfinite(cols["x"]) & np.isfinite(cols["y"]) & np.isfinite(cols["z"])
-            bad = int(finite.size - np.count_nonzero(finite))
-            if bad:
-                if bad == finite.size:
-                    raise PointCloudFormatError(f"all {bad} points have NaN/inf coordinates")
-                self.counts["dropped_points"] += bad
-                self.get_logger().warn(f"{bad} of {finite.size} points with NaN/inf coordinates dropped",
-                                       throttle_duration_sec=5.0)
-                cols = {k: np.ascontiguousarray(v[finite]) for k, v in cols.items()}
-        except PointCloudFormatError as err:
-            self.counts["rejected"] += 1
-            self._bad_input("cloud", f"PointCloud2 rejected: {err}")
+    def _on_cloud(self, msg: PointCloud2, info: Any = None) -> None:
+        with self._lock:
+            self.counts["clouds"] += 1
+        self.gate.count_gaps("cloud", info)
+        data = self.gate.read("cloud", inputs.cloud, msg, stamped=False)
+        if data is None:
+            with self._lock:
+                self.counts["rejected"] += 1
             return
-        ref = conv.stamp_to_s(msg.header.stamp)
-        if self.p["sync_reference"] == "mid_scan" and "t" in cols and cols["t"].size:
-            ref += 0.5 * float(np.nanmax(cols["t"]))
-        self._emit(self.matcher.add_cloud(ref, (msg, cols), time.monotonic()))
+        for note in data.notes:
+            self.gate.reject("cloud", note, used=True)
+        try:
+            self.gate.check_stamp("cloud", msg.header.stamp)
+        except Rejected as err:
+            self.gate.reject("cloud", err)
+            with self._lock:
+                self.counts["rejected"] += 1
+            return
+        ref = data.stamp_s
+        if self.p["sync_reference"] == "mid_scan" and "t" in data.cols:
+            ref += 0.5 * float(data.cols["t"].max())
+        with self._lock:
+            self.counts["dropped_points"] += data.dropped_points
+            matches = self.matcher.add_cloud(ref, data, time.monotonic())
+        self._emit(matches)
 
     def _poll(self) -> None:
-        self._emit(self.matcher.poll(time.monotonic()))
+        with self._lock:
+            matches = self.matcher.poll(time.monotonic())
+        self._emit(matches)
 
     def _emit(self, matches: list[Match]) -> None:
-        """Fuse decided clouds; a cloud matched to a camera frame first waits (within
-        sync_timeout) for the odometry at its mid-scan time, which de-skewing needs: the
-        twist of a few scans ago is off by pixels on a turning robot."""
+        """Hand decided clouds to the worker; a cloud matched to a camera frame first waits
+        (within sync_timeout) for the odometry at its mid-scan time, which de-skewing needs:
+        the twist of a few scans ago is off by pixels on a turning robot. The worker slot
+        holds one cloud: a newer one replaces it (latest wins, the older counted dropped)."""
         now = time.monotonic()
-        ready, waiting = [], []
-        for m, deadline in [*self._await_odom, *((m, now + float(self.p["sync_timeout"])) for m in matches)]:
-            (waiting if self._needs_odom(m) and now < deadline else ready).append((m, deadline))
-        self._await_odom = waiting
-        for m, _ in ready:
+        with self._cv:
+            ready, waiting = [], []
+            for m, deadline in [*self._await_odom, *((m, now + float(self.p["sync_timeout"])) for m in matches)]:
+                (waiting if self._needs_odom(m) and now < deadline else ready).append((m, deadline))
+            self._await_odom = waiting
+            for m, _ in ready:
+                if self._slot is not None:
+                    self.counts["dropped_overload"] += 1
+                self._slot = m
+            if ready:
+                self._cv.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._slot is None and not self._stop:
+                    self._cv.wait(timeout=0.5)
+                if self._stop:
+                    return
+                m, self._slot = self._slot, None
             try:
                 self._fuse(m)
-            except Exception as err:  # never let one bad cloud stop the node
-                self._bad_input("fusion", f"fusion failed: {err}")
+            except Exception as err:  # never let one bad cloud stop the worker
+                if not self.context.ok():
+                    return
+                self._bad_input("fusion", f"fusion failed ({type(err).__name__}): {err}")
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._worker.join(timeout=5.0)
 
     def _needs_odom(self, m: Match) -> bool:
         if m.frame is None or not (self.p["odom_topic"] or self.p["twist_topic"]) or not self.odoms:
             return False  # no odometry at all: fuse without compensation, do not wait
-        msg, cols = m.cloud
-        if "t" not in cols or not cols["t"].size:
+        data: CloudData = m.cloud
+        if "t" not in data.cols:
             return False
-        t_mid = conv.stamp_to_s(msg.header.stamp) + float(self.p["lidar_time_offset"]) + 0.5 * float(np.nanmax(cols["t"]))
+        t_mid = data.stamp_s + float(self.p["lidar_time_offset"]) + 0.5 * float(data.cols["t"].max())
         return self.odoms[-1][0] < t_mid - 1e-3
 
     def _fuse(self, m: Match) -> None:
-        msg, cols = m.cloud
-        n = cols["x"].shape[0]
+        data: CloudData = m.cloud
+        cols = data.cols
+        n = data.size
         inten = cols.get("intensity")
         inten = inten.astype(np.float32) if inten is not None else np.full(n, np.nan, np.float32)
         frame: CameraFrame | None = m.frame
-        extr = self.extrinsics if self._tf is None else self._tf_extrinsics(msg, frame)
+        extr = self.extrinsics if self._tf is None else self._tf_extrinsics(data, frame)
         names = ["x", "y", "z", "intensity", "ir"]
-        color = self._nearest(self.colors, m.frame_time) if frame is not None else None
-        ref = self._nearest(self.depths, m.frame_time) if frame is not None else None
+        with self._lock:  # the callbacks append to these while the worker fuses
+            color = self._nearest(self.colors, m.frame_time) if frame is not None else None
+            ref = self._nearest(self.depths, m.frame_time) if frame is not None else None
+            odoms = list(self.odoms)
         use_rgb, use_ref = bool(self.p["color_topic"]), bool(self.p["depth_topic"])
         if frame is None or extr is None:
             if frame is not None and extr is None:
                 self.get_logger().warn("no LiDAR -> camera extrinsics yet (extrinsics_source "
                                        f"{self.p['extrinsics_source']}): camera fields NaN",
                                        throttle_duration_sec=5.0)
-            self.counts["unmatched"] += 1
+            with self._lock:
+                self.counts["unmatched"] += 1
             rows = np.full((n, 5 + use_rgb + use_ref), np.nan, np.float32)
             rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = cols["x"], cols["y"], cols["z"], inten
-            self._publish(msg, rows, names + (["rgb"] if use_rgb else []) +
+            self._publish(data, rows, names + (["rgb"] if use_rgb else []) +
                           (["depth_diff"] if use_ref else []), extr, None)
             self._report(n, 0, 0, m, matched=False)
             return
         projector = self._projector(frame.info)
-        proj_xyz = self._deskewed(msg, cols, m.frame_time)
-        self.counts["deskewed"] += proj_xyz is not None
+        proj_xyz = self._deskewed(data, m.frame_time, odoms)
+        with self._lock:
+            self.counts["deskewed"] += proj_xyz is not None
         ir = frame.ir if frame.ir.shape[:2] == (projector.intr.height, projector.intr.width) else None
         if ir is None:
             self._bad_input("ir", f"IR image {frame.ir.shape[1]}x{frame.ir.shape[0]} does not match its "
@@ -357,7 +432,7 @@ class LidarFusionNode(Node):
         if cproj is not None:
             self._publish_depth(self.color_projector, cproj, frame.stamp, self.color_info,
                                 self.depth_color_pub, self.depth_color_info_pub)
-        self._publish(msg, rows, names, extr, frame)
+        self._publish(data, rows, names, extr, frame)
         self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_pub, self.depth_info_pub)
         if self.overlay_pub is not None and ir is not None:
             self._publish_overlay(ir, proj, frame)
@@ -373,14 +448,15 @@ class LidarFusionNode(Node):
             self._proj_key = key
         return self.projector
 
-    def _deskewed(self, msg: PointCloud2, cols: dict, frame_time: float | None):
+    def _deskewed(self, data: CloudData, frame_time: float | None, odoms: list):
         """Points moved to the camera's time with the odometry twist (projection only)."""
-        if frame_time is None or not self.odoms or "t" not in cols:
+        cols = data.cols
+        if frame_time is None or not odoms or "t" not in cols:
             return None
-        cloud_t = conv.stamp_to_s(msg.header.stamp) + float(self.p["lidar_time_offset"])
-        t_mid = cloud_t + 0.5 * float(np.nanmax(cols["t"]))
-        _, v, w, child = min(self.odoms, key=lambda o: abs(o[0] - t_mid))
-        if child and child != msg.header.frame_id:
+        cloud_t = data.stamp_s + float(self.p["lidar_time_offset"])
+        t_mid = cloud_t + 0.5 * float(cols["t"].max())
+        _, v, w, child = min(odoms, key=lambda o: abs(o[0] - t_mid))
+        if child and child != data.frame_id:
             v, w = twist_in_frame(v, w, self.odom_lidar)
         return deskew(cols["x"], cols["y"], cols["z"], cols["t"], frame_time - cloud_t, v, w)
 
@@ -409,20 +485,20 @@ class LidarFusionNode(Node):
         st, arr = min(buf, key=lambda e: abs(e[0] - t))
         return arr if abs(st - t) <= 0.5 else None
 
-    def _tf_extrinsics(self, msg: PointCloud2, frame: CameraFrame | None) -> np.ndarray | None:
+    def _tf_extrinsics(self, data: CloudData, frame: CameraFrame | None) -> np.ndarray | None:
         if frame is None:
             return None
         try:
-            stamped = self._tf.lookup_transform(frame.info.header.frame_id, msg.header.frame_id, msg.header.stamp)
+            stamped = self._tf.lookup_transform(frame.info.header.frame_id, data.frame_id, data.stamp)
         except Exception as err:  # tf2 exceptions: no transform yet
-            self.get_logger().warn(f"no TF {msg.header.frame_id} -> camera: {err}", throttle_duration_sec=5.0)
+            self.get_logger().warn(f"no TF {data.frame_id} -> camera: {err}", throttle_duration_sec=5.0)
             return None
         t, r = stamped.transform.translation, stamped.transform.rotation
         return calib.from_xyz_quat([t.x, t.y, t.z], [r.x, r.y, r.z, r.w])
 
     # --- outputs ----------------------------------------------------------------------
-    def _publish(self, msg: PointCloud2, rows: np.ndarray, names: list[str], extr, frame) -> None:
-        frame_id = msg.header.frame_id
+    def _publish(self, data: CloudData, rows: np.ndarray, names: list[str], extr, frame) -> None:
+        frame_id = data.frame_id
         target = self.p["target_frame"]
         if target and target != frame_id:
             if extr is None or frame is None or target != frame.info.header.frame_id:
@@ -434,8 +510,8 @@ class LidarFusionNode(Node):
                 rows[:, :3] = xyz
                 frame_id = target
         self.fused_pub.publish(conv.rows_to_pointcloud2(rows, names, frame_id=frame_id,
-                                                        stamp=msg.header.stamp, is_dense=False))
-        self.rate.tick(time.time() - conv.stamp_to_s(msg.header.stamp))
+                                                        stamp=data.stamp, is_dense=False))
+        self.rate.tick(self._clock_latency(data.stamp_s))
 
     def _publish_depth(self, projector: Projector, proj, stamp, info: CameraInfo, pub, info_pub) -> None:
         """The sparse LiDAR depth (32FC1 m) in a camera, with that camera's info."""
@@ -463,9 +539,12 @@ class LidarFusionNode(Node):
                                                      stamp=frame.stamp))
 
     def _report(self, n: int, in_view: int, occluded: int, m: Match, matched: bool) -> None:
-        if matched:
-            self.counts["fused"] += 1
-        last = self.matcher.last_frame_arrival
+        with self._lock:
+            if matched:
+                self.counts["fused"] += 1
+            counts = dict(self.counts)
+            match_rate = self.matcher.match_rate
+            last = self.matcher.last_frame_arrival
         silent = last is None or time.monotonic() - last >= self.matcher.silent_after
         level, text = (OK, "fusing") if matched else (
             WARN, "camera silent: clouds go out with NaN camera fields" if silent
@@ -473,26 +552,52 @@ class LidarFusionNode(Node):
         if self.extrinsics is None and self._tf is None:
             level, text = WARN, "no LiDAR -> camera extrinsics yet"
         self.diag.set("fusion", level, text, **{
-            "match rate": self.matcher.match_rate, "clouds": self.counts["clouds"],
-            "fused with camera": self.counts["fused"], "without camera": self.counts["unmatched"],
-            "rejected clouds": self.counts["rejected"], "dropped points": self.counts["dropped_points"],
-            "motion compensated": self.counts["deskewed"],
+            "match rate": match_rate, "clouds": counts["clouds"],
+            "fused with camera": counts["fused"], "without camera": counts["unmatched"],
+            "rejected clouds": counts["rejected"], "dropped points": counts["dropped_points"],
+            "dropped clouds (overload)": counts["dropped_overload"],
+            "lost upstream (sequence gaps)": self.gate.missing("cloud"),
+            "motion compensated": counts["deskewed"],
             "points": n, "points in view": in_view, "occluded": occluded,
-            "sync wait (ms)": 1000.0 * m.waited})
+            "sync wait (ms)": 1000.0 * m.waited,
+            "latency": "stamp to publish on this node's clock" if self._latency_known
+            else "not measured: stamps are not from this node's clock"})
+
+    _latency_known = False
+
+    def _clock_latency(self, stamp_s: float) -> float | None:
+        """Stamp -> publish on the node's ROS clock, only when the stamps come from that clock
+        (within 10 s of it): recordings with their original stamps have no such latency."""
+        lat = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
+        self._latency_known = 0.0 <= lat < 10.0
+        return lat if self._latency_known else None
 
     def _bad_input(self, what: str, reason: str) -> None:
-        """Log each new reason at once, a repeated one at most every 5 s; diagnostics always."""
-        now = time.monotonic()
-        last = self._last_reason.get(what)
-        if last is None or last[0] != reason or now - last[1] > 5.0:
-            self.get_logger().error(reason)
-            self._last_reason[what] = (reason, now)
-        self.diag.set(f"input {what}", ERROR, reason)
+        """An input that passed the boundary but disagrees with its companions at fusion time
+        (image size vs camera_info, an unknown target frame): counted as a mismatch, the rest
+        of the cloud fused."""
+        if what == "fusion":
+            self.diag.set("fusion", ERROR, reason)
+            self.get_logger().error(reason, throttle_duration_sec=5.0)
+            return
+        self.gate.reject(what, Rejected(Reason.MISMATCH, reason), used=True)
 
 
-def _extrinsics_matrix(msg: Extrinsics) -> np.ndarray:
-    """depth_ai_nodes/Extrinsics (p_child = R p_frame + t) -> 4x4 child <- frame."""
-    return conv.msg_to_transform(msg).matrix()
+def _check_parameters(p: dict) -> None:
+    """Start-up checks of the numbers: a bad one is a configuration error, not a silent default."""
+    for name in ("slop", "sync_timeout", "camera_silent_after", "min_depth", "max_depth",
+                 "occlusion_rel_tol", "occlusion_abs_tol", "depth_scale"):
+        v = float(p[name])
+        if not np.isfinite(v) or v < 0:
+            raise ConfigError(f"{name} must be a finite number >= 0; got {p[name]!r}")
+    if not float(p["min_depth"]) < float(p["max_depth"]):
+        raise ConfigError(f"min_depth ({p['min_depth']}) must be below max_depth ({p['max_depth']})")
+    if int(p["splat_px"]) < 0:
+        raise ConfigError(f"splat_px must be >= 0; got {p['splat_px']}")
+    for name, n in (("odom_lidar_xyz", 3), ("odom_lidar_quat_xyzw", 4), ("extrinsics_xyz", 3),
+                    ("extrinsics_quat_xyzw", 4)):
+        if len(p[name]) != n:
+            raise ConfigError(f"{name} needs {n} numbers; got {len(p[name])} ({list(p[name])})")
 
 
 def main() -> None:

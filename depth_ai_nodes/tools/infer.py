@@ -78,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     except FrameError as err:
         print(f"depth-ai infer: {err}", file=sys.stderr)
         return 1
+    if res.alignment.wrong_sign:
+        print(f"depth-ai infer: configuration error: {res.warnings[-1]}", file=sys.stderr)
+        return 2
+    if res.aligned and not res.alignment.ok:
+        print(f"depth-ai infer: no metric alignment: {res.alignment.reason} (the output would be all "
+              f"invalid; give --depth or --sparse with enough valid pixels, or --align off)", file=sys.stderr)
+        return 1
     out = Path(args.out)
     if out.suffix.lower() != ".npy":
         out = out.with_suffix(".npy")

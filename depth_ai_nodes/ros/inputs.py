@@ -1,0 +1,388 @@
+"""The one boundary where messages enter a node: message -> validated core data, or Rejected.
+
+Node callbacks call one reader per message type; each returns plain, checked data (numpy
+arrays, CameraModel, 4x4 matrices, float seconds) or raises `core.rejection.Rejected` with
+one of the fixed `Reason`s. `InputGate` is the node side of it: it counts rejections per
+reason in /diagnostics, logs each reason at most once per `log_period_s` with the latest
+detail (the text varies, the category does not), and applies time sanity per stream
+(`core.stamps`). Node shells never parse message fields themselves.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from depth_ai_nodes.core import image_codec
+from depth_ai_nodes.core.camera_model import CameraModel
+from depth_ai_nodes.core.image_codec import ImageFormatError
+from depth_ai_nodes.core.pointcloud import DATATYPES, PointCloudFormatError
+from depth_ai_nodes.core.rejection import Reason, Rejected
+from depth_ai_nodes.core.stamps import SequenceGaps, StampGuard, StampPolicy
+from depth_ai_nodes.ros import conversions as conv
+from depth_ai_nodes.ros.diagnostics import OK, WARN, Diagnostics
+from depth_ai_nodes.ros.params import Param
+
+__all__ = ["Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
+           "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
+           "twist", "extrinsics", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
+
+MAX_IMAGE_PIXELS = 8192 * 8192   # larger than any depth camera: a corrupt header, not a frame
+MAX_SPEED = 100.0                # m/s: faster odometry is a fault, not a robot
+MAX_ANGULAR_RATE = 50.0          # rad/s (~8 turns/s)
+MAX_SCAN_TIME = 1.0              # s: per-point times beyond this are no scan offsets
+MONO_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "8UC3", "mono8", "8UC1")
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+STAMP_PARAMETERS: list[Param] = [
+    Param("max_stamp_ahead", 2.0, "Inputs stamped later than this node's clock (ROS time: sim time "
+          "when use_sim_time) by more are rejected as bad_stamp; 0: off.", "s"),
+    Param("max_stamp_age", 0.0, "Inputs stamped earlier than this node's clock by more are rejected "
+          "as bad_stamp; 0: off (recordings replayed without --clock keep their old stamps).", "s"),
+]
+
+
+def stamp_policy(p: dict) -> StampPolicy:
+    ahead, age = float(p["max_stamp_ahead"]), float(p["max_stamp_age"])
+    if not (math.isfinite(ahead) and math.isfinite(age)) or ahead < 0 or age < 0:
+        from depth_ai_nodes.ros.node_main import ConfigError
+        raise ConfigError(f"max_stamp_ahead ({ahead}) and max_stamp_age ({age}) must be >= 0 (0: off)")
+    return StampPolicy(max_ahead_s=ahead, max_age_s=age)
+
+
+# --- data the readers return ----------------------------------------------------------------
+@dataclass
+class ImageData:
+    stamp: Any                  # builtin_interfaces/Time, for the outputs' headers
+    stamp_s: float
+    frame_id: str
+    encoding: str
+    array: np.ndarray           # (H, W) or (H, W, C); a zero-copy view where possible
+
+
+@dataclass
+class CloudData:
+    stamp: Any
+    stamp_s: float
+    frame_id: str
+    cols: dict[str, np.ndarray]  # x, y, z float32 finite; intensity float32; t float64 s (optional)
+    dropped_points: int = 0      # points with non-finite x/y/z, removed
+    notes: list[Rejected] = field(default_factory=list)  # parts ignored (the cloud is still used)
+
+    @property
+    def size(self) -> int:
+        return int(self.cols["x"].shape[0])
+
+
+@dataclass
+class TwistData:
+    stamp_s: float
+    linear: np.ndarray          # (3,) m/s
+    angular: np.ndarray         # (3,) rad/s
+    frame_id: str               # the body the twist is of (odometry child frame)
+
+
+# --- readers ----------------------------------------------------------------------------------
+def _stamp(msg: Any) -> tuple[Any, float]:
+    st = msg.header.stamp
+    return st, conv.stamp_to_s(st)
+
+
+def image(msg: Image, accept: Sequence[str], what: str) -> ImageData:
+    """Any Image whose encoding is in `accept`, decoded (sizes, step and data length checked)."""
+    if msg.encoding not in accept:
+        raise Rejected(Reason.UNSUPPORTED, f"unsupported image encoding {msg.encoding!r} for the {what} "
+                       f"(accepted: {', '.join(accept)})")
+    if msg.width == 0 or msg.height == 0:
+        raise Rejected(Reason.EMPTY, f"{what} is {msg.width}x{msg.height}")
+    if msg.width * msg.height > MAX_IMAGE_PIXELS:
+        raise Rejected(Reason.OUT_OF_RANGE, f"{what} claims {msg.width}x{msg.height} pixels")
+    try:
+        arr = conv.image_to_array(msg)
+    except (ImageFormatError, ValueError) as err:
+        raise Rejected(Reason.MALFORMED, f"{what}: {err}") from None
+    st, s = _stamp(msg)
+    return ImageData(st, s, msg.header.frame_id, msg.encoding, arr)
+
+
+def mono_image(msg: Image, what: str = "IR image") -> ImageData:
+    """A single-channel intensity image (mono8/mono16/32FC1): never a colour buffer read as one."""
+    return image(msg, MONO_ENCODINGS, what)
+
+
+def color_image(msg: Image, what: str = "colour image") -> ImageData:
+    """A colour image as (H, W, 3) uint8 RGB (mono8 is replicated)."""
+    data = image(msg, COLOR_ENCODINGS, what)
+    try:
+        data.array = image_codec.convert(data.array, data.encoding, "rgb8")
+    except (ImageFormatError, ValueError) as err:
+        raise Rejected(Reason.UNSUPPORTED, f"{what}: {err}") from None
+    data.encoding = "rgb8"
+    return data
+
+
+def depth_image(msg: Image, depth_scale: float = 0.001, what: str = "depth image") -> ImageData:
+    """16UC1 / mono16 (units of depth_scale) or 32FC1 (m) -> float32 metres, 0/NaN invalid (REP-118)."""
+    data = image(msg, DEPTH_ENCODINGS, what)
+    if data.encoding == "32FC1":
+        data.array = data.array.astype(np.float32, copy=False)
+    else:
+        data.array = data.array.astype(np.float32) * np.float32(depth_scale)
+    data.encoding = "32FC1"
+    return data
+
+
+def camera_info(msg: CameraInfo, what: str = "camera_info") -> CameraModel:
+    """A calibrated CameraInfo as a CameraModel; NaN/Inf, a non-positive focal length or an
+    empty size are refused (a model built from them would poison every projection)."""
+    if msg.width == 0 or msg.height == 0:
+        raise Rejected(Reason.EMPTY, f"{what} for {msg.header.frame_id!r} has size {msg.width}x{msg.height}")
+    k = np.asarray(msg.k, dtype=np.float64)
+    numbers = np.concatenate([k, np.asarray(msg.d, np.float64), np.asarray(msg.p, np.float64),
+                              np.asarray(msg.r, np.float64)])
+    if not np.all(np.isfinite(numbers)):
+        raise Rejected(Reason.NON_FINITE, f"{what} for {msg.header.frame_id!r} has NaN/Inf in K, D, R or P")
+    if not (k[0] > 0 and k[4] > 0):
+        raise Rejected(Reason.OUT_OF_RANGE, f"{what} for {msg.header.frame_id!r} is uncalibrated or "
+                       f"invalid: fx {k[0]:g}, fy {k[4]:g} (must be > 0)")
+    if k[8] != 1.0 or k[3] != 0.0 or k[6] != 0.0 or k[7] != 0.0:
+        raise Rejected(Reason.MALFORMED, f"{what} for {msg.header.frame_id!r}: K is not "
+                       f"[fx s cx; 0 fy cy; 0 0 1] ({list(k)})")
+    try:
+        return conv.camera_info_to_model(msg)
+    except ValueError as err:
+        raise Rejected(Reason.MALFORMED, f"{what} for {msg.header.frame_id!r}: {err}") from None
+
+
+def cloud(msg: PointCloud2, extra: Sequence[str] = ("intensity", "t")) -> CloudData:
+    """A PointCloud2 read by field name: x, y, z (float32, finite points only) and the `extra`
+    fields present. Each field must be a single scalar per point; per-point time `t` in ns
+    (integer drivers) is converted to s, and a `t` that is non-finite or spans more than
+    MAX_SCAN_TIME is ignored (noted) rather than trusted."""
+    names = [f.name for f in msg.fields]
+    missing = [k for k in ("x", "y", "z") if k not in names]
+    if missing:
+        raise Rejected(Reason.UNSUPPORTED, f"PointCloud2 missing field(s) {', '.join(missing)} "
+                       f"(has: {', '.join(names) or 'none'})")
+    wanted = ["x", "y", "z", *[k for k in extra if k in names]]
+    for f in msg.fields:
+        if f.name in wanted:
+            if f.datatype not in DATATYPES:
+                raise Rejected(Reason.MALFORMED, f"PointCloud2 field {f.name!r} has unknown datatype "
+                               f"{f.datatype} (valid: 1..8)")
+            if f.count > 1:
+                raise Rejected(Reason.UNSUPPORTED, f"PointCloud2 field {f.name!r} has count {f.count}; "
+                               f"one value per point is needed")
+            if f.offset + DATATYPES[f.datatype].itemsize > msg.point_step:
+                raise Rejected(Reason.MALFORMED, f"PointCloud2 field {f.name!r} at offset {f.offset} "
+                               f"does not fit in point_step {msg.point_step}")
+    if names.count("x") > 1 or names.count("y") > 1 or names.count("z") > 1:
+        raise Rejected(Reason.MALFORMED, "PointCloud2 declares a coordinate field twice")
+    n = int(msg.width) * int(msg.height)
+    if n == 0:
+        raise Rejected(Reason.EMPTY, "PointCloud2 has 0 points")
+    if msg.row_step < msg.width * msg.point_step and msg.height > 1:
+        raise Rejected(Reason.MALFORMED, f"PointCloud2 row_step {msg.row_step} < width*point_step "
+                       f"{msg.width * msg.point_step}")
+    try:
+        cols = conv.pointcloud2_to_fields(msg, wanted)
+    except (PointCloudFormatError, ValueError) as err:
+        raise Rejected(Reason.MALFORMED, f"PointCloud2: {err}") from None
+    out: dict[str, np.ndarray] = {}
+    for k in ("x", "y", "z"):
+        out[k] = cols[k].astype(np.float32, copy=False).reshape(-1)
+    finite = np.isfinite(out["x"]) & np.isfinite(out["y"]) & np.isfinite(out["z"])
+    bad = int(finite.size - np.count_nonzero(finite))
+    if bad == finite.size:
+        raise Rejected(Reason.NON_FINITE, f"all {bad} points have NaN/inf coordinates")
+    notes: list[Rejected] = []
+    if "intensity" in cols:
+        out["intensity"] = cols["intensity"].astype(np.float32, copy=False).reshape(-1)
+    if "t" in cols:
+        t = cols["t"].reshape(-1)
+        t = t.astype(np.float64) * 1e-9 if t.dtype.kind in "iu" else t.astype(np.float64)
+        tf = t[finite]
+        if not np.all(np.isfinite(tf)):
+            notes.append(Rejected(Reason.NON_FINITE, f"PointCloud2 field 't' has "
+                                  f"{int(np.count_nonzero(~np.isfinite(tf)))} NaN/Inf values: per-point "
+                                  f"time ignored (no motion compensation, stamp used for matching)"))
+        elif tf.size and (float(tf.min()) < -MAX_SCAN_TIME or float(tf.max()) > MAX_SCAN_TIME):
+            notes.append(Rejected(Reason.OUT_OF_RANGE, f"PointCloud2 field 't' spans "
+                                  f"{float(tf.min()):.6g}..{float(tf.max()):.6g} s, not offsets within a "
+                                  f"scan (|t| <= {MAX_SCAN_TIME:g} s): per-point time ignored"))
+        else:
+            out["t"] = t
+    if bad:
+        out = {k: np.ascontiguousarray(v[finite]) for k, v in out.items()}
+    st, s = _stamp(msg)
+    return CloudData(st, s, msg.header.frame_id, out, bad, notes)
+
+
+def twist(msg: Odometry | TwistStamped) -> TwistData:
+    """Odometry (twist of child_frame_id) or TwistStamped (of header.frame_id), finite and
+    within MAX_SPEED / MAX_ANGULAR_RATE."""
+    if isinstance(msg, Odometry):
+        tw, body = msg.twist.twist, msg.child_frame_id
+    else:
+        tw, body = msg.twist, msg.header.frame_id
+    v = np.array([tw.linear.x, tw.linear.y, tw.linear.z], dtype=np.float64)
+    w = np.array([tw.angular.x, tw.angular.y, tw.angular.z], dtype=np.float64)
+    kind = type(msg).__name__
+    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(w))):
+        raise Rejected(Reason.NON_FINITE, f"{kind} twist has NaN/Inf ({v.tolist()}, {w.tolist()})")
+    if float(np.linalg.norm(v)) > MAX_SPEED or float(np.linalg.norm(w)) > MAX_ANGULAR_RATE:
+        raise Rejected(Reason.OUT_OF_RANGE, f"{kind} twist |v| {np.linalg.norm(v):.4g} m/s, |w| "
+                       f"{np.linalg.norm(w):.4g} rad/s (limits {MAX_SPEED:g} m/s, {MAX_ANGULAR_RATE:g} rad/s)")
+    _, s = _stamp(msg)
+    return TwistData(s, v, w, body)
+
+
+def extrinsics(msg: Any) -> np.ndarray:
+    """depth_ai_nodes/Extrinsics (rotation column-major, p_child = R p_frame + t) -> 4x4,
+    finite with an orthonormal rotation of determinant +1."""
+    rot = np.asarray(msg.rotation, dtype=np.float64)
+    trans = np.asarray(msg.translation, dtype=np.float64)
+    if rot.size != 9 or trans.size != 3:
+        raise Rejected(Reason.MALFORMED, f"Extrinsics needs 9 rotation and 3 translation numbers; got "
+                       f"{rot.size} and {trans.size}")
+    if not (np.all(np.isfinite(rot)) and np.all(np.isfinite(trans))):
+        raise Rejected(Reason.NON_FINITE, "Extrinsics has NaN/Inf")
+    r = rot.reshape(3, 3).T
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) < 0:
+        raise Rejected(Reason.OUT_OF_RANGE, f"Extrinsics {msg.header.frame_id} -> {msg.child_frame_id}: "
+                       f"rotation is not orthonormal with determinant +1")
+    if float(np.linalg.norm(trans)) > 1e4:
+        raise Rejected(Reason.OUT_OF_RANGE, f"Extrinsics translation {np.linalg.norm(trans):.3g} m")
+    return conv.msg_to_transform(msg).matrix()
+
+
+# --- the node side ----------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+class InputGate:
+    """Counts, logs and reports rejected inputs for one node; applies time sanity per stream.
+
+    `read(stream, reader, msg)` returns the reader's data or None (rejected: counted, logged
+    once per reason per log_period_s with the latest detail, shown in /diagnostics under
+    "<node>: inputs"). Thread-safe: callbacks and workers may both call it."""
+
+    def __init__(self, node: Node, diag: Diagnostics, policy: StampPolicy | None = None,
+                 log_period_s: float = 5.0) -> None:
+        self._node = node
+        self._diag = diag
+        self.guard = StampGuard(policy or StampPolicy())
+        self.log_period_s = log_period_s
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {r.value: 0 for r in Reason}
+        self.by_stream: dict[str, int] = {}
+        self._last_log: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._latest: dict[str, str] = {}
+        self._last_reject = -math.inf
+        self.resets: dict[str, int] = {}
+        self.gaps: dict[str, SequenceGaps] = {}
+        self._diag.set("inputs", OK, "no input rejected", **self._values())
+        node.create_timer(1.0, self.flush)
+
+    def count_gaps(self, stream: str, info: Any) -> int:
+        """Messages of `stream` lost upstream (publisher sequence numbers from rclpy's
+        MessageInfo; 0 where the middleware gives none)."""
+        try:
+            seq = info.get("publication_sequence_number")
+            gid = info.get("publisher_gid")
+            source = bytes(gid.get("data", b"")) if isinstance(gid, dict) else repr(gid)
+        except AttributeError:
+            return 0
+        with self._lock:
+            return self.gaps.setdefault(stream, SequenceGaps()).update(source, seq)
+
+    def missing(self, stream: str) -> int:
+        with self._lock:
+            g = self.gaps.get(stream)
+            return g.missing if g is not None else 0
+
+    def read(self, stream: str, reader: Callable[..., T], msg: Any, *args: Any,
+             stamped: bool = True) -> T | None:
+        """reader(msg, *args), then time sanity on its stamp; None when rejected."""
+        try:
+            data = reader(msg, *args)
+            if stamped:
+                self.check_stamp(stream, msg.header.stamp)
+            return data
+        except Rejected as err:
+            self.reject(stream, err)
+            return None
+
+    def check_stamp(self, stream: str, stamp: Any) -> bool:
+        """Raises Rejected(BAD_STAMP); True when the stream's timeline restarted (time went back
+        by more than the policy's reset_after_s): the caller clears what it buffered."""
+        now = self._node.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            reset = self.guard.check(stream, conv.stamp_to_s(stamp), now)
+            if reset:
+                self.resets[stream] = self.resets.get(stream, 0) + 1
+        if reset:
+            self._node.get_logger().warn(f"{stream}: time went back by more than "
+                                         f"{self.guard.policy.reset_after_s:g} s; its history is reset "
+                                         f"(a bag looped, a sensor restarted, or a stamp was far ahead)")
+        return reset
+
+    def reject(self, stream: str, err: Rejected, used: bool = False) -> None:
+        """Count and report one rejection (used=True: a part of the input was ignored, the rest used)."""
+        now = time.monotonic()
+        key = err.reason.value
+        text = f"{stream}: {err.detail}" + (" (rest of the message used)" if used else "")
+        with self._lock:
+            self.counts[key] += 1
+            self.by_stream[stream] = self.by_stream.get(stream, 0) + 1
+            self._latest[key] = text
+            self._last_reject = now
+            due = now - self._last_log.get(key, -math.inf) >= self.log_period_s
+            if due:
+                more = self._suppressed.pop(key, 0)
+                self._last_log[key] = now
+            else:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            values = self._values()
+        if due:
+            suffix = f" [{more} more {key} input(s) since the last report]" if more else ""
+            self._node.get_logger().error(f"input rejected ({key}): {text}{suffix}")
+        self._diag.set("inputs", WARN, f"rejected ({key}): {text}", **values)
+
+    def flush(self) -> None:
+        """Log what was suppressed once its period has passed; calm the status after a quiet spell."""
+        now = time.monotonic()
+        lines = []
+        with self._lock:
+            for key, n in list(self._suppressed.items()):
+                if now - self._last_log.get(key, -math.inf) >= self.log_period_s:
+                    lines.append(f"input rejected ({key}): {self._latest[key]} [{n} {key} input(s) "
+                                 f"in the last {self.log_period_s:g} s]")
+                    self._last_log[key] = now
+                    del self._suppressed[key]
+            quiet = now - self._last_reject > self.log_period_s
+            values = self._values()
+        for line in lines:
+            self._node.get_logger().error(line)
+        if quiet:
+            total = sum(self.counts.values())
+            self._diag.set("inputs", OK, "no input rejected" if total == 0 else
+                           f"{total} input(s) rejected earlier; none in the last {self.log_period_s:g} s",
+                           **values)
+
+    def _values(self) -> dict[str, object]:
+        vals: dict[str, object] = {f"rejected {k}": v for k, v in self.counts.items()}
+        vals["rejected total"] = sum(self.counts.values())
+        vals.update({f"rejected from {s}": n for s, n in sorted(self.by_stream.items())})
+        vals.update({f"timeline resets {s}": n for s, n in sorted(self.resets.items())})
+        return vals
