@@ -106,3 +106,15 @@ def write_spec(path: Path, model: Path, inputs: list[dict], output: dict,
     path.write_text(yaml.safe_dump({"name": path.stem, "model": str(model), "resize": resize,
                                     "inputs": inputs, "output": output}))
     return path
+
+
+def inverted_depth(path: Path) -> Path:
+    """out = 10 - depth: a 'relative depth' that in truth falls as the depth rises (the sign
+    error of a disparity output declared as depth). rgb is an input the graph ignores."""
+    g = helper.make_graph(
+        [helper.make_node("Sub", ["ten", "depth"], ["out"])], "inverted",
+        [helper.make_tensor_value_info("rgb", F, [1, 3, "H", "W"]),
+         helper.make_tensor_value_info("depth", F, [1, 1, "H", "W"])],
+        [helper.make_tensor_value_info("out", F, [1, 1, "H", "W"])],
+        [const("ten", 10.0)])
+    return save(g, path)

@@ -66,15 +66,29 @@ def fastdds_shm_files() -> list[Path]:
                   if p.name.startswith(("fastdds_", "sem.fastdds_")))
 
 
-def stale_fastdds_shm() -> list[Path]:
+def _age_s(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_ctime
+    except OSError:
+        return 0.0
+
+
+def stale_fastdds_shm(min_age_s: float = 0.0) -> list[Path]:
     """Fast DDS /dev/shm files that no live process maps: left by unclean exits.
 
     Segments and port files stay mapped while their participant lives; a port's
     named semaphore (sem.fastdds_portN_mutex) is not, so it counts as stale
-    only when its port file is stale or gone."""
+    only when its port file is stale or gone. `min_age_s` spares files created
+    that recently: a participant starting right now creates its segment a moment
+    before it maps it, and a node starting beside it must not take that moment
+    for death."""
+    import time
+
+    now = time.time()
     used = _mapped_shm_files()
     files = fastdds_shm_files()
-    stale = {p for p in files if not p.name.startswith("sem.") and str(p) not in used}
+    stale = {p for p in files if not p.name.startswith("sem.") and str(p) not in used
+             and _age_s(p, now) >= min_age_s}
     for p in files:
         if p.name.startswith("sem."):
             port = SHM_DIR / p.name[len("sem."):].removesuffix("_mutex")
@@ -83,10 +97,10 @@ def stale_fastdds_shm() -> list[Path]:
     return sorted(stale)
 
 
-def clean_stale_fastdds_shm() -> list[Path]:
+def clean_stale_fastdds_shm(min_age_s: float = 0.0) -> list[Path]:
     """Remove Fast DDS segments of dead processes; never touches live ones."""
     removed = []
-    for path in stale_fastdds_shm():
+    for path in stale_fastdds_shm(min_age_s):
         try:
             path.unlink()
             removed.append(path)

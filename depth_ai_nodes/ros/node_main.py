@@ -6,6 +6,9 @@
 - SIGINT and SIGTERM shut down cleanly (exit 0), so Fast DDS removes its
   /dev/shm segments; launch and our runner stop nodes with SIGINT.
 - glibc malloc is tuned for large messages (halves subscriber CPU per image).
+- Fast DDS shared-memory files left in /dev/shm by processes that died (kill -9, a
+  crash) are removed before the node joins DDS; files any live process maps, or
+  created in the last few seconds, are never touched.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
 
     Returns the process exit code: 0 on a clean stop, 2 on ConfigError."""
     tune_malloc()
+    removed = _clean_shm()
     rclpy.init(args=list(sys.argv if args is None else args))
     name = "node"
     node: Node | None = None
@@ -52,6 +56,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
                   flush=True)
             return EXIT_CONFIG_ERROR
         name = node.get_name()
+        if removed:
+            node.get_logger().info(f"removed {removed} Fast DDS shared-memory file(s) left in /dev/shm "
+                                   f"by processes that no longer exist")
         signal.signal(signal.SIGTERM, lambda *_: _request_shutdown())
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
@@ -71,6 +78,19 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+
+
+def _clean_shm() -> int:
+    """Stale Fast DDS /dev/shm files of dead processes (never a live one's); 0 on any problem."""
+    try:
+        from depth_ai_nodes.ros.dds import clean_stale_fastdds_shm
+
+        return len(clean_stale_fastdds_shm(min_age_s=STALE_SHM_MIN_AGE_S))
+    except Exception:  # housekeeping must never stop a node from starting
+        return 0
+
+
+STALE_SHM_MIN_AGE_S = 5.0
 
 
 def _request_shutdown() -> None:
