@@ -366,9 +366,11 @@ def crop_stack(frames: list[tuple], h: int, w: int) -> list[tuple[np.ndarray, np
     return [f for f in frames if f[1].shape[0] >= h and f[1].shape[1] >= w]
 
 
-def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Self-supervision: hide 5-35 % of the valid sensor depth in sensor-like holes."""
-    return make_hole_mask(sensor, rgb, int(rng.integers(1 << 30)), fraction=float(rng.uniform(0.05, 0.35)))
+def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Self-supervision: hide 5-35 % of the valid sensor depth in sensor-like holes, sized as
+    in the whole frame the crop came from (scale 1: a 640-pixel-wide frame)."""
+    return make_hole_mask(sensor, rgb, int(rng.integers(1 << 30)), fraction=float(rng.uniform(0.05, 0.35)),
+                          scale=scale)
 
 
 # ---------------------------------------------------------------- selection
@@ -436,7 +438,7 @@ def sample_batch(pool: list[tuple], n: int, h: int, w: int, rng: np.random.Gener
         if rng.random() < misalign:  # real RGB-D is never perfectly registered
             dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
             r = np.roll(r, (dy, dx), (0, 1))
-        hidden = hide(s, r, rng)
+        hidden = hide(s, r, rng, max(sensor.shape) / 640.0)
         rgbs.append(r.transpose(2, 0, 1))
         sens.append(np.where(hidden, 0.0, s))
         gts.append(g)
@@ -487,7 +489,7 @@ def train(args: argparse.Namespace) -> CompletionNet:
         ok = gt > 0
         # where the target is the sensor itself (real frames) only hidden pixels teach; where it
         # is exact (scene), every pixel does, so measured pixels are denoised too
-        w = torch.where(hidden, 4.0, torch.where(clean, 1.0, 0.0)) * ok
+        w = torch.where(hidden, 4.0, torch.where(clean, 1.0, args.visible_weight)) * ok
         err = torch.log(pred.clamp(min=1e-3)) - torch.log(gt.clamp(min=1e-3))
         loss = args.l1_weight * (w * err.abs()).sum() / w.sum().clamp(min=1.0)
         # the evaluation is RMSE in metres on hidden pixels: squared error there, each sample
@@ -549,13 +551,15 @@ def main() -> int:
     p.add_argument("--crop-w", type=int, default=224)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--misalign", type=float, default=0.5,
                    help="fraction of samples whose colour is shifted 0-3 px against depth")
     p.add_argument("--l1-weight", type=float, default=0.2, help="weight of the log-L1 term")
     p.add_argument("--denoise-weight", type=float, default=0.5,
                    help="weight of the squared error on measured pixels where exact truth exists")
+    p.add_argument("--visible-weight", type=float, default=0.1,
+                   help="log-L1 weight on measured pixels of real frames (their target is the input)")
     p.add_argument("--select-every", type=int, default=250, help="steps between selection runs")
     p.add_argument("--select-masks", type=int, default=2, help="masks per selection frame")
     p.add_argument("--init", type=Path, help="start from these weights (.pt), e.g. a previous stage")

@@ -86,14 +86,16 @@ class HoleMaskConfig:
 
 def make_hole_mask(depth_m: np.ndarray, rgb: np.ndarray | None, seed: int,
                    fraction: float | None = None,
-                   config: HoleMaskConfig | None = None) -> np.ndarray:
+                   config: HoleMaskConfig | None = None, scale: float | None = None) -> np.ndarray:
     """A bool mask of VALID pixels to hide (True = hidden), sensor-like and seeded.
 
     A priority field mixes the hole kinds (each with a random weight): bands along
     depth edges, dark and very bright (specular) image regions, and smooth random
     blobs; the top `fraction` of valid pixels by priority are hidden, so holes are
     spatially coherent and the hidden fraction is exact. `fraction` defaults to a
-    seeded draw in [min_fraction, max_fraction]."""
+    seeded draw in [min_fraction, max_fraction]. `scale` sizes the holes (1.0: those of a
+    640-pixel-wide frame); by default it follows the image width, so a crop of a frame
+    needs the frame's scale to get the frame's holes."""
     cfg = config or HoleMaskConfig()
     unknown = set(cfg.kinds) - set(KINDS)
     if unknown:
@@ -108,7 +110,7 @@ def make_hole_mask(depth_m: np.ndarray, rgb: np.ndarray | None, seed: int,
     n_hide = int(round(fraction * n_valid))
     if n_hide <= 0:
         return np.zeros((h, w), dtype=bool)
-    scale = max(h, w) / 640.0
+    scale = max(h, w) / 640.0 if scale is None else float(scale)
     # base: smooth blobs everywhere (breaks other kinds into pieces too)
     prio = smooth_noise((h, w), rng, 24.0 * scale) * (0.6 if "blobs" in cfg.kinds else 0.15)
     if "edges" in cfg.kinds:

@@ -126,24 +126,25 @@ class DepthInferenceNode(Node):
         self.dropped = 0
         self.errors = 0
         self._stop = False
-        self.create_subscription(Image, p["color_topic"], self._on_color, in_qos)
-        self.create_subscription(CameraInfo, p["color_info_topic"], self._on_info, in_qos)
+        subs = {p["color_topic"]: self._on_color, p["color_info_topic"]: self._on_info}
         if p["depth_topic"]:
-            self.create_subscription(Image, p["depth_topic"], lambda m: self._on_ref("depth", self._depths, m),
-                                     in_qos)
+            subs[p["depth_topic"]] = lambda m: self._on_ref("depth", self._depths, m)
         if p["sparse_topic"]:
-            self.create_subscription(Image, p["sparse_topic"],
-                                     lambda m: self._on_ref("sparse", self._sparse, m), in_qos)
+            subs[p["sparse_topic"]] = lambda m: self._on_ref("sparse", self._sparse, m)
+        for topic, cb in subs.items():
+            typ = CameraInfo if topic == p["color_info_topic"] else Image
+            self.create_subscription(typ, topic, self.gate.counted(topic, cb), in_qos)
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
         self.get_logger().info(f"model {self.model.spec.name} ({self.model.kind}) on "
                                f"{','.join(self.model.providers)}; colour {p['color_topic']}, depth "
                                f"{p['depth_topic'] or '-'}, sparse {p['sparse_topic'] or '-'}")
 
-    # -- callbacks: stamp checks and store only; the worker decodes (ros/inputs) and works
-    def _on_color(self, msg: Image, info: object = None) -> None:
-        self.gate.count_gaps("color", info)
-        if not self._stamp_ok("color", msg, None):
+    # -- callbacks: validate at the boundary (cheap: views, no pixel copies) and store; the
+    # worker converts. Every malformed frame is counted as it arrives, even one a newer
+    # frame would have replaced before the worker took it.
+    def _on_color(self, msg: Image) -> None:
+        if self.gate.read("color", inputs.image, msg, inputs.COLOR_ENCODINGS, "colour image") is None:
             return
         with self._cv:
             if self._color is not None:
@@ -156,22 +157,17 @@ class DepthInferenceNode(Node):
             self._info = msg   # never republished unless valid
 
     def _on_ref(self, stream: str, store: deque, msg: Image) -> None:
-        if not self._stamp_ok(stream, msg, store):
-            return
-        with self._cv:
-            store.append(msg)
-            self._cv.notify()
-
-    def _stamp_ok(self, stream: str, msg: Image, store: deque | None) -> bool:
         try:
+            inputs.image(msg, inputs.DEPTH_ENCODINGS, f"{stream} image")
             reset = self.gate.check_stamp(stream, msg.header.stamp)
         except Rejected as err:
             self.gate.reject(stream, err)
-            return False
-        if reset and store is not None:
-            with self._cv:
+            return
+        with self._cv:
+            if reset:
                 store.clear()
-        return True
+            store.append(msg)
+            self._cv.notify()
 
     def _match(self, store: deque, stamp: float) -> Image | None:
         best = min(store, key=lambda m: abs(conv.stamp_to_s(m.header.stamp) - stamp), default=None)

@@ -209,7 +209,7 @@ class LidarFusionNode(Node):
         for topic, (typ, cb) in self._wanted.items():
             qos = latched_qos() if typ is Extrinsics else \
                 matching_qos(self, topic, depth=20 if typ in (Odometry, TwistStamped) else 5)
-            self._subs[topic] = self.create_subscription(typ, topic, cb, qos)
+            self._subs[topic] = self.create_subscription(typ, topic, self.gate.counted(topic, cb), qos)
 
     # --- camera side: validate at the boundary, store -------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
@@ -289,10 +289,9 @@ class LidarFusionNode(Node):
             self.get_logger().info(f"extrinsics {msg.header.frame_id} -> {msg.child_frame_id} received")
 
     # --- LiDAR side -------------------------------------------------------------------
-    def _on_cloud(self, msg: PointCloud2, info: Any = None) -> None:
+    def _on_cloud(self, msg: PointCloud2) -> None:
         with self._lock:
             self.counts["clouds"] += 1
-        self.gate.count_gaps("cloud", info)
         data = self.gate.read("cloud", inputs.cloud, msg, stamped=False)
         if data is None:
             with self._lock:
@@ -556,7 +555,7 @@ class LidarFusionNode(Node):
             "fused with camera": counts["fused"], "without camera": counts["unmatched"],
             "rejected clouds": counts["rejected"], "dropped points": counts["dropped_points"],
             "dropped clouds (overload)": counts["dropped_overload"],
-            "lost upstream (sequence gaps)": self.gate.missing("cloud"),
+            "lost upstream (sequence gaps)": self.gate.missing(self.p["cloud_topic"]),
             "motion compensated": counts["deskewed"],
             "points": n, "points in view": in_view, "occluded": occluded,
             "sync wait (ms)": 1000.0 * m.waited,

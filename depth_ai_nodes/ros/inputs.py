@@ -31,7 +31,7 @@ from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros.diagnostics import OK, WARN, Diagnostics
 from depth_ai_nodes.ros.params import Param
 
-__all__ = ["Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
+__all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
            "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
            "twist", "extrinsics", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
 
@@ -157,6 +157,15 @@ def camera_info(msg: CameraInfo, what: str = "camera_info") -> CameraModel:
     if k[8] != 1.0 or k[3] != 0.0 or k[6] != 0.0 or k[7] != 0.0:
         raise Rejected(Reason.MALFORMED, f"{what} for {msg.header.frame_id!r}: K is not "
                        f"[fx s cx; 0 fy cy; 0 0 1] ({list(k)})")
+    bx, by = max(int(msg.binning_x), 1), max(int(msg.binning_y), 1)
+    if bx > msg.width or by > msg.height:
+        raise Rejected(Reason.OUT_OF_RANGE, f"{what} for {msg.header.frame_id!r}: binning {bx}x{by} is "
+                       f"larger than the image {msg.width}x{msg.height}")
+    roi = msg.roi
+    if (roi.width or roi.height) and (roi.x_offset + roi.width > msg.width or roi.y_offset + roi.height > msg.height
+                                      or roi.width == 0 or roi.height == 0):
+        raise Rejected(Reason.OUT_OF_RANGE, f"{what} for {msg.header.frame_id!r}: ROI {roi.width}x{roi.height} "
+                       f"at ({roi.x_offset}, {roi.y_offset}) is not inside the image {msg.width}x{msg.height}")
     try:
         return conv.camera_info_to_model(msg)
     except ValueError as err:
@@ -294,6 +303,14 @@ class InputGate:
         self._diag.set("inputs", OK, "no input rejected", **self._values())
         node.create_timer(1.0, self.flush)
 
+    def counted(self, topic: str, callback: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+        """A subscription callback that first counts what was lost before it on `topic`
+        (publisher sequence gaps: dropped in transit or overwritten in a full history)."""
+        def with_info(msg: Any, info: Any) -> None:
+            self.count_gaps(topic, info)
+            callback(msg)
+        return with_info
+
     def count_gaps(self, stream: str, info: Any) -> int:
         """Messages of `stream` lost upstream (publisher sequence numbers from rclpy's
         MessageInfo; 0 where the middleware gives none)."""
@@ -304,9 +321,13 @@ class InputGate:
         except AttributeError:
             return 0
         with self._lock:
-            return self.gaps.setdefault(stream, SequenceGaps()).update(source, seq)
+            gap = self.gaps.setdefault(stream, SequenceGaps()).update(source, seq)
+        if gap:
+            self._diag.update("inputs", **self._values())
+        return gap
 
     def missing(self, stream: str) -> int:
+        """Messages of `stream` lost before the node took them."""
         with self._lock:
             g = self.gaps.get(stream)
             return g.missing if g is not None else 0
@@ -385,4 +406,7 @@ class InputGate:
         vals["rejected total"] = sum(self.counts.values())
         vals.update({f"rejected from {s}": n for s, n in sorted(self.by_stream.items())})
         vals.update({f"timeline resets {s}": n for s, n in sorted(self.resets.items())})
+        lost = {s: g.missing for s, g in sorted(self.gaps.items()) if g.missing}
+        vals["lost before the node (sequence gaps)"] = sum(lost.values())
+        vals.update({f"lost on {s}": n for s, n in lost.items()})
         return vals
