@@ -86,7 +86,7 @@ def push_pull(num: torch.Tensor, den: torch.Tensor, levels: int = LEVELS) -> tup
     return fill, support
 
 
-PEEL_ITERS = 4      # rings (at half resolution) filled by first-order extrapolation before push-pull takes over
+PEEL_ITERS = 12     # rings (at half resolution: 24 px at full resolution) filled by first-order extrapolation before push-pull takes over
 PEEL_RADIUS = 3     # plane-fit window radius (pixels)
 PEEL_SIGMA = 2.0    # Gaussian applicability of the plane fit (pixels)
 PEEL_RIDGE = 0.01   # pulls poorly constrained slopes toward zero
@@ -204,8 +204,11 @@ class CompletionNet(nn.Module):
         y = self.d1(torch.cat([up(y), s1], 1))
         y = self.d0(torch.cat([up(y), s0], 1))
         res = self.head_out(F.relu6(self.head_feat(up(y)) + self.head_in(x)))
-        # bounded correction (x0.37 .. x2.7): the classical fill stays the anchor
-        return fill.clamp(min=0.05) * torch.exp(torch.tanh(res))
+        # bounded correction (x0.61 .. x1.65): the classical fill stays the anchor
+        return fill.clamp(min=0.05) * torch.exp(RESIDUAL_BOUND * torch.tanh(res))
+
+
+RESIDUAL_BOUND = 0.5  # log-depth correction limit of the network
 
 
 # ---------------------------------------------------------------- data
