@@ -143,6 +143,20 @@ def test_scene_depth_accuracy_and_bad_frames(ros_node):
 
         assert resend_until(("yuv422_weird", 64, 64, 1000), diag_says("unsupported image encoding")), \
             inf.output()[-2000:]
+        # a camera_info with NaN in K is rejected, never republished with the output (it was)
+        infos: list[CameraInfo] = []
+        ros_node.create_subscription(CameraInfo, f"{NS}/camera_info", infos.append, 10)
+        info_pub = ros_node.create_publisher(CameraInfo, "/camera/color/camera_info", 10)
+        nan_info = CameraInfo(width=64, height=48, distortion_model="plumb_bob", d=[0.0] * 5,
+                              k=[float("nan"), 0, 32, 0, 50.0, 24, 0, 0, 1], r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
+                              p=[50.0, 0, 32, 0, 0, 50.0, 24, 0, 0, 0, 1, 0])
+        nan_info.header.frame_id = "camera_color_optical_frame"
+
+        def nan_rejected() -> bool:
+            info_pub.publish(nan_info)
+            return any(kv.key == "rejected non_finite" and int(kv.value) > 0
+                       for a in diags[-4:] for s in a.status if s.name.endswith(": inputs") for kv in s.values)
+        assert resend_until(("rgb8", 64, 64, 999), nan_rejected), inf.output()[-2000:]
         assert resend_until(("rgb8", 64, 32, 1001), diag_says("registered to the colour image")), \
             inf.output()[-2000:]
         assert inf.alive()
@@ -150,6 +164,7 @@ def test_scene_depth_accuracy_and_bad_frames(ros_node):
         assert resend_until(("rgb8", 64, 64, 1002), lambda: any(o.header.stamp.sec == 1002 for o in outs)), \
             inf.output()[-2000:]
         good = next(o for o in outs if o.header.stamp.sec == 1002)
+        assert all(np.isfinite(i.k).all() for i in infos), "a NaN camera_info was republished"
         assert np.nanmedian(frame_arrays(good, np.float32)) == pytest.approx(1.5, rel=0.02)
         assert "frame skipped" in inf.output()
         assert inf.stop() == 0

@@ -254,3 +254,18 @@ def test_the_gate_reads_checks_stamps_and_returns_none_on_rejection():
     future.header.stamp = conv.ns_to_stamp(time.time_ns() + 3600 * 10**9)
     assert gate.read("ir", inputs.mono_image, future) is None
     assert diag.status["inputs"][2]["rejected bad_stamp"] == 1
+
+
+def test_transforms_with_nan_or_a_non_unit_quaternion_never_enter_the_frame_tree():
+    from depth_ai_nodes.core.transforms import RigidTransform
+
+    good = conv.transform_to_tf(RigidTransform.from_xyz_quat((0.1, 0, 0), (0, 0, 0, 1)), "base", "cam")
+    assert inputs.transform(good).matrix()[0, 3] == pytest.approx(0.1)
+    nan = conv.transform_to_tf(RigidTransform.from_xyz_quat((0.1, 0, 0), (0, 0, 0, 1)), "base", "cam")
+    nan.transform.translation.y = math.nan
+    assert reason_of(inputs.transform, nan) is Reason.NON_FINITE
+    zero = conv.transform_to_tf(RigidTransform.from_xyz_quat((0.1, 0, 0), (0, 0, 0, 1)), "base", "cam")
+    zero.transform.rotation.w = 0.0
+    assert reason_of(inputs.transform, zero) is Reason.OUT_OF_RANGE
+    same = conv.transform_to_tf(RigidTransform.from_xyz_quat((0.1, 0, 0), (0, 0, 0, 1)), "cam", "cam")
+    assert reason_of(inputs.transform, same) is Reason.MALFORMED

@@ -318,7 +318,7 @@ def scene_frames(n: int, h: int, w: int, seed: int) -> list[tuple[np.ndarray, np
         return []
     out = []
     rng = np.random.default_rng(seed)
-    rig = CameraRig(320, 240)
+    rig = CameraRig(max(320, w), max(240, h))
     cam = SyntheticCamera(World.default(seed=seed), rig, seed=seed)
     units = 0.0002
     for i in range(n):
@@ -461,7 +461,7 @@ def train(args: argparse.Namespace) -> CompletionNet:
     pool: list[tuple] = [("real", r, d, None) for _, r, d in crop_stack(real_train, args.crop_h, args.crop_w)]
     n_real = len(pool)
     rng_data = np.random.default_rng(args.seed)
-    pool += [("scene", r, s, g) for r, s, g in scene_frames(args.scene_frames, 240, 320, args.seed)]
+    pool += [("scene", r, s, g) for r, s, g in scene_frames(args.scene_frames, 480, 640, args.seed)]
     pool += [("procedural", *procedural_frame(args.crop_h, args.crop_w, rng_data)) for _ in range(args.frames)]
     weights = np.array([args.real_share / n_real if p[0] == "real"
                         else (1 - args.real_share) / max(len(pool) - n_real, 1) for p in pool])
@@ -549,7 +549,7 @@ def main() -> int:
     p.add_argument("--real-share", type=float, default=0.8, help="share of samples from real frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=0, help="procedural frames")
-    p.add_argument("--scene-frames", type=int, default=120, help="built-in scene frames (320x240)")
+    p.add_argument("--scene-frames", type=int, default=120, help="built-in scene frames (640x480)")
     p.add_argument("--crop-h", type=int, default=192)
     p.add_argument("--crop-w", type=int, default=224)
     p.add_argument("--batch", type=int, default=8)

@@ -196,7 +196,7 @@ class LidarFusionNode(Node):
             raise ConfigError(str(err)) from err
 
     def _make_tf(self) -> Any:
-        listener = tf.transform_listener(self)
+        listener = tf.transform_listener(self, self.gate)
         if listener is None:
             raise ConfigError("extrinsics_source tf needs tf2_ros (a ROS install) or tf2_msgs "
                               "(built by our pip install); use topic, parameters or file")
@@ -492,8 +492,11 @@ class LidarFusionNode(Node):
         except Exception as err:  # tf2 exceptions: no transform yet
             self.get_logger().warn(f"no TF {data.frame_id} -> camera: {err}", throttle_duration_sec=5.0)
             return None
-        t, r = stamped.transform.translation, stamped.transform.rotation
-        return calib.from_xyz_quat([t.x, t.y, t.z], [r.x, r.y, r.z, r.w])
+        try:  # tf2_ros buffers (a ROS install) hold what they were sent: checked here
+            return inputs.transform(stamped).matrix()
+        except Rejected as err:
+            self.gate.reject("tf", err)
+            return None
 
     # --- outputs ----------------------------------------------------------------------
     def _publish(self, data: CloudData, rows: np.ndarray, names: list[str], extr, frame) -> None:

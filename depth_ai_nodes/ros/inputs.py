@@ -33,7 +33,7 @@ from depth_ai_nodes.ros.params import Param
 
 __all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
            "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
-           "twist", "extrinsics", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
+           "twist", "extrinsics", "transform", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
 
 MAX_IMAGE_PIXELS = 8192 * 8192   # larger than any depth camera: a corrupt header, not a frame
 MAX_SPEED = 100.0                # m/s: faster odometry is a fault, not a robot
@@ -272,6 +272,22 @@ def extrinsics(msg: Any) -> np.ndarray:
     if float(np.linalg.norm(trans)) > 1e4:
         raise Rejected(Reason.OUT_OF_RANGE, f"Extrinsics translation {np.linalg.norm(trans):.3g} m")
     return conv.msg_to_transform(msg).matrix()
+
+
+def transform(msg: Any) -> Any:
+    """geometry_msgs/TransformStamped -> RigidTransform (p_parent = T p_child): finite, a
+    quaternion of (about) unit norm, two different non-empty frame ids."""
+    t, r = msg.transform.translation, msg.transform.rotation
+    xyz = np.array([t.x, t.y, t.z], dtype=np.float64)
+    q = np.array([r.x, r.y, r.z, r.w], dtype=np.float64)
+    where = f"transform {msg.header.frame_id!r} -> {msg.child_frame_id!r}"
+    if not msg.header.frame_id or not msg.child_frame_id or msg.header.frame_id == msg.child_frame_id:
+        raise Rejected(Reason.MALFORMED, f"{where}: frame ids must be two different non-empty names")
+    if not (np.all(np.isfinite(xyz)) and np.all(np.isfinite(q))):
+        raise Rejected(Reason.NON_FINITE, f"{where} has NaN/Inf")
+    if abs(float(np.linalg.norm(q)) - 1.0) > 0.01:
+        raise Rejected(Reason.OUT_OF_RANGE, f"{where}: quaternion norm {np.linalg.norm(q):.4g} (must be 1)")
+    return conv.tf_to_transform(msg)
 
 
 # --- the node side ----------------------------------------------------------------------------

@@ -66,6 +66,11 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # rclpy can fail to take a message while SIGINT/SIGTERM tears the context down
+            # (a pybind conversion error in take_message): a clean stop, not a crash
+            if rclpy.ok():
+                raise
         return 0
     finally:
         if node is not None:

@@ -95,26 +95,33 @@ class StaticTransformListener:
     lookup_transform(target, source, stamp) -> TransformStamped (p_target = T p_source),
     raising LookupError while the frames are not connected."""
 
-    def __init__(self, node: Node, msg_type: Any) -> None:
+    def __init__(self, node: Node, msg_type: Any, gate: Any = None) -> None:
         self.tree = FrameTree()
+        self._gate = gate  # ros.inputs.InputGate: rejected transforms are counted and logged
         self._sub = node.create_subscription(msg_type, "/tf_static", self._on_tf_static,
                                              TF_STATIC_LISTEN_QOS)
 
     def _on_tf_static(self, msg: Any) -> None:
+        from depth_ai_nodes.ros import inputs
+
         for t in msg.transforms:
             try:
-                self.tree.set(t.header.frame_id, t.child_frame_id, conv.tf_to_transform(t))
+                self.tree.set(t.header.frame_id, t.child_frame_id, inputs.transform(t))
+            except inputs.Rejected as err:  # NaN, a non-unit quaternion, bad frame ids: never in the tree
+                if self._gate is not None:
+                    self._gate.reject("tf_static", err)
             except ValueError:
-                continue  # a malformed entry (empty or equal frame ids); tf2 rejects it too
+                continue
 
     def lookup_transform(self, target: str, source: str, stamp: Any = None) -> TransformStamped:
         T = self.tree.lookup(target, source)
         return conv.transform_to_tf(T, target, source, stamp)
 
 
-def transform_listener(node: Node) -> Any | None:
+def transform_listener(node: Node, gate: Any = None) -> Any | None:
     """A tf2_ros.Buffer with its TransformListener, else our /tf_static listener over
-    tf2_msgs, else None."""
+    tf2_msgs (its transforms checked at the input boundary, rejections reported to `gate`),
+    else None."""
     try:
         import tf2_ros
         buf = tf2_ros.Buffer()
@@ -123,4 +130,4 @@ def transform_listener(node: Node) -> Any | None:
     except ImportError:
         pass
     msg_type = _tf_message_type()
-    return None if msg_type is None else StaticTransformListener(node, msg_type)
+    return None if msg_type is None else StaticTransformListener(node, msg_type, gate)
