@@ -117,3 +117,23 @@ def test_shipped_model_extrapolates_slanted_surfaces():
     # measured 0.38x the zeroth-order error (2026-11-24; the pre-fill fits planes in depth, and
     # this plane is curved in depth because it is affine in 1/z)
     assert np.sqrt(np.mean(err ** 2)) < 0.5 * np.sqrt(np.mean(err0 ** 2))
+
+
+def test_flying_pixels_are_fills_between_the_two_sides_of_a_depth_edge():
+    from depth_ai_nodes.core.depth_metrics import confidence_separation, flying_pixels
+
+    gt = np.full((20, 20), 1.0)
+    gt[:, 10:] = 3.0
+    hidden = np.zeros_like(gt, bool)
+    hidden[:, 8:12] = True
+    sides = gt.copy()                       # each pixel on its own side: no flying pixel
+    assert flying_pixels(sides, gt, hidden) == (0, hidden.sum())
+    blurred = gt.copy()
+    blurred[hidden] = 2.0                    # the mean of both sides: all flying
+    assert flying_pixels(blurred, gt, hidden) == (hidden.sum(), hidden.sum())
+    flat = np.full_like(gt, 1.0)
+    assert flying_pixels(flat, flat, hidden)[1] == 0  # no edge, nothing counted
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0, 1, 1000)
+    assert confidence_separation(1.0 - conf, conf) > 5       # error falls with confidence
+    assert 0.8 < confidence_separation(rng.uniform(0, 1, 1000), conf) < 1.25  # unrelated
