@@ -104,7 +104,7 @@ FUSION = {"cloud_topic": "/rel/points", "ir_topic": "/rel/ir", "ir_info_topic": 
 def start_fusion(node, rig: Rig, **extra) -> NodeProcess:
     params = {**FUSION, **extra}
     proc = NodeProcess.node("lidar_fusion_node", params)
-    odom = params["odom_topic"] != "''"
+    odom = params["odom_topic"] not in ("''", "none")
     assert spin_until(node, lambda: rig.cloud.get_subscription_count() > 0
                       and rig.ir.get_subscription_count() > 0
                       and (rig.odom.get_subscription_count() > 0 or not odom), 20.0), proc.output()
@@ -182,8 +182,9 @@ def test_fusion_under_overload_drops_the_oldest_clouds_and_counts_them(ros_node)
     keeps up with the input (no queue of stale clouds)."""
     rig = Rig(ros_node)
     big = rig.points(400_000)
-    with start_fusion(ros_node, rig, odom_topic="''") as fusion:
+    with start_fusion(ros_node, rig, odom_topic="none") as fusion:  # `none` switches a topic off
         assert rig.fuse_one(10.0) is not None or rig.fuse_one(10.0) is not None, fusion.output()
+        assert rig.odom.get_subscription_count() == 0
         out_stamps: list[int] = []  # raw CDR: deserialising 400k-point clouds here would be the bottleneck
         ros_node.create_subscription(
             PointCloud2, "/fused/points", lambda b: out_stamps.append(_cdr_stamp_ns(b)),

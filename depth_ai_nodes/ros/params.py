@@ -31,12 +31,20 @@ class Param:
         return f"{self.description}{unit}{choices} Default: {self.default!r}."
 
 
+# Values that switch a topic parameter off from the command line: `-p depth_topic:=` is a
+# ROS argument error and `-p depth_topic:=''` needs shell quoting, so `none` (or `off`, `-`) works too.
+TOPIC_OFF = ("none", "off", "-")
+
+
 def declare(node: Node, params: Iterable[Param]) -> dict[str, Any]:
-    """Declare every Param on `node`; return {name: value}, choices validated."""
+    """Declare every Param on `node`; return {name: value}, choices validated. A `*_topic`
+    parameter set to none / off / - is switched off (the empty string)."""
     values: dict[str, Any] = {}
     for p in params:
         descriptor = ParameterDescriptor(description=p.doc(), read_only=p.read_only)
         value = node.declare_parameter(p.name, p.default, descriptor).value
+        if p.name.endswith("_topic") and isinstance(value, str) and value.strip().lower() in TOPIC_OFF:
+            value = ""
         if p.choices and value not in p.choices:
             raise ConfigError(f"parameter {p.name}={value!r} is not valid; "
                               f"use one of: {', '.join(map(str, p.choices))}")

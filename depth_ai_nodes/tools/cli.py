@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "preview": "preview",   # PNGs from live topics or a bag
     "infer": "infer",       # run a depth model on image files
     "eval": "evaluate",     # accuracy tables and per-sample PNGs
+    "env": "env",           # DDS environment lines for other processes (rviz2, your nodes)
 }
 
 

@@ -1,0 +1,19 @@
+"""`depth-ai env`: the lines a pip user evals to give other processes our DDS set-up."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from harness import executable
+
+
+def test_depth_ai_env_exports_the_shipped_profile_that_a_shell_can_eval():
+    out = subprocess.run(["bash", "-c", f'eval "$({executable("depth-ai")} env)" && '
+                          'echo "$FASTDDS_DEFAULT_PROFILES_FILE|$RMW_FASTRTPS_USE_QOS_FROM_XML|'
+                          '$ROS_AUTOMATIC_DISCOVERY_RANGE"'], capture_output=True, text=True, timeout=60)
+    profile, qos_from_xml, rng = out.stdout.strip().split("|")
+    assert Path(profile).is_file() and Path(profile).name == "fastdds_large_data.xml", out
+    assert qos_from_xml == "0" and rng == "LOCALHOST"
+    dotenv = subprocess.run([executable("depth-ai"), "env", "--format", "dotenv", "--any-host"],
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in dotenv and f"FASTDDS_DEFAULT_PROFILES_FILE={profile}" in dotenv
