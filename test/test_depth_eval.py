@@ -75,6 +75,11 @@ def test_infer_command_writes_npy_and_png(tmp_path, capsys):
     np.testing.assert_allclose(np.load(tmp_path / "o2.npy"), out, atol=1e-3)
     assert cli(["infer", "--color", str(tmp_path / "c.png"), "--model", str(tmp_path / "none.yaml"),
                 "--out", str(tmp_path / "x.npy")]) == 2
+    # the node's min/max depth apply offline too: beyond --max-depth is invalid
+    assert cli(["infer", "--color", str(tmp_path / "c.png"), "--depth", str(tmp_path / "d.png"),
+                "--max-depth", "3.0", "--out", str(tmp_path / "o3.npy")]) == 0
+    o3 = np.load(tmp_path / "o3.npy")
+    assert np.isnan(o3[out > 3.0]).all() and np.array_equal(o3[out <= 3.0], out[out <= 3.0])
 
 
 def test_eval_command_on_a_folder(tmp_path, capsys):

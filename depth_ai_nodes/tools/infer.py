@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"depth-ai infer: cannot read input: {err}", file=sys.stderr)
         return 2
-    pipe = DepthPipeline(model, PipelineConfig(align=args.align))
+    from depth_ai_nodes.core.metric_alignment import AlignmentConfig
+
+    pipe = DepthPipeline(model, PipelineConfig(
+        align=args.align, reference=args.reference, min_depth_m=args.min_depth, max_depth_m=args.max_depth,
+        alignment=AlignmentConfig(min_references=args.min_references, inlier_threshold=args.inlier_threshold)))
     try:
         res = pipe.process(rgb, depth, sparse)
     except FrameError as err:
@@ -113,6 +117,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .npy (float32 metres); a .png is written beside it")
     p.add_argument("--providers", default="CPUExecutionProvider", help="comma-separated providers")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: default)")
+    # the node's alignment settings, with its defaults (depth_inference_node PARAMETERS), so
+    # an offline run and the node agree
     p.add_argument("--align", default="auto", choices=("auto", "on", "off"),
-                   help="metric alignment (auto: relative outputs only)")
+                   help="metric alignment (auto: relative outputs only); the node's `align`")
+    p.add_argument("--reference", default="auto", choices=("auto", "depth", "sparse"),
+                   help="reference of the fit (auto: sparse if given, else depth); `alignment.reference`")
+    p.add_argument("--min-references", type=int, default=30,
+                   help="fewer valid reference pixels: no fit; `alignment.min_references`")
+    p.add_argument("--inlier-threshold", type=float, default=0.05,
+                   help="relative error counted as inlier; `alignment.inlier_threshold`")
+    p.add_argument("--min-depth", type=float, default=0.1, help="output below this is invalid (m); `min_depth`")
+    p.add_argument("--max-depth", type=float, default=20.0, help="output above this is invalid (m); `max_depth`")
     p.set_defaults(func=run)
