@@ -236,3 +236,21 @@ def test_rgb_only_relative_model_aligned_to_sparse_depth(tmp_path):
     np.testing.assert_allclose(res.depth, truth, rtol=0.01)
     # confidence is higher near references than far from them, and never above 1
     assert 0.0 < res.confidence.min() and res.confidence.max() <= 1.0
+
+
+def test_output_larger_says_which_way_a_relative_output_grows(tmp_path):
+    from depth_ai_nodes.core.model_spec import SpecError, parse_spec
+
+    def spec(out: dict):
+        return parse_spec({"model": "m.onnx", "inputs": [{"name": "rgb", "data": "rgb"}],
+                           "output": {"name": "o", **out}}, base_dir=tmp_path)
+
+    assert spec({"kind": "relative", "larger": "nearer"}).output.kind == "relative_inverse_depth"
+    assert spec({"kind": "relative", "larger": "farther"}).output.kind == "relative_depth"
+    assert spec({"kind": "relative_inverse_depth"}).output.direction == "nearer"
+    with pytest.raises(SpecError, match="contradicts output.kind relative_depth"):
+        spec({"kind": "relative_depth", "larger": "nearer"})
+    with pytest.raises(SpecError, match="needs output.larger"):
+        spec({"kind": "relative"})
+    with pytest.raises(SpecError, match="applies to relative outputs"):
+        spec({"kind": "metric_depth", "larger": "farther"})

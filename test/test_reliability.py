@@ -243,7 +243,8 @@ def test_infer_refuses_a_model_whose_output_runs_against_its_declared_kind(tmp_p
                           "--model", str(spec), "--out", str(tmp_path / "o.npy")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stdout + res.stderr
-    assert "output.kind 'relative_depth'" in res.stderr and not (tmp_path / "o.npy").exists()
+    assert "output.kind 'relative_depth' (output.larger: farther)" in res.stderr
+    assert "set output.larger: nearer" in res.stderr and not (tmp_path / "o.npy").exists()
 
 
 def test_a_node_start_removes_fast_dds_files_of_killed_processes_and_spares_live_ones(ros_node):

@@ -125,9 +125,11 @@ class DepthPipeline:
             else:
                 depth = np.full(hw, np.nan, np.float32)
                 if res.wrong_sign:
+                    out = self.model.spec.output
+                    other = "nearer" if out.direction == "farther" else "farther"
                     warnings.append(f"{res.reason}: the model's output runs the opposite way to its "
-                                    f"spec's output.kind '{self.model.kind}' (relative_depth grows with "
-                                    f"distance, relative_inverse_depth shrinks); fix output.kind in "
+                                    f"spec's output.kind '{self.model.kind}' (output.larger: "
+                                    f"{out.direction}); set output.larger: {other} (kind: relative) in "
                                     f"{self.model.spec.spec_path or 'the spec'}")
                 else:
                     warnings.append(f"no metric alignment yet: {res.reason}; depth published as invalid")

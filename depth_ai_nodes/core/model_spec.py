@@ -30,6 +30,7 @@ import yaml
 DATA_KINDS = ("rgb", "depth", "mask")
 LAYOUTS = ("NCHW", "NHWC")
 OUTPUT_KINDS = ("metric_depth", "relative_depth", "relative_inverse_depth")
+LARGER = ("farther", "nearer")  # output.larger: which way a relative output grows
 RESIZE_POLICIES = ("stretch", "letterbox")
 CHANNEL_ORDERS = ("RGB", "BGR")
 DTYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "uint8": "tensor(uint8)"}
@@ -109,6 +110,12 @@ class OutputSpec:
     kind: str = "metric_depth"
     units: str = "m"
     scale: float = 1.0  # metric outputs: metres = value * scale / units factor
+    larger: str | None = None  # relative outputs: "farther" (depth-like) or "nearer" (disparity-like)
+
+    @property
+    def direction(self) -> str:
+        """Which way a relative output grows: the spec's `larger`, else what the kind implies."""
+        return self.larger or ("nearer" if self.kind == "relative_inverse_depth" else "farther")
 
 
 @dataclass(frozen=True)
@@ -199,11 +206,27 @@ def parse_spec(doc: dict[str, Any], base_dir: Path | None = None, spec_path: Pat
         raise SpecError("'output' must be a mapping with name or index, and kind")
     if ("name" in raw_out) == ("index" in raw_out):
         raise SpecError("output needs exactly one of 'name' or 'index'")
-    kind = _choice(raw_out.get("kind", "metric_depth"), OUTPUT_KINDS, "output.kind")
+    raw_kind = raw_out.get("kind", "metric_depth")
+    larger = raw_out.get("larger")
+    if larger is not None:
+        larger = _choice(larger, LARGER, "output.larger")
+    if raw_kind == "relative":  # the direction says which relative kind
+        if larger is None:
+            raise SpecError("output.kind relative needs output.larger: farther (the output grows with "
+                            "distance, like depth) or nearer (like disparity / inverse depth)")
+        raw_kind = "relative_depth" if larger == "farther" else "relative_inverse_depth"
+    kind = _choice(raw_kind, OUTPUT_KINDS, "output.kind")
+    if larger is not None:
+        implied = {"relative_depth": "farther", "relative_inverse_depth": "nearer"}.get(kind)
+        if implied is None:
+            raise SpecError(f"output.larger applies to relative outputs; output.kind is {kind}")
+        if implied != larger:
+            raise SpecError(f"output.larger: {larger} contradicts output.kind {kind} (whose larger values "
+                            f"are {implied}); use kind relative with larger: {larger}")
     out_units = _choice(raw_out.get("units", "m"), tuple(DEPTH_UNITS), "output.units")
     output = OutputSpec(name=str(raw_out["name"]) if "name" in raw_out else None,
                         index=int(raw_out["index"]) if "index" in raw_out else None,
-                        kind=kind, units=out_units, scale=float(raw_out.get("scale", 1.0)))
+                        kind=kind, units=out_units, scale=float(raw_out.get("scale", 1.0)), larger=larger)
     resize = _choice(doc.get("resize", "stretch"), RESIZE_POLICIES, "resize")
     return ModelSpec(model_path=model, inputs=tuple(inputs), output=output, resize=resize,
                      name=str(doc.get("name", model.stem)), spec_path=spec_path)
