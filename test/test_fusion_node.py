@@ -295,7 +295,8 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
 
 
 @pytest.mark.data
-def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, shared_data):
+@pytest.mark.parametrize("extrinsics_source", ["file", "topic"])
+def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, shared_data, extrinsics_source):
     """Real data end to end: lidar_node (KITTI scans) + lidar_fusion_node with the KITTI
     calib.txt as calibration_file; this process publishes frame 000000's image (grey, as the
     'IR' image) with K = P2[:, :3]. Fused values = the image at P2 @ R0_rect @ Tr @ X."""
@@ -313,8 +314,11 @@ def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, share
     fused: list = []
     node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
     n0 = np.fromfile(kitti / "velodyne" / "000000.bin", np.float32).size // 4
-    params = {"extrinsics_source": "file", "calibration_file": str(kitti / "calib" / "000000.txt"),
-              "odom_topic": "''", "qos": "reliable", **SLOW}
+    # file: the fusion node reads calib.txt; topic (the default): lidar_node publishes what it
+    # read from the KITTI folder's calib.txt, so the defaults just work
+    params = {"extrinsics_source": "file", "calibration_file": str(kitti / "calib" / "000000.txt")} \
+        if extrinsics_source == "file" else {}
+    params.update({"odom_topic": "none", "qos": "reliable", **SLOW})
     with NodeProcess.node("lidar_node", {"source": "kitti", "kitti_path": str(kitti), "qos": "reliable"}) as lidar, \
             NodeProcess.node("lidar_fusion_node", params) as fusion:
         deadline = time.monotonic() + 40.0

@@ -35,7 +35,7 @@ def read_kitti_bin(path: str | Path) -> dict[str, np.ndarray]:
 
 class KittiSource:
     def __init__(self, path: str, rate_hz: float = 10.0, loop: bool = True,
-                 frame_id: str = "velodyne", real_time: bool = True) -> None:
+                 frame_id: str = "velodyne", real_time: bool = True, camera: int = 2) -> None:
         root = Path(path).expanduser()
         folder = root / "velodyne" if (root / "velodyne").is_dir() else root
         self.files = sorted(folder.glob("*.bin"))
@@ -45,6 +45,14 @@ class KittiSource:
         calib_dir = root / "calib"
         self.calibs = sorted(calib_dir.glob("*.txt")) if calib_dir.is_dir() else []
         self.calib = parse_kitti_calib(self.calibs[0]) if self.calibs else None
+        # what lidar_node publishes as its extrinsics: camera `camera`'s rectified frame <- velodyne,
+        # with the K of that camera (P = K [I | K^-1 p4]); None without a calib folder
+        self.camera_from_lidar: np.ndarray | None = None
+        self.camera_K: np.ndarray | None = None
+        if self.calib is not None:
+            if camera not in self.calib.P:
+                raise SourceError(f"kitti: {self.calibs[0].name} has no P{camera} (kitti_camera)")
+            self.camera_from_lidar, self.camera_K = self.calib.lidar_to_camera(camera)
         self.rate_hz, self.loop, self.frame_id = float(rate_hz), loop, frame_id
         self._playlist = Playlist(len(self.files), rate_hz if real_time else 0.0, loop)
 

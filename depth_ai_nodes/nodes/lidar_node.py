@@ -40,12 +40,14 @@ PARAMETERS: list[Param] = [
     Param("seed", 0, "synthetic: world seed (must equal the camera_node's seed for one world)."),
     Param("scene_time_origin", 0.0, "synthetic: scene time = stamp - origin (the camera must agree).", "s"),
     Param("camera_frame", "camera_infra1_optical_frame",
-          "synthetic: camera frame the published extrinsics map LiDAR points into."),
+          "synthetic, kitti: camera frame the published extrinsics map LiDAR points into."),
     Param("odom_frame", "odom", "synthetic: frame_id of the odometry (the world)."),
     Param("publish_tf", True, "synthetic: also send the LiDAR's mounting on /tf_static (camera_frame "
           "-> frame_id), so rviz2 shows LiDAR and camera data in one fixed frame; turn it off when a "
           "robot description publishes the LiDAR frame."),
-    Param("kitti_path", "", "kitti: folder with velodyne/*.bin (and calib/*.txt)."),
+    Param("kitti_path", "", "kitti: folder with velodyne/*.bin (and calib/*.txt, whose "
+          "P<kitti_camera> @ R0_rect @ Tr_velo_to_cam is published as the extrinsics into camera_frame)."),
+    Param("kitti_camera", 2, "kitti: the camera P<n> of calib.txt the extrinsics map into (2: left colour)."),
     Param("ouster_pcap", "", "ouster: capture .pcap file."),
     Param("ouster_metadata", "", "ouster: metadata .json (empty: next to the pcap)."),
     Param("loop", True, "kitti/ouster: start again at the end."),
@@ -67,7 +69,7 @@ class LidarNode(Node):
         qos = qos_from_name(p["qos"])
         self.pub = self.create_publisher(PointCloud2, "~/points", qos)
         self.odom_pub = self.extr_pub = self.nir_pub = self.nir_info_pub = self._tf = None
-        if hasattr(self.source, "camera_from_lidar"):
+        if getattr(self.source, "camera_from_lidar", None) is not None:
             self.extr_pub = self.create_publisher(Extrinsics, "~/extrinsics/lidar_to_camera", latched_qos())
             self.extr_pub.publish(self._extrinsics())
             if p["publish_tf"]:
@@ -76,6 +78,7 @@ class LidarNode(Node):
                 self._tf.sendTransform(conv.transform_to_tf(
                     as_rigid(self.source.camera_from_lidar), p["camera_frame"], self.frame_id,
                     self.get_clock().now().to_msg()))
+        if hasattr(self.source, "odometry"):
             self.odom_pub = self.create_publisher(Odometry, "~/odom", qos)
         if p["source"] == "ouster":
             self.nir_pub = self.create_publisher(Image, "~/near_ir/image", qos)
@@ -96,7 +99,8 @@ class LidarNode(Node):
         if kind == "kitti":
             if not p["kitti_path"]:
                 raise SourceError("source kitti needs kitti_path (a folder with velodyne/*.bin)")
-            return open_source("kitti", path=p["kitti_path"], rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]))
+            return open_source("kitti", path=p["kitti_path"], rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]),
+                               camera=int(p["kitti_camera"]))
         if not p["ouster_pcap"]:
             raise SourceError("source ouster needs ouster_pcap (and ouster_metadata, the sensor JSON)")
         return open_source("ouster", pcap=p["ouster_pcap"], metadata=p["ouster_metadata"],
