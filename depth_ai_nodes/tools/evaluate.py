@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     masks = args.masks
     prog = Progress(sum(1 if s.gt_m is not None else masks for s in samples), not args.quiet)
     conf_err: list[tuple[np.ndarray, np.ndarray]] = []  # the model's (|error|, confidence) on filled pixels
+    measured: list[tuple[np.ndarray, np.ndarray]] = []  # scene: (model error, raw sensor error) where it measured
     for s in samples:
         trials = [None] if s.gt_m is not None else range(masks)
         for k in trials:
@@ -274,6 +275,9 @@ def run(args: argparse.Namespace) -> int:
             preds[model_name] = pred_depth
             if s.gt_m is None:  # real frames: the confidence of what was filled, against its error
                 conf_err.append((np.abs(np.nan_to_num(pred_depth[sel], nan=0.0) - gt[sel]), conf[sel]))
+            else:  # scene: is the depth the sensor did measure cleaner after the model?
+                m = (inp > 0) & (gt > 0)
+                measured.append((np.nan_to_num(pred_depth[m], nan=0.0) - gt[m], inp[m] - gt[m]))
             for m, p in preds.items():
                 row = depth_metrics(p, gt, sel)
                 row["flying"], row["near_edge"] = flying_pixels(p, gt, sel)
@@ -281,6 +285,12 @@ def run(args: argparse.Namespace) -> int:
             write_png(out / f"{tag}.png", s, inp, preds, gt, sel, model_name)
             prog.step(tag)
     print_table(rows, model_name, masks)
+    if measured:
+        model_err = np.concatenate([a for a, _ in measured])
+        raw_err = np.concatenate([b for _, b in measured])
+        rm, rr = float(np.sqrt(np.mean(model_err ** 2))), float(np.sqrt(np.mean(raw_err ** 2)))
+        print(f"scene, pixels the sensor measured ({model_err.size}): RMSE {model_name} {rm:.4f} m, raw sensor "
+              f"{rr:.4f} m, ratio {rm / rr:.3f} (goal <= 0.8: cleaner, not only fuller)")
     if conf_err:
         sep = confidence_separation(np.concatenate([e for e, _ in conf_err]), np.concatenate([c for _, c in conf_err]))
         print(f"{model_name} confidence on filled real pixels: mean |error| of the 20 % least confident / "
