@@ -295,7 +295,7 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("extrinsics_source", ["file", "topic"])
+@pytest.mark.parametrize("extrinsics_source", ["file", "topic", "projection"])
 def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, shared_data, extrinsics_source):
     """Real data end to end: lidar_node (KITTI scans) + lidar_fusion_node with the KITTI
     calib.txt as calibration_file; this process publishes frame 000000's image (grey, as the
@@ -316,8 +316,13 @@ def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, share
     n0 = np.fromfile(kitti / "velodyne" / "000000.bin", np.float32).size // 4
     # file: the fusion node reads calib.txt; topic (the default): lidar_node publishes what it
     # read from the KITTI folder's calib.txt, so the defaults just work
+    # projection: extrinsics_matrix = P2 @ R0_rect @ Tr (lidar2img), and NO camera_info: the node
+    # decomposes it into K [R | t] and needs nothing else
     params = {"extrinsics_source": "file", "calibration_file": str(kitti / "calib" / "000000.txt")} \
         if extrinsics_source == "file" else {}
+    if extrinsics_source == "projection":
+        params = {"extrinsics_source": "parameters",
+                  "extrinsics_matrix": "[" + ",".join(repr(float(v)) for v in calib.projection(2).ravel()) + "]"}
     params.update({"odom_topic": "none", "qos": "reliable", **SLOW})
     with NodeProcess.node("lidar_node", {"source": "kitti", "kitti_path": str(kitti), "qos": "reliable"}) as lidar, \
             NodeProcess.node("lidar_fusion_node", params) as fusion:
@@ -329,7 +334,8 @@ def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, share
             info.header.frame_id = "kitti_camera_2"
             info.header.stamp = conv.ns_to_stamp(time.time_ns())
             img = conv.array_to_image(grey, "mono8", header=info.header)
-            info_pub.publish(info)
+            if extrinsics_source != "projection":
+                info_pub.publish(info)
             img_pub.publish(img)
             spin_until(node, lambda: False, 0.03)
         outputs = lidar.output() + fusion.output()

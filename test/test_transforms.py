@@ -99,3 +99,23 @@ def test_frame_tree_errors_name_the_frames():
     tree.set("d", "a", _random(4))  # a -> b -> c -> d -> a
     with pytest.raises(ValueError, match="loop"):
         tree.lookup("a", "c")
+
+
+def test_a_projection_matrix_is_decomposed_and_a_matrix_that_is_neither_is_named():
+    from depth_ai_nodes.core.calibration import CalibrationError, interpret_matrix
+
+    k = np.array([[700.0, 0, 620], [0, 710.0, 190], [0, 0, 1]])
+    ang = 0.3
+    rot = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]])
+    rigid = np.eye(4)
+    rigid[:3, :3], rigid[:3, 3] = rot, [0.1, -0.2, 0.3]
+    p = k @ rigid[:3]
+    t, kk = interpret_matrix(2.5 * p.ravel())            # projections are defined up to scale
+    np.testing.assert_allclose(kk, k, atol=1e-9)
+    np.testing.assert_allclose(t, rigid, atol=1e-9)
+    t2, none = interpret_matrix(rigid.ravel())            # a rigid 4x4 stays one
+    assert none is None and np.allclose(t2, rigid)
+    with pytest.raises(CalibrationError, match="got 7"):
+        interpret_matrix(np.ones(7))
+    with pytest.raises(CalibrationError, match="neither a rigid transform .* nor a projection"):
+        interpret_matrix(np.r_[np.ones(8), np.zeros(4)])  # rank-deficient

@@ -67,6 +67,56 @@ def from_matrix(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return m.copy()
 
 
+def decompose_projection(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 3x4 projection P = K [R | t] (lidar2img, KITTI P2 @ R0_rect @ Tr) -> (K 3x3 with
+    K[2,2] = 1 and a positive diagonal, 4x4 rigid [R | t]). RQ decomposition of the left
+    3x3; CalibrationError when it is singular or its R is a reflection."""
+    p = np.asarray(p, dtype=np.float64).reshape(3, 4)
+    m = p[:, :3]
+    if not np.all(np.isfinite(p)) or abs(np.linalg.det(m)) < 1e-12 * max(np.abs(m).max(), 1.0) ** 3:
+        raise CalibrationError("its left 3x3 is singular (or not finite), so it is no projection K [R | t]")
+    # RQ via QR of the row-reversed transpose
+    flip = np.eye(3)[::-1]
+    q, r = np.linalg.qr((flip @ m).T)
+    k = flip @ r.T @ flip
+    rot = flip @ q.T
+    signs = np.diag(np.sign(np.diag(k)))
+    k, rot = k @ signs, signs @ rot
+    scale = k[2, 2]
+    t = np.linalg.solve(k, p[:, 3])
+    if np.linalg.det(rot) < 0:  # P was given up to a negative scale
+        rot, t = -rot, -t
+    k = k / scale
+    if not (k[0, 0] > 0 and k[1, 1] > 0):
+        raise CalibrationError("its decomposition has a non-positive focal length")
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = rot, t
+    return k, out
+
+
+def interpret_matrix(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """12 or 16 numbers, row-major: a rigid camera <- LiDAR transform (K None), or a 3x4 /
+    4x4 projection (lidar2img) decomposed into (K [R | t]): returns (4x4 rigid, K or None).
+    CalibrationError says which it is neither and how many numbers it got."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size not in (12, 16):
+        raise CalibrationError(f"a transform or projection matrix needs 12 (3x4) or 16 (4x4) numbers, "
+                               f"row-major; got {a.size}")
+    try:
+        return from_matrix(a), None
+    except CalibrationError as rigid_err:
+        m4 = np.vstack([a.reshape(-1, 4), [[0.0, 0.0, 0.0, 1.0]]])[:4] if a.size == 12 else a.reshape(4, 4)
+        if a.size == 16 and not np.allclose(m4[3], [0, 0, 0, 1]):
+            raise CalibrationError(f"the 16 numbers are neither a rigid transform ({rigid_err}) nor a projection "
+                                   f"(a 4x4 lidar2img needs last row 0 0 0 1; got {m4[3].tolist()})") from None
+        try:
+            k, rigid = decompose_projection(m4[:3])
+        except CalibrationError as proj_err:
+            raise CalibrationError(f"the {a.size} numbers are neither a rigid transform ({rigid_err}) nor a "
+                                   f"projection K [R | t] ({proj_err})") from None
+        return rigid, k
+
+
 def matrix_to_quat(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(xyz, quaternion xyzw) of a 4x4 rigid transform."""
     m = np.asarray(m, dtype=np.float64)

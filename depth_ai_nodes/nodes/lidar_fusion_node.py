@@ -63,8 +63,10 @@ PARAMETERS: list[Param] = [
           "depth_ai_nodes/Extrinsics (latched) mapping LiDAR points into the IR camera."),
     Param("extrinsics_xyz", [0.0, 0.0, 0.0], "parameters: translation camera <- LiDAR.", "m"),
     Param("extrinsics_quat_xyzw", [0.0, 0.0, 0.0, 1.0], "parameters: rotation camera <- LiDAR."),
-    Param("extrinsics_matrix", [0.0], "parameters: 4x4 row-major camera <- LiDAR (16 numbers); "
-          "overrides xyz/quat when given."),
+    Param("extrinsics_matrix", [0.0], "parameters: camera <- LiDAR, row-major: a rigid 4x4 (16 numbers) "
+          "or 3x4 (12), or a projection lidar2img / KITTI P2 @ R0_rect @ Tr (3x4 or 4x4), decomposed into "
+          "K [R | t] (K then checked against the camera_info, or used when there is none); overrides "
+          "xyz/quat when given."),
     Param("calibration_file", "", "file: KITTI calib.txt or our extrinsics YAML (docs/fusion.md)."),
     Param("kitti_camera", 2, "file: which KITTI camera P<n> (its rectified frame)."),
     Param("target_frame", "", "Frame of fused/points: empty = the LiDAR frame, or the camera's frame."),
@@ -113,6 +115,7 @@ class LidarFusionNode(Node):
             silent_after=float(p["camera_silent_after"]),
             frame_offset=float(p["camera_time_offset"]), cloud_offset=float(p["lidar_time_offset"]))
         self.extrinsics: np.ndarray | None = None   # camera <- LiDAR
+        self.matrix_K: np.ndarray | None = None      # K of an extrinsics_matrix given as a projection
         self.depth_to_color: np.ndarray | None = None
         self._load_static_extrinsics(p)
         self.projector: Projector | None = None
@@ -178,14 +181,14 @@ class LidarFusionNode(Node):
             src = p["extrinsics_source"]
             if src == "parameters":
                 m = [float(v) for v in p["extrinsics_matrix"]]
-                if len(m) in (12, 16):
-                    self.extrinsics = calib.from_matrix(m)
-                elif m == [0.0]:  # the default: not given, xyz + quaternion apply
+                if m == [0.0]:  # the default: not given, xyz + quaternion apply
                     self.extrinsics = calib.from_xyz_quat(p["extrinsics_xyz"], p["extrinsics_quat_xyzw"])
+                elif len(m) in (12, 16):  # rigid, or a projection (lidar2img) = K [R | t]
+                    self.extrinsics, self.matrix_K = calib.interpret_matrix(m)
                 else:
                     raise ConfigError(f"extrinsics_matrix has {len(m)} numbers; give 16 (4x4 row-major) "
-                                      f"or 12 (the top 3x4), or leave it unset to use extrinsics_xyz and "
-                                      f"extrinsics_quat_xyzw")
+                                      f"or 12 (the top 3x4) of a rigid transform or a projection, or leave it "
+                                      f"unset to use extrinsics_xyz and extrinsics_quat_xyzw")
             elif src == "file":
                 if not p["calibration_file"]:
                     raise ConfigError("extrinsics_source file needs calibration_file (KITTI calib.txt "
@@ -213,11 +216,20 @@ class LidarFusionNode(Node):
 
     # --- camera side: validate at the boundary, store -------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
-        if self.gate.read("ir camera_info", inputs.camera_info, msg, stamped=False) is not None:
-            self.info = msg
+        model = self.gate.read("ir camera_info", inputs.camera_info, msg, stamped=False)
+        if model is None:
+            return
+        if self.matrix_K is not None and not np.allclose(model.K, self.matrix_K, rtol=0.01, atol=0.5):
+            self.gate.reject("ir camera_info", Rejected(Reason.MISMATCH, (
+                f"its K {np.round(model.K, 2).tolist()} differs from the K of extrinsics_matrix (a "
+                f"projection) {np.round(self.matrix_K, 2).tolist()}: one of the two is for another camera")))
+            return
+        self.info = msg
 
     def _on_ir(self, msg: Image) -> None:
         ir = self.gate.read("ir", inputs.mono_image, msg, stamped=False)
+        if ir is not None and self.info is None and self.matrix_K is not None:
+            self.info = _info_from_k(self.matrix_K, ir.array.shape, msg.header.frame_id)  # no camera_info needed
         if ir is None or self.info is None:
             return
         try:
@@ -583,6 +595,16 @@ class LidarFusionNode(Node):
             self.get_logger().error(reason, throttle_duration_sec=5.0)
             return
         self.gate.reject(what, Rejected(Reason.MISMATCH, reason), used=True)
+
+
+def _info_from_k(k: np.ndarray, shape: tuple, frame_id: str) -> CameraInfo:
+    """A CameraInfo for an image of `shape` from a K alone (no distortion), for a camera whose
+    calibration came as a projection matrix."""
+    info = CameraInfo(width=int(shape[1]), height=int(shape[0]), distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[float(v) for v in np.asarray(k, float).ravel()], r=[1.0, 0, 0, 0, 1, 0, 0, 0, 1],
+                      p=[float(v) for v in np.c_[np.asarray(k, float), np.zeros(3)].ravel()])
+    info.header.frame_id = frame_id
+    return info
 
 
 def _check_parameters(p: dict) -> None:
