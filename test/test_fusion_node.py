@@ -408,3 +408,58 @@ def test_extrinsics_from_tf_static_chained_through_the_robot_tree(ros_node):
     cols = conv.pointcloud2_to_fields(msg, ["x", "ir"])
     np.testing.assert_allclose(cols["x"], p_lidar[:, 0])
     np.testing.assert_array_equal(cols["ir"], image[vv.ravel(), uu.ravel()].astype(np.float32))
+
+
+@pytest.mark.data
+def test_kitti_colour_only_fusion_without_ir_or_depth_to_colour_extrinsics(ros_node, shared_data):
+    """KITTI image_2 is a colour camera with no IR: ir_topic none, the colour image and its
+    camera_info, lidar_node's extrinsics from calib.txt straight into camera 2. The fused rgb
+    of every clearly visible point is the image's pixel at P2 @ R0_rect @ Tr @ X."""
+    from PIL import Image as PILImage
+
+    from depth_ai_nodes.core.calibration import parse_kitti_calib
+    from depth_ai_nodes.core.pointcloud import unpack_rgb
+
+    kitti = shared_data / "kitti"
+    rgb = np.asarray(PILImage.open(kitti / "image_2" / "000000.png").convert("RGB"))
+    calib = parse_kitti_calib(kitti / "calib" / "000000.txt")
+    h, w = rgb.shape[:2]
+    img_pub = ros_node.create_publisher(Image, "/kitti/image", RELIABLE)
+    info_pub = ros_node.create_publisher(CameraInfo, "/kitti/camera_info", RELIABLE)
+    fused: list = []
+    ros_node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    n0 = np.fromfile(kitti / "velodyne" / "000000.bin", np.float32).size // 4
+    params = {"ir_topic": "none", "color_topic": "/kitti/image", "color_info_topic": "/kitti/camera_info",
+              "odom_topic": "none", "qos": "reliable", **SLOW}
+
+    def done() -> bool:
+        return any(m.width == n0 and "rgb" in [f.name for f in m.fields]
+                   and np.isfinite(conv.pointcloud2_to_fields(m, ["rgb"])["rgb"]).any() for m in fused)
+
+    with NodeProcess.node("lidar_node", {"source": "kitti", "kitti_path": str(kitti), "qos": "reliable"}) as lidar, \
+            NodeProcess.node("lidar_fusion_node", params) as fusion:
+        deadline = time.monotonic() + 40.0
+        while time.monotonic() < deadline and not done():
+            info = CameraInfo(width=w, height=h, distortion_model="plumb_bob", d=[0.0] * 5,
+                              k=calib.P[2][:, :3].reshape(-1).tolist())
+            info.header.frame_id = "kitti_camera_2"
+            info.header.stamp = conv.ns_to_stamp(time.time_ns())
+            info_pub.publish(info)
+            img_pub.publish(conv.array_to_image(rgb, "rgb8", header=info.header))
+            spin_until(ros_node, lambda: False, 0.03)
+        outputs = lidar.output() + fusion.output()
+        assert lidar.stop() == 0 and fusion.stop() == 0
+    msg = next((m for m in fused if m.width == n0 and "rgb" in [f.name for f in m.fields]
+                and np.isfinite(conv.pointcloud2_to_fields(m, ["rgb"])["rgb"]).any()), None)
+    assert msg is not None, outputs
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity", "rgb"]  # no ir field
+    cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "rgb"])
+    xyz = np.stack([cols["x"], cols["y"], cols["z"]], 1).astype(np.float64)
+    ref = np.c_[xyz, np.ones(len(xyz))] @ calib.projection(2).T
+    uv = ref[:, :2] / ref[:, 2:3]
+    seen = np.isfinite(cols["rgb"])
+    assert 15_000 < seen.sum() < 21_000
+    clear = seen & np.all(np.abs(uv - np.round(uv)) < 0.49, axis=1)
+    iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
+    r, g, b = unpack_rgb(cols["rgb"][clear])
+    np.testing.assert_array_equal(np.stack([r, g, b], 1), rgb[iv, iu])

@@ -39,7 +39,9 @@ from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, matching_qos, qos_fro
 
 PARAMETERS: list[Param] = [
     Param("cloud_topic", "/lidar/points", "Input LiDAR PointCloud2 (needs x, y, z; intensity, t used if present)."),
-    Param("ir_topic", "/camera/infra1/image_rect_raw", "IR image (mono8/mono16/32FC1)."),
+    Param("ir_topic", "/camera/infra1/image_rect_raw", "IR image (mono8/mono16/32FC1); none with a "
+          "color_topic: colour-only fusion (the extrinsics then map into the colour camera, fields "
+          "x y z intensity rgb)."),
     Param("ir_info_topic", "/camera/infra1/camera_info", "CameraInfo of the IR image."),
     Param("color_topic", "", "Colour image (rgb8/bgr8) for the rgb field; empty: no colour."),
     Param("color_info_topic", "/camera/color/camera_info", "CameraInfo of the colour image."),
@@ -107,6 +109,12 @@ class LidarFusionNode(Node):
         p = declare(self, PARAMETERS)
         self.p = p
         _check_parameters(p)
+        # colour-only cameras (KITTI image_2, nuScenes): no IR topic, the LiDAR extrinsics map
+        # into the colour camera directly, fused points carry rgb instead of ir
+        self.color_only = not p["ir_topic"] and bool(p["color_topic"])
+        if not p["ir_topic"] and not p["color_topic"]:
+            raise ConfigError("ir_topic and color_topic are both off: the node needs a camera (IR, or "
+                              "colour alone with the LiDAR extrinsics into the colour camera)")
         self.diag = Diagnostics(self)
         self.gate = InputGate(self, self.diag, inputs.stamp_policy(p))
         self.out_qos = qos_from_name(p["qos"])
@@ -152,15 +160,18 @@ class LidarFusionNode(Node):
         self.rate = self.diag.rate("fusion", "fused", 0.0)
         self.diag.set("fusion", WARN, "waiting for clouds")
         self._subs: dict[str, Any] = {}
-        self._wanted: dict[str, tuple[type, Any]] = {
-            p["cloud_topic"]: (PointCloud2, self._on_cloud),
-            p["ir_topic"]: (Image, self._on_ir),
-            p["ir_info_topic"]: (CameraInfo, self._on_info)}
-        if p["color_topic"]:
-            self._wanted[p["color_topic"]] = (Image, self._on_color)
-        if p["color_topic"] or p["depth_camera"] == "color":
-            self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
-            self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
+        self._wanted: dict[str, tuple[type, Any]] = {p["cloud_topic"]: (PointCloud2, self._on_cloud)}
+        if self.color_only:  # the colour camera is the camera: its frames are matched, no IR
+            self._wanted[p["color_topic"]] = (Image, self._on_ir)
+            self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_info)
+        else:
+            self._wanted[p["ir_topic"]] = (Image, self._on_ir)
+            self._wanted[p["ir_info_topic"]] = (CameraInfo, self._on_info)
+            if p["color_topic"]:
+                self._wanted[p["color_topic"]] = (Image, self._on_color)
+            if p["color_topic"] or p["depth_camera"] == "color":
+                self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
+                self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
         if p["depth_topic"]:
             self._wanted[p["depth_topic"]] = (Image, self._on_depth)
         if p["odom_topic"]:
@@ -227,7 +238,9 @@ class LidarFusionNode(Node):
         self.info = msg
 
     def _on_ir(self, msg: Image) -> None:
-        ir = self.gate.read("ir", inputs.mono_image, msg, stamped=False)
+        """The matched camera's frame: IR (mono), or colour (RGB) in colour-only mode."""
+        ir = self.gate.read("color" if self.color_only else "ir",
+                            inputs.color_image if self.color_only else inputs.mono_image, msg, stamped=False)
         if ir is not None and self.info is None and self.matrix_K is not None:
             self.info = _info_from_k(self.matrix_K, ir.array.shape, msg.header.frame_id)  # no camera_info needed
         if ir is None or self.info is None:
@@ -387,6 +400,9 @@ class LidarFusionNode(Node):
         inten = inten.astype(np.float32) if inten is not None else np.full(n, np.nan, np.float32)
         frame: CameraFrame | None = m.frame
         extr = self.extrinsics if self._tf is None else self._tf_extrinsics(data, frame)
+        if self.color_only:
+            self._fuse_color_only(m, data, frame, extr)
+            return
         names = ["x", "y", "z", "intensity", "ir"]
         with self._lock:  # the callbacks append to these while the worker fuses
             color = self._nearest(self.colors, m.frame_time) if frame is not None else None
@@ -394,17 +410,8 @@ class LidarFusionNode(Node):
             odoms = list(self.odoms)
         use_rgb, use_ref = bool(self.p["color_topic"]), bool(self.p["depth_topic"])
         if frame is None or extr is None:
-            if frame is not None and extr is None:
-                self.get_logger().warn("no LiDAR -> camera extrinsics yet (extrinsics_source "
-                                       f"{self.p['extrinsics_source']}): camera fields NaN",
-                                       throttle_duration_sec=5.0)
-            with self._lock:
-                self.counts["unmatched"] += 1
-            rows = np.full((n, 5 + use_rgb + use_ref), np.nan, np.float32)
-            rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = cols["x"], cols["y"], cols["z"], inten
-            self._publish(data, rows, names + (["rgb"] if use_rgb else []) +
-                          (["depth_diff"] if use_ref else []), extr, None)
-            self._report(n, 0, 0, m, matched=False)
+            self._publish_unmatched(m, data, inten, names + (["rgb"] if use_rgb else []) +
+                                    (["depth_diff"] if use_ref else []), frame, extr)
             return
         projector = self._projector(frame.info)
         proj_xyz = self._deskewed(data, m.frame_time, odoms)
@@ -447,6 +454,57 @@ class LidarFusionNode(Node):
         self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_pub, self.depth_info_pub)
         if self.overlay_pub is not None and ir is not None:
             self._publish_overlay(ir, proj, frame)
+        self._report(n, proj.in_view, proj.occluded, m, matched=True)
+
+    def _publish_unmatched(self, m: Match, data: CloudData, inten: np.ndarray, names: list[str],
+                           frame: CameraFrame | None, extr) -> None:
+        """The cloud with every camera field NaN: no camera frame within slop, or no extrinsics."""
+        if frame is not None and extr is None:
+            self.get_logger().warn("no LiDAR -> camera extrinsics yet (extrinsics_source "
+                                   f"{self.p['extrinsics_source']}): camera fields NaN", throttle_duration_sec=5.0)
+        with self._lock:
+            self.counts["unmatched"] += 1
+        rows = np.full((data.size, len(names)), np.nan, np.float32)
+        rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = data.cols["x"], data.cols["y"], data.cols["z"], inten
+        self._publish(data, rows, names, extr, None)
+        self._report(data.size, 0, 0, m, matched=False)
+
+    def _fuse_color_only(self, m: Match, data: CloudData, frame: CameraFrame | None, extr) -> None:
+        """Colour camera only: x y z intensity rgb [depth_diff], the LiDAR depth in the colour
+        camera on both lidar_depth and lidar_depth_color (the inference node's sparse input)."""
+        cols, n = data.cols, data.size
+        inten = cols["intensity"] if "intensity" in cols else np.full(n, np.nan, np.float32)
+        use_ref = bool(self.p["depth_topic"])
+        names = ["x", "y", "z", "intensity", "rgb"] + (["depth_diff"] if use_ref else [])
+        with self._lock:
+            ref = self._nearest(self.depths, m.frame_time) if frame is not None else None
+            odoms = list(self.odoms)
+        if frame is None or extr is None:
+            self._publish_unmatched(m, data, inten, names, frame, extr)
+            return
+        projector = self._projector(frame.info)
+        proj_xyz = self._deskewed(data, m.frame_time, odoms)
+        size = (projector.intr.height, projector.intr.width)
+        rgb = frame.ir if frame.ir.shape[:2] == size else None
+        if rgb is None:
+            self._bad_input("color", f"colour image {frame.ir.shape[1]}x{frame.ir.shape[0]} does not match its "
+                            f"camera_info {size[1]}x{size[0]}")
+        if ref is not None and ref.shape[:2] != size:
+            self._bad_input("depth", "depth image size differs from the colour camera_info; depth_diff NaN")
+            ref = None
+        rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, None, rgb=rgb,
+                                    ref_depth=ref, proj_xyz=proj_xyz)
+        rows = np.delete(rows, 4, axis=1)  # the ir column: there is no IR camera
+        if rgb is None:
+            rows = np.concatenate([rows[:, :4], np.full((n, 1), np.nan, np.float32), rows[:, 4:]], axis=1)
+        if use_ref and ref is None:
+            rows = np.concatenate([rows, np.full((n, 1), np.nan, np.float32)], axis=1)
+        with self._lock:
+            self.counts["deskewed"] += proj_xyz is not None
+        self._publish(data, rows, names, extr, frame)
+        self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_pub, self.depth_info_pub)
+        self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_color_pub,
+                            self.depth_color_info_pub)
         self._report(n, proj.in_view, proj.occluded, m, matched=True)
 
     def _projector(self, info: CameraInfo) -> Projector:
