@@ -42,7 +42,7 @@ class LidarSource(Protocol):
 
 
 def open_source(kind: str, **kw: Any) -> LidarSource:
-    """'synthetic' | 'kitti' | 'ouster' with that source's keyword arguments."""
+    """'synthetic' | 'kitti' | 'ouster' | 'files' with that source's keyword arguments."""
     if kind == "synthetic":
         from .synthetic import SyntheticLidarSource
         return SyntheticLidarSource(**kw)
@@ -52,7 +52,10 @@ def open_source(kind: str, **kw: Any) -> LidarSource:
     if kind == "ouster":
         from .ouster import OusterSource
         return OusterSource(**kw)
-    raise SourceError(f"unknown LiDAR source {kind!r}; use synthetic, kitti or ouster")
+    if kind == "files":
+        from .files import PointFileSource
+        return PointFileSource(**kw)
+    raise SourceError(f"unknown LiDAR source {kind!r}; use synthetic, kitti, ouster or files")
 
 
 class Pacer:

@@ -30,7 +30,7 @@ from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
 NODE_NAME = "lidar"  # like camera_node ("camera"): a plain start gives /lidar/points
 
 PARAMETERS: list[Param] = [
-    Param("source", "synthetic", "Where scans come from.", choices=("synthetic", "kitti", "ouster")),
+    Param("source", "synthetic", "Where scans come from.", choices=("synthetic", "kitti", "ouster", "files")),
     Param("frame_id", "", "Frame of the points; empty: the source's (lidar_link, velodyne, os_sensor)."),
     Param("rate_hz", 10.0, "Scans per second (ouster: 0 = the capture's rate).", "Hz"),
     Param("beams", 32, "synthetic: number of beams (rings).", "beams"),
@@ -48,9 +48,13 @@ PARAMETERS: list[Param] = [
     Param("kitti_path", "", "kitti: folder with velodyne/*.bin (and calib/*.txt, whose "
           "P<kitti_camera> @ R0_rect @ Tr_velo_to_cam is published as the extrinsics into camera_frame)."),
     Param("kitti_camera", 2, "kitti: the camera P<n> of calib.txt the extrinsics map into (2: left colour)."),
+    Param("points_path", "", "files: a folder or glob of .bin (float32 records, bin_fields) and .pcd "
+          "(ascii, binary, binary_compressed) point files, played in name order."),
+    Param("bin_fields", "x,y,z,intensity", "files: the float32 fields of each .bin record in order "
+          "(nuScenes: x,y,z,intensity,ring; _ skips one)."),
     Param("ouster_pcap", "", "ouster: capture .pcap file."),
     Param("ouster_metadata", "", "ouster: metadata .json (empty: next to the pcap)."),
-    Param("loop", True, "kitti/ouster: start again at the end."),
+    Param("loop", True, "kitti/ouster/files: start again at the end."),
     Param("qos", "sensor_data", "QoS of points, odometry and NEAR_IR.", choices=QOS_NAMES),
 ]
 
@@ -101,6 +105,11 @@ class LidarNode(Node):
                 raise SourceError("source kitti needs kitti_path (a folder with velodyne/*.bin)")
             return open_source("kitti", path=p["kitti_path"], rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]),
                                camera=int(p["kitti_camera"]))
+        if kind == "files":
+            if not p["points_path"]:
+                raise SourceError("source files needs points_path (a folder or glob of .bin / .pcd files)")
+            return open_source("files", path=p["points_path"], bin_fields=p["bin_fields"],
+                               rate_hz=float(p["rate_hz"]), loop=bool(p["loop"]))
         if not p["ouster_pcap"]:
             raise SourceError("source ouster needs ouster_pcap (and ouster_metadata, the sensor JSON)")
         return open_source("ouster", pcap=p["ouster_pcap"], metadata=p["ouster_metadata"],
