@@ -37,11 +37,33 @@ from depth_ai_nodes.sources.base import (ENDED, RECONNECTING, STREAMING, Framese
 from depth_ai_nodes.sources.frames import FrameNames, matrix_of, static_transforms
 
 NODE_NAME = "camera"
-SOURCES = ("realsense", "file", "synthetic")
+SOURCES = ("realsense", "file", "synthetic", "images")
 
 PARAMETERS: list[Param] = [
     Param("source", "realsense", "Where frames come from: a live RealSense camera, a recording "
-          "(file_path), or the built-in synthetic scene.", choices=SOURCES),
+          "(file_path), the built-in synthetic scene, or image files (images.*).", choices=SOURCES),
+    Param("images.color", "", "source:=images: folder or glob of colour images (any format Pillow "
+          "reads)."),
+    Param("images.depth", "", "source:=images: folder or glob of depth images registered to colour "
+          "(16-bit PNG in images.depth_scale units, float TIFF / .npy in metres); paired by name; "
+          "empty: none."),
+    Param("images.ir", "", "source:=images: folder or glob of IR images (8/16-bit grey), registered "
+          "to colour; empty: none."),
+    Param("images.list", "", "source:=images: a list file of 'colour [depth [ir]]' lines (paths "
+          "relative to it) instead of pairing by name."),
+    Param("images.depth_scale", 0.001, "source:=images: metres per unit of 16-bit depth PNGs "
+          "(TUM: 0.0002).", unit="m"),
+    Param("images.camera_info", "", "source:=images: calibration from a ROS camera_info YAML "
+          "(camera_calibration's format)."),
+    Param("images.kitti_calib", "", "source:=images: calibration from a KITTI calib.txt "
+          "(K of P<images.kitti_camera>)."),
+    Param("images.kitti_camera", 2, "source:=images: which P<n> of images.kitti_calib."),
+    Param("images.intrinsics", [0.0], "source:=images: calibration as [fx, fy, cx, cy] (pixels)."),
+    Param("images.fps", 10.0, "source:=images: frames per second when there is no timestamps "
+          "file.", unit="Hz"),
+    Param("images.timestamps", "", "source:=images: a file with one time (s) per frame, or 'time "
+          "name' lines (TUM's rgb.txt); frames are stamped and paced by it."),
+    Param("images.loop", True, "source:=images: start over at the end (fresh stamps)."),
     Param("file_path", "", "RealSense recording (.bag or .db3) for source:=file."),
     Param("playback.real_time", True, "source:=file: play at the recorded rate (false: as fast "
           "as the node publishes)."),
@@ -151,6 +173,21 @@ def make_source(values: dict[str, Any]) -> FrameSource:
                                depth_units=values["depth_module.depth_units"],
                                initial_reset=values["initial_reset"],
                                reconnect_timeout_s=float(values["reconnect_timeout"]))
+    if source == "images":
+        from depth_ai_nodes.sources.images import ImageFolderSource, ImageSettings
+
+        if not values["images.color"] and not values["images.list"]:
+            raise ConfigError("source:=images needs images.color:=<folder or glob> (or images.list)")
+        intr = [float(v) for v in values["images.intrinsics"]]
+        if intr != [0.0] and len(intr) != 4:
+            raise ConfigError(f"images.intrinsics needs [fx, fy, cx, cy]; got {len(intr)} numbers")
+        return ImageFolderSource(ImageSettings(
+            color=values["images.color"], depth=values["images.depth"], ir=values["images.ir"],
+            list_file=values["images.list"], depth_scale=float(values["images.depth_scale"]),
+            camera_info=values["images.camera_info"], kitti_calib=values["images.kitti_calib"],
+            kitti_camera=int(values["images.kitti_camera"]), intrinsics=tuple(intr) if intr != [0.0] else (),
+            fps=float(values["images.fps"]), timestamps=values["images.timestamps"],
+            loop=bool(values["images.loop"])))
     if source == "file":
         from depth_ai_nodes.sources.playback import PlaybackSource
 
