@@ -205,7 +205,7 @@ def _ros_value(value: Any) -> str:
 
 
 # lidar source -> the lidar_node parameter that takes --lidar-path
-LIDAR_PATH_PARAMS = {"kitti": "kitti_path", "ouster": "ouster_pcap"}
+LIDAR_PATH_PARAMS = {"kitti": "kitti_path", "ouster": "ouster_pcap", "files": "points_path"}
 
 
 def plan(choices: Choices) -> list[Planned]:

@@ -17,8 +17,11 @@ from launch_ros.substitutions import FindPackageShare
 from depth_ai_nodes.launch_support import dds_environment_actions
 
 ARGUMENTS = {
-    "source": ("synthetic", "synthetic (built-in scene), realsense (live camera) or file"),
+    "source": ("synthetic", "synthetic (built-in scene), realsense (live camera), file or images"),
     "file_path": ("", "RealSense recording (.bag / .db3) for source:=file"),
+    "images_color": ("", "source:=images: folder or glob of colour images"),
+    "images_depth": ("", "source:=images: folder or glob of registered depth images (optional)"),
+    "images_camera_info": ("", "source:=images: camera_info YAML (or set images.* in a params file)"),
     "camera_name": ("camera", "node name; topics are /<namespace>/<camera_name>/..."),
     "camera_namespace": ("", "namespace of the camera node"),
     "enable_camera": ("true", "start camera_node"),
@@ -36,6 +39,9 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[params_file, {
             "source": ParameterValue(LaunchConfiguration("source"), value_type=str),
             "file_path": ParameterValue(LaunchConfiguration("file_path"), value_type=str),
+            "images.color": ParameterValue(LaunchConfiguration("images_color"), value_type=str),
+            "images.depth": ParameterValue(LaunchConfiguration("images_depth"), value_type=str),
+            "images.camera_info": ParameterValue(LaunchConfiguration("images_camera_info"), value_type=str),
             "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
         }],
         respawn=LaunchConfiguration("respawn"),

@@ -17,7 +17,8 @@ from launch_ros.substitutions import FindPackageShare
 from depth_ai_nodes.launch_support import dds_environment_actions
 
 ARGUMENTS = {
-    "lidar_source": ("synthetic", "synthetic (built-in scene), kitti or ouster"),
+    "lidar_source": ("synthetic", "synthetic (built-in scene), kitti, ouster or files"),
+    "points_path": ("", "folder or glob of .bin / .pcd point files for lidar_source:=files"),
     "kitti_path": ("", "KITTI folder with velodyne/*.bin for lidar_source:=kitti"),
     "ouster_pcap": ("", "Ouster capture .pcap for lidar_source:=ouster"),
     "lidar_namespace": ("", "namespace of the LiDAR node (node lidar: topics /<namespace>/lidar/points)"),
@@ -37,6 +38,7 @@ def generate_launch_description() -> LaunchDescription:
             "source": ParameterValue(LaunchConfiguration("lidar_source"), value_type=str),
             "kitti_path": ParameterValue(LaunchConfiguration("kitti_path"), value_type=str),
             "ouster_pcap": ParameterValue(LaunchConfiguration("ouster_pcap"), value_type=str),
+            "points_path": ParameterValue(LaunchConfiguration("points_path"), value_type=str),
             "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
         }],
         respawn=LaunchConfiguration("respawn"),

@@ -15,13 +15,17 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = {
-    "source": ("synthetic", "camera: synthetic (built-in scene), realsense or file"),
+    "source": ("synthetic", "camera: synthetic (built-in scene), realsense, file or images"),
     "file_path": ("", "camera: RealSense recording (.bag / .db3) for source:=file"),
+    "images_color": ("", "camera: folder or glob of colour images for source:=images"),
+    "images_depth": ("", "camera: folder or glob of registered depth images (optional)"),
+    "images_camera_info": ("", "camera: camera_info YAML for source:=images"),
     "camera_name": ("camera", "camera node name; topics are /<camera_namespace>/<camera_name>/..."),
     "camera_namespace": ("", "namespace of the camera node"),
     "model": ("", "inference: model spec YAML (empty: the shipped model)"),
     "inference_namespace": ("depth_inference", "namespace of the inference node"),
-    "lidar_source": ("synthetic", "LiDAR: synthetic, kitti or ouster"),
+    "lidar_source": ("synthetic", "LiDAR: synthetic, kitti, ouster or files"),
+    "points_path": ("", "LiDAR: folder or glob of .bin / .pcd files for lidar_source:=files"),
     "kitti_path": ("", "LiDAR: KITTI folder for lidar_source:=kitti"),
     "ouster_pcap": ("", "LiDAR: Ouster .pcap for lidar_source:=ouster"),
     "lidar_namespace": ("", "namespace of the LiDAR node (node lidar: /lidar/points)"),
@@ -36,11 +40,12 @@ ARGUMENTS = {
 
 # included launch file -> the arguments it declares (all passed through)
 INCLUDES = {
-    "camera.launch.py": ("source", "file_path", "camera_name", "camera_namespace",
+    "camera.launch.py": ("source", "file_path", "images_color", "images_depth", "images_camera_info",
+                         "camera_name", "camera_namespace",
                          "enable_camera", "use_sim_time", "respawn"),
     "inference.launch.py": ("model", "inference_namespace", "enable_inference", "use_sim_time",
                             "respawn"),
-    "lidar.launch.py": ("lidar_source", "kitti_path", "ouster_pcap", "lidar_namespace",
+    "lidar.launch.py": ("lidar_source", "kitti_path", "ouster_pcap", "points_path", "lidar_namespace",
                         "enable_lidar", "use_sim_time", "respawn"),
     "fusion.launch.py": ("fusion_namespace", "enable_fusion", "use_sim_time", "respawn"),
 }

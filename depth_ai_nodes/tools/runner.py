@@ -38,15 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run", help="run the pipeline (built-in scene by default) with a live status table",
         description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--source", choices=("synthetic", "realsense", "file"), default="synthetic",
-                   help="camera source (default: the built-in scene)")
+    p.add_argument("--source", choices=("synthetic", "realsense", "file", "images"), default="synthetic",
+                   help="camera source (default: the built-in scene; images: your files, with images.* "
+                        "in a --params-file, docs/camera_node.md)")
     p.add_argument("--file", default="", help="RealSense recording (.bag/.db3) for --source file")
     p.add_argument("--model", default="", help="model spec YAML for the inference node "
                    "(default: the node's shipped model)")
-    p.add_argument("--lidar", choices=("synthetic", "kitti", "ouster", "none"),
+    p.add_argument("--lidar", choices=("synthetic", "kitti", "ouster", "files", "none"),
                    default="synthetic", help="LiDAR source (none: no LiDAR, no fusion)")
-    p.add_argument("--lidar-path", default="", help="KITTI folder or Ouster pcap for --lidar "
-                   "kitti|ouster")
+    p.add_argument("--lidar-path", default="", help="KITTI folder, Ouster pcap, or a folder / glob of "
+                   ".bin / .pcd point files for --lidar kitti|ouster|files")
     p.add_argument("--no-inference", action="store_true", help="do not start the inference node")
     p.add_argument("--no-fusion", action="store_true", help="do not start the fusion node")
     p.add_argument("--duration", type=float, default=0.0,
