@@ -68,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: preview.png in the log folder)")
     p.add_argument("--no-preview", action="store_true", help="write no preview PNG")
     p.add_argument("--no-restart", action="store_true", help="do not restart nodes that die")
+    p.add_argument("--foxglove", nargs="?", type=int, const=8765, default=None, metavar="PORT",
+                   help="live view: a Foxglove WebSocket server on PORT (default 8765) relaying images, "
+                        "depth, clouds and /diagnostics to Foxglove or Lichtblick (needs foxglove-sdk)")
+    p.add_argument("--foxglove-host", default="127.0.0.1",
+                   help="address the live view listens on (0.0.0.0: every interface)")
     p.set_defaults(func=run)
 
 
@@ -99,10 +104,26 @@ def run(args: argparse.Namespace) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     tty = sys.stdout.isatty()
     period = args.status_period if args.status_period is not None else (1.0 if tty else 5.0)
+    relay = None
+    if args.foxglove is not None:
+        from depth_ai_nodes.tools.live_view import FoxgloveRelay
+
+        try:
+            relay = FoxgloveRelay(args.foxglove_host, args.foxglove)
+        except (RuntimeError, OSError) as err:
+            print(f"depth-ai run: --foxglove: {err}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
     runner = Runner(planned, env=env, log_dir=log_dir, duration=args.duration,
                     status_period=period, tty=tty, stop_timeout=args.stop_timeout,
-                    restart=not args.no_restart)
-    code = runner.run()
+                    restart=not args.no_restart, relay=relay)
+    if relay is not None:
+        runner.say(f"live view: Foxglove WebSocket server at {relay.url} (Foxglove or Lichtblick: "
+                   f"open connection -> Foxglove WebSocket)")
+    try:
+        code = runner.run()
+    finally:
+        if relay is not None:
+            relay.close()
     if not args.no_preview:
         runner.write_preview(Path(args.preview) if args.preview else log_dir / "preview.png")
     return code
@@ -263,7 +284,7 @@ class Runner:
     def __init__(self, planned: list[Planned], env: dict[str, str], log_dir: Path,
                  duration: float = 0.0, status_period: float = 5.0, tty: bool = False,
                  stop_timeout: float = 10.0, restart: bool = True,
-                 out: TextIO | None = None) -> None:
+                 out: TextIO | None = None, relay: Any = None) -> None:
         self.env = env
         self.log_dir = log_dir
         self.duration = duration
@@ -279,6 +300,7 @@ class Runner:
         self.aux_pending: dict[str, Output] = {}
         self.aux: dict[str, bytes] = {}
         self.subs: dict[str, Any] = {}
+        self.relay = relay  # tools.live_view.FoxgloveRelay: every monitored message goes out live too
         self._stop_reason = ""
         self._table_lines = 0
         self._t0 = time.monotonic()
@@ -430,7 +452,7 @@ class Runner:
             if self.node.get_publishers_info_by_topic(topic):
                 self.subs[topic] = self.node.create_subscription(
                     message_class(output.msgtype), topic,
-                    lambda raw, t=topic: self.aux.__setitem__(t, raw),
+                    self._also_live(topic, output.msgtype, lambda raw, t=topic: self.aux.__setitem__(t, raw)),
                     matching_qos(self.node, topic), raw=True)
                 del self.aux_pending[topic]
 
@@ -446,8 +468,26 @@ class Runner:
             stats = TopicStats(output, hz, has_header(cls))
             self.stats[topic] = stats
             self.subs[topic] = self.node.create_subscription(
-                cls, topic, stats.on_message, matching_qos(self.node, topic), raw=True)
+                cls, topic, self._also_live(topic, output.msgtype, stats.on_message),
+                matching_qos(self.node, topic), raw=True)
             del self.pending[topic]
+        if self.relay is not None and "/diagnostics" not in self.subs:
+            from diagnostic_msgs.msg import DiagnosticArray
+
+            self.subs["/diagnostics"] = self.node.create_subscription(
+                DiagnosticArray, "/diagnostics", self.relay.relay("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray"),
+                10, raw=True)
+
+    def _also_live(self, topic: str, msgtype: str, callback: Any) -> Any:
+        """callback, and the live view's relay of the same raw message when there is one."""
+        if self.relay is None:
+            return callback
+        live = self.relay.relay(topic, msgtype)
+
+        def both(raw: bytes) -> None:
+            callback(raw)
+            live(raw)
+        return both
 
     # -- status ---------------------------------------------------------------------------
 
