@@ -138,3 +138,27 @@ def test_kitti_image_and_scans_fused_with_no_publisher_written(ros_node, shared_
     iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
     r, g, b = unpack_rgb(cols["rgb"][clear])
     np.testing.assert_array_equal(np.stack([r, g, b], 1), rgb[iv, iu])
+
+
+def test_float_tiff_and_npy_depth_in_metres_and_16_bit_ir(tmp_path):
+    rng = np.random.default_rng(0)
+    h, w = 24, 32
+    for d in ("rgb", "depth", "ir"):
+        (tmp_path / d).mkdir()
+    depth = rng.uniform(0.5, 4.0, (2, h, w)).astype(np.float32)
+    depth[0, :3] = np.nan  # invalid
+    for k in range(2):
+        PILImage.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / "rgb" / f"f{k}.png")
+        PILImage.fromarray((rng.integers(0, 4000, (h, w)) * 16).astype(np.uint16)).save(tmp_path / "ir" / f"f{k}.png")
+    PILImage.fromarray(depth[0], mode="F").save(tmp_path / "depth" / "f0.tiff")
+    np.save(tmp_path / "depth" / "f1.npy", depth[1])
+    src = ImageFolderSource(ImageSettings(color=str(tmp_path / "rgb"), depth=str(tmp_path / "depth"),
+                                          ir=str(tmp_path / "ir"), intrinsics=(30.0, 30.0, 16.0, 12.0),
+                                          loop=False, real_time=False))
+    src.start()
+    for k in range(2):
+        fs = src.read(1.0)
+        want = np.where(np.isfinite(depth[k]), np.rint(depth[k] * 1000.0), 0).astype(np.uint16)
+        np.testing.assert_array_equal(fs.depth, want)
+        assert fs.ir.dtype == np.uint8 and fs.ir.shape == (h, w)
+    assert src.available_streams() == {"color", "depth", "infra1"}

@@ -269,3 +269,11 @@ def test_transforms_with_nan_or_a_non_unit_quaternion_never_enter_the_frame_tree
     assert reason_of(inputs.transform, zero) is Reason.OUT_OF_RANGE
     same = conv.transform_to_tf(RigidTransform.from_xyz_quat((0.1, 0, 0), (0, 0, 0, 1)), "cam", "cam")
     assert reason_of(inputs.transform, same) is Reason.MALFORMED
+
+
+def test_latency_is_reported_only_for_stamps_from_this_clock():
+    from depth_ai_nodes.core.stamps import clock_latency
+
+    assert clock_latency(1000.0, 999.95) == pytest.approx(0.05)
+    assert clock_latency(1_796_000_000.0, 1_317_000_000.0) is None   # a 2011 recording
+    assert clock_latency(1000.0, 1000.5) is None                     # another clock, ahead

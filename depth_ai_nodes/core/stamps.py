@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .rejection import Reason, Rejected
 
-__all__ = ["StampPolicy", "StampGuard", "SequenceGaps"]
+__all__ = ["StampPolicy", "StampGuard", "SequenceGaps", "clock_latency"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,11 @@ class SequenceGaps:
         gap = seq - prev - 1
         self.missing += gap
         return gap
+
+
+def clock_latency(now_s: float, stamp_s: float, max_s: float = 10.0) -> float | None:
+    """now - stamp when the stamp comes from this clock (0 .. max_s behind it); None otherwise:
+    a recording with its original stamps (years ago) or another clock has no such latency, and
+    reporting 264,128,481,656 ms helps nobody."""
+    lat = now_s - stamp_s
+    return lat if 0.0 <= lat < max_s else None

@@ -24,6 +24,7 @@ from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.core.transforms import RigidTransform
 from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
 from depth_ai_nodes.ros import conversions as conv
@@ -391,7 +392,7 @@ class CameraNode(Node):
             image_pub.publish(image)
             info_pub.publish(info)
             msgs[key] = (image, info)
-            self.diag.rate("streams", key, self.fps).tick(time.time() - fs.stamp_ns * 1e-9)
+            self.diag.rate("streams", key, self.fps).tick(clock_latency(time.time(), fs.stamp_ns * 1e-9))
         self._send_static(fs, stamp)
         if self.cloud_pub is not None and depth_mm is not None \
                 and self._has_subscribers(self.cloud_pub):

@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
 from depth_ai_nodes.core.projection import Intrinsics, Projector
+from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
 from depth_ai_nodes.msg import Extrinsics
 from depth_ai_nodes.ros import conversions as conv
@@ -640,9 +641,9 @@ class LidarFusionNode(Node):
     def _clock_latency(self, stamp_s: float) -> float | None:
         """Stamp -> publish on the node's ROS clock, only when the stamps come from that clock
         (within 10 s of it): recordings with their original stamps have no such latency."""
-        lat = self.get_clock().now().nanoseconds * 1e-9 - stamp_s
-        self._latency_known = 0.0 <= lat < 10.0
-        return lat if self._latency_known else None
+        lat = clock_latency(self.get_clock().now().nanoseconds * 1e-9, stamp_s)
+        self._latency_known = lat is not None
+        return lat
 
     def _bad_input(self, what: str, reason: str) -> None:
         """An input that passed the boundary but disagrees with its companions at fusion time

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.pipeline import CLOUD, EXTRINSICS, IMAGE, INFO, Choices, Output, Planned, expected_rate, plan
 from depth_ai_nodes.tools.bag import message_class
 
@@ -229,7 +230,7 @@ class TopicStats:
     def on_message(self, raw: bytes) -> None:
         now_wall, now = time.time(), time.monotonic()
         stamp = header_stamp(raw) if self.stamped else None
-        latency = (now_wall - stamp) if stamp is not None and stamp > 0 else None
+        latency = clock_latency(now_wall, stamp) if stamp is not None and stamp > 0 else None
         if stamp is not None and self.last_stamp is not None and self.expected_hz > 0:
             gap = stamp - self.last_stamp
             period = 1.0 / self.expected_hz
