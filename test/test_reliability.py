@@ -269,3 +269,19 @@ def test_a_node_start_removes_fast_dds_files_of_killed_processes_and_spares_live
         assert all(p.exists() for p in ours)  # this test process's own, live
         assert nxt.stop() == 0
     victim.__exit__(None, None, None)
+
+
+def test_a_projection_extrinsics_matrix_is_checked_against_the_camera_info(ros_node):
+    """extrinsics_matrix given as a projection K [R|t] whose K is not the camera_info's: the
+    camera_info is rejected as a mismatch (one of the two is for another camera)."""
+    rig = Rig(ros_node)
+    k_other = np.array([[2 * F, 0, W / 2], [0, 2 * F, H / 2], [0, 0, 1]])
+    proj = k_other @ np.eye(4)[:3]
+    matrix = "[" + ",".join(repr(float(v)) for v in proj.ravel()) + "]"
+    with start_fusion(ros_node, rig, odom_topic="none", extrinsics_matrix=matrix) as fusion:
+        def rejected() -> bool:
+            rig.send_ir(time.time_ns())
+            return int(rig.inputs_status().get("rejected mismatch", 0)) > 0
+        assert spin_until(ros_node, rejected, 15.0), fusion.output()[-2000:]
+        assert "differs from the K of extrinsics_matrix" in fusion.output()
+        assert fusion.stop() == 0
