@@ -267,6 +267,8 @@ def test_a_node_start_removes_fast_dds_files_of_killed_processes_and_spares_live
         segments = {p for p in theirs if re.fullmatch(r"fastdds_[0-9a-f]{16}(_el)?", p.name)}
         assert segments and not any(p.exists() for p in segments), segments
         assert all(p.exists() for p in ours)  # this test process's own, live
+        probe = ros_node.create_publisher(PointCloud2, "/rel/next", RELIABLE)
+        assert spin_until(ros_node, lambda: probe.get_subscription_count() > 0, 20.0)  # fully up
         assert nxt.stop() == 0
     victim.__exit__(None, None, None)
 
