@@ -1,0 +1,156 @@
+"""image_transport's compressed and compressedDepth formats (core/compressed.py), byte for byte.
+
+RVL is checked against a line-by-line transcription of the plugin's rvl_codec.cpp; the PNG
+and JPEG payloads against OpenCV, which the plugins use (cv2.imencode / imdecode); the
+ConfigHeader against its C layout. Corrupt input is rejected with a reason.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from depth_ai_nodes.core.compressed import (decode_compressed, decode_compressed_depth, encode_compressed,
+                                            encode_compressed_depth, rvl_decode, rvl_encode)
+from depth_ai_nodes.core.rejection import Reason, Rejected
+
+cv2 = pytest.importorskip("cv2", reason="OpenCV (the eval extra) is the plugins' own codec library")
+
+
+def reference_rvl(pixels: np.ndarray) -> bytes:
+    """compressed_depth_image_transport's CompressRVL, transcribed: int32 words, nibbles MSB first."""
+    words: list[int] = []
+    state = {"word": 0, "n": 0}
+
+    def encode_vle(value: int) -> None:
+        while True:
+            nibble = value & 0x7
+            value >>= 3
+            if value:
+                nibble |= 0x8
+            state["word"] = ((state["word"] << 4) | nibble) & 0xFFFFFFFF
+            state["n"] += 1
+            if state["n"] == 8:
+                words.append(state["word"])
+                state["word"], state["n"] = 0, 0
+            if not value:
+                break
+
+    data = [int(v) for v in pixels.ravel()]
+    i, previous = 0, 0
+    while i < len(data):
+        zeros = 0
+        while i < len(data) and data[i] == 0:
+            zeros, i = zeros + 1, i + 1
+        encode_vle(zeros)
+        nonzeros = 0
+        while i + nonzeros < len(data) and data[i + nonzeros]:
+            nonzeros += 1
+        encode_vle(nonzeros)
+        for _ in range(nonzeros):
+            current = data[i]
+            i += 1
+            delta = current - previous
+            encode_vle(((delta << 1) ^ (delta >> 31)) & 0xFFFFFFFF)
+            previous = current
+    if state["n"]:
+        words.append((state["word"] << 4 * (8 - state["n"])) & 0xFFFFFFFF)
+    h, w = pixels.shape
+    return struct.pack("<II", w, h) + struct.pack(f"<{len(words)}I", *words)
+
+
+def scene_depth() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:120, 0:160]
+    d = (1500 + 4 * xx + 2 * yy + rng.integers(-3, 4, xx.shape)).astype(np.uint16)
+    d[30:60, 40:90] = 800
+    d[rng.uniform(size=d.shape) < 0.08] = 0
+    d[:, :5] = 0
+    return d
+
+
+def test_rvl_is_byte_identical_to_the_plugins_codec_and_lossless():
+    for d in (scene_depth(), np.zeros((4, 7), np.uint16), np.full((3, 5), 65535, np.uint16),
+              np.random.default_rng(1).integers(0, 65536, (31, 17)).astype(np.uint16)):
+        blob = rvl_encode(d)
+        assert blob == reference_rvl(d)
+        np.testing.assert_array_equal(rvl_decode(blob), d)
+
+
+def test_compressed_depth_png_and_rvl_are_exact_and_read_by_the_plugins_library():
+    d = scene_depth()
+    for fmt in ("png", "rvl"):
+        form, data = encode_compressed_depth(d, "16UC1", fmt)
+        assert form == f"16UC1; compressedDepth {fmt}"
+        assert data[:12] == struct.pack("<iff", 0, 0.0, 0.0)  # ConfigHeader {INV_DEPTH, {0, 0}}
+        enc, back = decode_compressed_depth(form, data)
+        assert enc == "16UC1" and back.dtype == np.uint16
+        np.testing.assert_array_equal(back, d)
+    _, data = encode_compressed_depth(d, "16UC1", "png")
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data[12:], np.uint8), cv2.IMREAD_UNCHANGED), d)
+    # and what the plugin writes (header + cv2 PNG) we read exactly
+    ok, png = cv2.imencode(".png", d, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    np.testing.assert_array_equal(decode_compressed_depth("16UC1; compressedDepth", struct.pack("<iff", 0, 0, 0)
+                                                          + png.tobytes())[1], d)
+
+
+def test_compressed_depth_32fc1_uses_the_plugins_inverse_depth_quantization():
+    d = scene_depth().astype(np.float32) / 1000.0
+    d[d == 0] = np.nan
+    form, data = encode_compressed_depth(d, "32FC1", "png", depth_max=10.0, depth_quantization=100.0)
+    qa, qb = struct.unpack_from("<ff", data, 4)
+    assert qa == pytest.approx(100.0 * 101.0) and qb == pytest.approx(1.0 - qa / 10.0)
+    q = cv2.imdecode(np.frombuffer(data[12:], np.uint8), cv2.IMREAD_UNCHANGED)
+    plugin = np.where(q > 0, np.float32(qa) / (q.astype(np.float32) - np.float32(qb)), np.nan)  # its decoder
+    _, ours = decode_compressed_depth(form, data)
+    np.testing.assert_allclose(ours, plugin, rtol=1e-6, equal_nan=True)
+    assert np.nanmax(np.abs(ours - d) / d) < 1e-3
+
+
+def test_jpeg_and_png_compressed_images_interoperate_with_opencv():
+    rng = np.random.default_rng(0)
+    rgb = np.clip(np.dstack([np.mgrid[0:96, 0:128][1] * 2, np.mgrid[0:96, 0:128][0] * 2, np.full((96, 128), 90)])
+                  + rng.integers(-4, 5, (96, 128, 3)), 0, 255).astype(np.uint8)
+    form, data = encode_compressed(rgb, "rgb8", "jpeg", jpeg_quality=95)
+    assert form == "rgb8; jpeg compressed bgr8"
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # the plugin's subscriber
+    assert np.abs(bgr[..., ::-1].astype(int) - rgb).mean() < 3.0
+    ok, theirs = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])  # the plugin's publisher
+    enc, back = decode_compressed("rgb8; jpeg compressed bgr8", theirs.tobytes())
+    assert enc == "rgb8" and np.abs(back.astype(int) - rgb).mean() < 3.0
+    form, data = encode_compressed(rgb[..., 1].copy(), "mono8", "png")
+    assert form == "mono8; png compressed "
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), rgb[..., 1])
+
+
+@pytest.mark.parametrize("fmt,data,reason", [
+    ("16UC1; compressedDepth png", b"\x00" * 8, Reason.MALFORMED),              # shorter than the header
+    ("16UC1; compressedDepth png", struct.pack("<iff", 0, 0, 0) + b"notapng", Reason.MALFORMED),
+    ("16UC1; compressedDepth zstd", struct.pack("<iff", 0, 0, 0) + b"x" * 20, Reason.UNSUPPORTED),
+    ("rgb8; compressedDepth png", struct.pack("<iff", 0, 0, 0) + b"x" * 20, Reason.UNSUPPORTED),
+    ("16UC1; compressedDepth rvl", struct.pack("<iff", 0, 0, 0) + struct.pack("<II", 4000, 4000) + b"\x01" * 8,
+     Reason.MALFORMED),                                                          # claims 16 M pixels
+    ("16UC1; compressedDepth rvl", struct.pack("<iff", 0, 0, 0) + struct.pack("<II", 0, 5) + b"\x01" * 8,
+     Reason.EMPTY),
+])
+def test_corrupt_compressed_depth_is_rejected_with_a_reason(fmt, data, reason):
+    with pytest.raises(Rejected) as err:
+        decode_compressed_depth(fmt, data)
+    assert err.value.reason is reason
+
+
+def test_truncated_streams_and_bad_compressed_images_are_rejected():
+    d = scene_depth()
+    form, data = encode_compressed_depth(d, "16UC1", "rvl")
+    with pytest.raises(Rejected, match="truncated or corrupt"):
+        decode_compressed_depth(form, data[: len(data) // 2])
+    form, data = encode_compressed_depth(d, "16UC1", "png")
+    with pytest.raises(Rejected):
+        decode_compressed_depth(form, data[: len(data) // 2])
+    with pytest.raises(Rejected) as err:
+        decode_compressed("rgb8; jpeg compressed bgr8", b"\xff\xd8\xff" + b"\x00" * 40)
+    assert err.value.reason is Reason.MALFORMED
+    with pytest.raises(Rejected) as err:
+        decode_compressed("rgb8; webp compressed bgr8", b"RIFF" + b"\x00" * 40)
+    assert err.value.reason is Reason.UNSUPPORTED
