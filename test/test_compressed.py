@@ -154,3 +154,53 @@ def test_truncated_streams_and_bad_compressed_images_are_rejected():
     with pytest.raises(Rejected) as err:
         decode_compressed("rgb8; webp compressed bgr8", b"RIFF" + b"\x00" * 40)
     assert err.value.reason is Reason.UNSUPPORTED
+
+
+@pytest.mark.ros
+def test_camera_node_publishes_compressed_streams_and_inference_subscribes_to_them(ros_node):
+    """camera_node with compressed (JPEG) and compressedDepth (RVL) on; depth_inference_node
+    takes colour and depth through those transports. The compressedDepth of a frameset decodes
+    to exactly its raw depth; the JPEG is within tolerance of the raw colour; inference runs."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from harness import NodeProcess, collect
+
+    rel = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+    cam = {"source": "synthetic", "synthetic.prerender_frames": 5, "qos": "reliable", "compressed.enable": True,
+           "compressed_depth.enable": True, "compressed_depth.format": "rvl",
+           "rgb_camera.color_profile": "320,240,10", "depth_module.depth_profile": "320,240,10",
+           "depth_module.infra_profile": "320,240,10"}
+    inf = {"color_transport": "compressed", "depth_transport": "compressedDepth", "input_qos": "reliable",
+           "qos": "reliable", "intra_op_threads": 1}
+    topics = {"/camera/depth/image_rect_raw": Image, "/camera/depth/image_rect_raw/compressedDepth": CompressedImage,
+              "/camera/color/image_raw": Image, "/camera/color/image_raw/compressed": CompressedImage,
+              "/depth_inference/depth": Image}
+    with NodeProcess.node("camera_node", cam) as camera, NodeProcess.node("depth_inference_node", inf) as infer:
+        got = collect(ros_node, topics, 3, 60.0, qos=rel)
+        assert all(got.values()), ({k: len(v) for k, v in got.items()}, camera.output()[-1500:], infer.output()[-1500:])
+        assert camera.stop() == 0 and infer.stop() == 0
+    raw = {conv_stamp(m): m for _, m in got["/camera/depth/image_rect_raw"]}
+    checked = 0
+    for _, c in got["/camera/depth/image_rect_raw/compressedDepth"]:
+        r = raw.get(conv_stamp(c))
+        if r is None:
+            continue
+        assert c.format == "16UC1; compressedDepth rvl"
+        _, depth = decode_compressed_depth(c.format, bytes(c.data))
+        np.testing.assert_array_equal(depth, np.frombuffer(r.data, np.uint16).reshape(r.height, r.width))
+        assert len(c.data) < 0.6 * len(r.data)
+        checked += 1
+    assert checked >= 1
+    colors = {conv_stamp(m): m for _, m in got["/camera/color/image_raw"]}
+    c = next(m for _, m in got["/camera/color/image_raw/compressed"] if conv_stamp(m) in colors)
+    assert c.format == "rgb8; jpeg compressed bgr8"
+    r = colors[conv_stamp(c)]
+    _, rgb = decode_compressed(c.format, bytes(c.data))
+    assert np.abs(rgb.astype(int) - np.frombuffer(r.data, np.uint8).reshape(r.height, r.width, 3)).mean() < 6.0
+    d = got["/depth_inference/depth"][0][1]
+    assert (d.width, d.height) == (320, 240) and np.isfinite(np.frombuffer(d.data, np.float32)).mean() > 0.5
+
+
+def conv_stamp(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.core.transforms import RigidTransform
@@ -125,7 +125,23 @@ PARAMETERS: list[Param] = [
           "rate, stamped now; otherwise once on /tf_static (latched).", unit="Hz"),
     Param("qos", "sensor_data", "QoS of image, camera_info and point cloud topics.",
           choices=QOS_NAMES),
+    Param("compressed.enable", False, "Also publish <image>/compressed (sensor_msgs/CompressedImage "
+          "as image_transport's compressed plugin writes it) for colour and IR, encoded only while "
+          "someone subscribes."),
+    Param("compressed.format", "jpeg", "Codec of the compressed streams.", choices=("jpeg", "png")),
+    Param("compressed.jpeg_quality", 95, "JPEG quality (1-100)."),
+    Param("compressed.png_level", 3, "PNG compression level (0-9)."),
+    Param("compressed_depth.enable", False, "Also publish <depth>/compressedDepth (image_transport's "
+          "compressed_depth layout: its ConfigHeader + PNG or RVL) for depth and aligned depth, "
+          "encoded only while someone subscribes."),
+    Param("compressed_depth.format", "png", "Codec of compressedDepth (both lossless for 16UC1).",
+          choices=("png", "rvl")),
+    Param("compressed_depth.depth_max", 10.0, "compressedDepth: depth beyond this is sent as 0 "
+          "(invalid), as the plugin does.", unit="m"),
+    Param("compressed_depth.png_level", 1, "compressedDepth PNG compression level (0-9; 1 is fast)."),
 ]
+COMPRESSED_SUFFIX = {"color": "compressed", "infra1": "compressed", "depth": "compressedDepth",
+                     "aligned_depth": "compressedDepth"}
 
 # stream key -> (image topic, camera_info topic, optical frame stream name)
 TOPICS = {
@@ -240,6 +256,7 @@ class CameraNode(Node):
                         and self.p["enable_ground_truth"]}
         self.image_pubs: dict[str, Any] = {}
         self.info_pubs: dict[str, Any] = {}
+        self._compressed_pubs: dict[str, Any] = {}
         self.cloud_pub = (self.create_publisher(PointCloud2, "~/depth/color/points", self.qos)
                           if self.p["pointcloud.enable"] else None)
         self.rgbd_pub = (self.create_publisher(RGBIRDepth, "~/rgbd", self.qos)
@@ -257,6 +274,7 @@ class CameraNode(Node):
         for key in TOPICS:  # advertise up front, like realsense-ros
             if self.enabled.get(key) and key in available:
                 self._pubs(key)
+                self._compressed_pub(key)
         if self.enabled["aligned_depth"] and "aligned_depth" in available:
             # compile/load the registration kernel now, not on the first frameset (the JIT
             # takes ~12 s without numba's cache and would stall the stream mid-flight)
@@ -360,7 +378,8 @@ class CameraNode(Node):
         stamp = conv.ns_to_stamp(fs.stamp_ns)
         depth_mm = self._depth_mm(fs.depth, fs.depth_scale) if fs.depth is not None else None
         aligned = depth_mm is not None and fs.color is not None and self.enabled["aligned_depth"] \
-            and self._has_subscribers(*self._pubs("aligned_depth"))
+            and self._has_subscribers(*self._pubs("aligned_depth"),
+                                      *[p for p in [self._compressed_pub("aligned_depth")] if p is not None])
         streams: dict[str, tuple[Callable[[], np.ndarray], Any] | None] = {
             "depth": (lambda: depth_mm, fs.depth_model) if depth_mm is not None else None,
             "color": (lambda: fs.color, fs.color_model) if fs.color is not None else None,
@@ -391,6 +410,7 @@ class CameraNode(Node):
             image_pub, info_pub = self._pubs(key)
             image_pub.publish(image)
             info_pub.publish(info)
+            self._publish_compressed(key, array, image.header)
             msgs[key] = (image, info)
             self.diag.rate("streams", key, self.fps).tick(clock_latency(time.time(), fs.stamp_ns * 1e-9))
         self._send_static(fs, stamp)
@@ -406,6 +426,36 @@ class CameraNode(Node):
         if self.rgbd_pub is not None and self._has_subscribers(self.rgbd_pub):
             self.rgbd_pub.publish(self._rgbd(fs, stamp, msgs))
         self.published += 1
+
+    def _publish_compressed(self, key: str, array: np.ndarray, header: Any) -> None:
+        """<image>/compressed or <depth>/compressedDepth, image_transport's layouts, encoded
+        only while the topic has subscribers (core/compressed.py)."""
+        pub = self._compressed_pub(key)
+        if pub is None or not self._has_subscribers(pub):
+            return
+        depth = COMPRESSED_SUFFIX[key] == "compressedDepth"
+        from depth_ai_nodes.core import compressed
+
+        p = self.p
+        if depth:
+            fmt, data = compressed.encode_compressed_depth(
+                array, ENCODINGS[key], p["compressed_depth.format"], float(p["compressed_depth.depth_max"]),
+                png_level=int(p["compressed_depth.png_level"]))
+        else:
+            fmt, data = compressed.encode_compressed(array, ENCODINGS[key], p["compressed.format"],
+                                                     int(p["compressed.jpeg_quality"]), int(p["compressed.png_level"]))
+        pub.publish(CompressedImage(header=header, format=fmt, data=data))
+
+    def _compressed_pub(self, key: str) -> Any | None:
+        """The <image>/compressed or <depth>/compressedDepth publisher of `key`, when enabled."""
+        suffix = COMPRESSED_SUFFIX.get(key)
+        if suffix is None or not self.p["compressed_depth.enable" if suffix == "compressedDepth"
+                                         else "compressed.enable"]:
+            return None
+        if key not in self._compressed_pubs:
+            self._compressed_pubs[key] = self.create_publisher(CompressedImage, f"{TOPICS[key][0]}/{suffix}",
+                                                               self.qos)
+        return self._compressed_pubs[key]
 
     @staticmethod
     def _has_subscribers(*pubs: Any) -> bool:

@@ -75,6 +75,10 @@ PARAMETERS: list[Param] = [
           "reliable and best-effort publishers).", choices=QOS_NAMES),
     Param("expected_rate", 0.0, "Expected output rate for diagnostics (0: do not check).",
           unit="Hz"),
+    Param("color_transport", "raw", "How the colour image arrives: raw, or image_transport's "
+          "compressed (<color_topic>/compressed, JPEG or PNG).", choices=("raw", "compressed")),
+    Param("depth_transport", "raw", "How depth_topic arrives: raw, or compressedDepth "
+          "(<depth_topic>/compressedDepth, PNG or RVL).", choices=("raw", "compressedDepth")),
     *inputs.STAMP_PARAMETERS,
 ]
 
@@ -126,13 +130,14 @@ class DepthInferenceNode(Node):
         self.dropped = 0
         self.errors = 0
         self._stop = False
-        subs = {p["color_topic"]: self._on_color, p["color_info_topic"]: self._on_info}
+        subs = [self.gate.transport("color", p["color_topic"], p["color_transport"], self._on_color),
+                (p["color_info_topic"], CameraInfo, self._on_info)]
         if p["depth_topic"]:
-            subs[p["depth_topic"]] = lambda m: self._on_ref("depth", self._depths, m)
+            subs.append(self.gate.transport("depth", p["depth_topic"], p["depth_transport"],
+                                            lambda m: self._on_ref("depth", self._depths, m)))
         if p["sparse_topic"]:
-            subs[p["sparse_topic"]] = lambda m: self._on_ref("sparse", self._sparse, m)
-        for topic, cb in subs.items():
-            typ = CameraInfo if topic == p["color_info_topic"] else Image
+            subs.append((p["sparse_topic"], Image, lambda m: self._on_ref("sparse", self._sparse, m)))
+        for topic, typ, cb in subs:
             self.create_subscription(typ, topic, self.gate.counted(topic, cb), in_qos)
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()

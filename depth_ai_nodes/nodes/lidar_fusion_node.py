@@ -90,6 +90,12 @@ PARAMETERS: list[Param] = [
     Param("occlusion_abs_tol", 0.1, "See occlusion_rel_tol.", "m"),
     Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
+    Param("ir_transport", "raw", "How the IR image arrives: raw, or image_transport's compressed "
+          "(<ir_topic>/compressed).", choices=("raw", "compressed")),
+    Param("color_transport", "raw", "How the colour image arrives: raw or compressed "
+          "(<color_topic>/compressed).", choices=("raw", "compressed")),
+    Param("depth_transport", "raw", "How depth_topic arrives: raw or compressedDepth "
+          "(<depth_topic>/compressedDepth, PNG or RVL).", choices=("raw", "compressedDepth")),
     *inputs.STAMP_PARAMETERS,
 ]
 
@@ -163,18 +169,18 @@ class LidarFusionNode(Node):
         self._subs: dict[str, Any] = {}
         self._wanted: dict[str, tuple[type, Any]] = {p["cloud_topic"]: (PointCloud2, self._on_cloud)}
         if self.color_only:  # the colour camera is the camera: its frames are matched, no IR
-            self._wanted[p["color_topic"]] = (Image, self._on_ir)
+            self._want_image("color", p["color_topic"], p["color_transport"], self._on_ir)
             self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_info)
         else:
-            self._wanted[p["ir_topic"]] = (Image, self._on_ir)
+            self._want_image("ir", p["ir_topic"], p["ir_transport"], self._on_ir)
             self._wanted[p["ir_info_topic"]] = (CameraInfo, self._on_info)
             if p["color_topic"]:
-                self._wanted[p["color_topic"]] = (Image, self._on_color)
+                self._want_image("color", p["color_topic"], p["color_transport"], self._on_color)
             if p["color_topic"] or p["depth_camera"] == "color":
                 self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
                 self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
         if p["depth_topic"]:
-            self._wanted[p["depth_topic"]] = (Image, self._on_depth)
+            self._want_image("depth", p["depth_topic"], p["depth_transport"], self._on_depth)
         if p["odom_topic"]:
             self._wanted[p["odom_topic"]] = (Odometry, self._on_odom)
         if p["twist_topic"]:
@@ -209,6 +215,11 @@ class LidarFusionNode(Node):
                 self.extrinsics = ext.matrix
         except calib.CalibrationError as err:
             raise ConfigError(str(err)) from err
+
+    def _want_image(self, stream: str, topic: str, transport: str, callback: Any) -> None:
+        """An image subscription, raw or through image_transport's compressed layouts."""
+        topic, typ, cb = self.gate.transport(stream, topic, transport, callback)
+        self._wanted[topic] = (typ, cb)
 
     def _make_tf(self) -> Any:
         listener = tf.transform_listener(self, self.gate)

@@ -19,7 +19,7 @@ import numpy as np
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_ai_nodes.core import image_codec
 from depth_ai_nodes.core.camera_model import CameraModel
@@ -33,7 +33,7 @@ from depth_ai_nodes.ros.params import Param
 
 __all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
            "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
-           "twist", "extrinsics", "transform", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
+           "twist", "extrinsics", "transform", "decompressed", "TRANSPORTS", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
 
 MAX_IMAGE_PIXELS = 8192 * 8192   # larger than any depth camera: a corrupt header, not a frame
 MAX_SPEED = 100.0                # m/s: faster odometry is a fault, not a robot
@@ -236,6 +236,21 @@ def cloud(msg: PointCloud2, extra: Sequence[str] = ("intensity", "t")) -> CloudD
     return CloudData(st, s, msg.header.frame_id, out, bad, notes)
 
 
+TRANSPORTS = ("raw", "compressed", "compressedDepth")
+
+
+def decompressed(msg: CompressedImage, transport: str) -> Image:
+    """An image_transport compressed / compressedDepth message -> the Image it carries (same
+    header), decoded as the plugins define it (core/compressed.py); Rejected when corrupt."""
+    from depth_ai_nodes.core import compressed
+
+    if transport == "compressedDepth":
+        encoding, arr = compressed.decode_compressed_depth(msg.format, msg.data)
+    else:
+        encoding, arr = compressed.decode_compressed(msg.format, msg.data)
+    return conv.array_to_image(arr, encoding, header=msg.header)
+
+
 def twist(msg: Odometry | TwistStamped) -> TwistData:
     """Odometry (twist of child_frame_id) or TwistStamped (of header.frame_id), finite and
     within MAX_SPEED / MAX_ANGULAR_RATE."""
@@ -326,6 +341,20 @@ class InputGate:
             self.count_gaps(topic, info)
             callback(msg)
         return with_info
+
+    def transport(self, stream: str, topic: str, transport: str, callback: Callable[[Image], None]
+                  ) -> tuple[str, type, Callable[[Any], None]]:
+        """(topic, message type, callback) to subscribe to an image through `transport`:
+        raw as is; compressed / compressedDepth on <topic>/<transport>, decoded here and
+        handed on as an Image (a corrupt one is rejected and counted)."""
+        if transport == "raw":
+            return topic, Image, callback
+
+        def decode(msg: CompressedImage) -> None:
+            img = self.read(stream, decompressed, msg, transport, stamped=False)
+            if img is not None:
+                callback(img)
+        return f"{topic.rstrip('/')}/{transport}", CompressedImage, decode
 
     def count_gaps(self, stream: str, info: Any) -> int:
         """Messages of `stream` lost upstream (publisher sequence numbers from rclpy's
