@@ -1,0 +1,112 @@
+"""Bytes and CPU of image_transport's compressed formats per stream (issue #12).
+
+    python bench/bench_compression.py [--frames 30]
+
+On 640x480 frames of the built-in scene (depth, aligned depth, colour, IR) and on the real
+D435 recording's depth (../shared/data/realsense, when present): raw bytes vs compressed
+bytes per frame (and per second at 30 fps), and the CPU time of encoding + decoding one frame
+with core/compressed.py (Pillow + numba, what camera_node and the subscribing nodes run).
+Goals: compressedDepth >= 3x smaller than raw on the scene and the D435, encode + decode
+<= 20 % of a core at 30 fps (<= 6.7 ms per frame).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scene_frames(n: int) -> list:
+    from depth_ai_nodes.core.registration import align_depth_to_color
+    from depth_ai_nodes.core.scene import CameraRig, SyntheticCamera, World
+
+    cam = SyntheticCamera(World.default(seed=0), CameraRig(640, 480), seed=0)
+    rig = cam.rig
+    out = []
+    for k in range(n):
+        f = cam.render(2.0 + 0.5 * k, frame_index=k)
+        aligned = align_depth_to_color(f.depth_mm, rig.depth_model, rig.color_model, rig.depth_to_color,
+                                       depth_scale=0.001)
+        out.append({"depth 16UC1": f.depth_mm, "aligned depth 16UC1": aligned, "colour rgb8": f.color,
+                    "IR mono8": f.ir})
+    return out
+
+
+def d435_depth() -> np.ndarray | None:
+    path = ROOT.parent / "shared" / "data" / "realsense" / "d435_single_depth_color_640x480.bag"
+    if not path.is_file():
+        return None
+    import pyrealsense2 as rs
+
+    pipe, cfg = rs.pipeline(), rs.config()
+    cfg.enable_device_from_file(str(path), repeat_playback=False)
+    pipe.start(cfg)
+    try:
+        for _ in range(20):
+            ok, fs = pipe.try_wait_for_frames(2000)
+            if ok and fs.get_depth_frame():
+                return np.asanyarray(fs.get_depth_frame().get_data()).copy()
+    finally:
+        pipe.stop()
+    return None
+
+
+def measure(name: str, frames: list[np.ndarray], codecs: list[tuple[str, object, object]]) -> list[str]:
+    rows = []
+    raw = frames[0].nbytes
+    for label, enc, dec in codecs:
+        sizes, t_enc, t_dec = [], [], []
+        for a in frames:
+            t0 = time.perf_counter()
+            fmt, data = enc(a)
+            t1 = time.perf_counter()
+            dec(fmt, data)
+            t2 = time.perf_counter()
+            sizes.append(len(data))
+            t_enc.append(t1 - t0)
+            t_dec.append(t2 - t1)
+        size = float(np.mean(sizes))
+        cpu = 1e3 * (np.median(t_enc) + np.median(t_dec))
+        rows.append(f"| {name} | {label} | {raw / 1e3:.0f} | {size / 1e3:.1f} | {raw / size:.2f}x | "
+                    f"{30 * raw * 8 / 1e6:.0f} -> {30 * size * 8 / 1e6:.1f} | {1e3 * np.median(t_enc):.2f} | "
+                    f"{1e3 * np.median(t_dec):.2f} | {cpu * 30 / 10:.0f} % |")
+    return rows
+
+
+def main() -> int:
+    from depth_ai_nodes.core import compressed as c
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--frames", type=int, default=30)
+    args = p.parse_args()
+    frames = scene_frames(args.frames)
+    depth_codecs = [(f"compressedDepth {k}", lambda a, k=k: c.encode_compressed_depth(a, "16UC1", k),
+                     c.decode_compressed_depth) for k in ("png", "rvl")]
+    for a in frames[:2]:  # JIT / caches out of the timing
+        for _, e, d in depth_codecs:
+            d(*e(a["depth 16UC1"]))
+    rows = []
+    for key in ("depth 16UC1", "aligned depth 16UC1"):
+        rows += measure(f"scene {key}", [f[key] for f in frames], depth_codecs)
+    d435 = d435_depth()
+    if d435 is not None:
+        rows += measure("D435 recording depth 16UC1", [d435] * 5, depth_codecs)
+    for key, enc in (("colour rgb8", "rgb8"), ("IR mono8", "mono8")):
+        codecs = [(f"compressed {k}", lambda a, k=k, e=enc: c.encode_compressed(a, e, k), c.decode_compressed)
+                  for k in ("jpeg", "png")]
+        rows += measure(f"scene {key}", [f[key] for f in frames], codecs)
+    print(f"640x480, {args.frames} scene frames; CPU = median encode + decode of one frame on one core")
+    print("| stream | format | raw kB | compressed kB | ratio | Mbit/s at 30 fps | encode ms | decode ms "
+          "| CPU at 30 fps (% of a core) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
