@@ -153,3 +153,14 @@ def test_runner_stops_with_the_nodes_configuration_error(tmp_path):
     assert "camera_node stopped with a configuration error" in text, text
     assert "configuration error" in text and str(missing) in text, text
     assert "restarting in" not in text, text
+
+
+def test_runner_only_starts_the_named_nodes_and_refuses_unknown_ones(tmp_path):
+    """--only splits the pipeline across machines: here only lidar_node (camera elsewhere)."""
+    with NodeProcess([executable("depth-ai"), "run", "--only", "lidar", "--duration", "4", "--no-preview",
+                      "--log-dir", str(tmp_path)]) as runner:
+        assert runner.wait(timeout=90) == 0, runner.output()[-3000:]
+        out = runner.output()
+    assert "lidar_node stopped (exit 0)" in out and "camera_node" not in out, out[-3000:]
+    with NodeProcess([executable("depth-ai"), "run", "--only", "camera,radar", "--no-preview"]) as bad:
+        assert bad.wait(timeout=60) == 2 and "--only" in bad.output()

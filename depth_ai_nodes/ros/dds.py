@@ -14,6 +14,7 @@ from typing import Mapping
 from depth_ai_nodes.resources import config_path
 
 PROFILE_NAME = "fastdds_large_data.xml"
+MULTI_HOST_PROFILE_NAME = "fastdds_multi_host.xml"
 SHM_DIR = Path("/dev/shm")
 
 # Keep large message buffers out of mmap/munmap churn (see platform-facts.md).
@@ -21,14 +22,19 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "2
 
 
 def dds_environment(base: Mapping[str, str] | None = None, *, profile: bool = True,
-                    localhost_only: bool = True) -> dict[str, str]:
+                    localhost_only: bool = True, multi_host: bool = False) -> dict[str, str]:
     """Environment for a ROS process: the shipped SHM profile (unless the user set
-    one), loopback discovery, malloc tuning. Values already in `base` win."""
+    one), loopback discovery, malloc tuning. Values already in `base` win.
+    multi_host: the profile for a pipeline split across machines (shared memory on one
+    host, MTU-sized UDP fragments between hosts) and discovery on the local network."""
     env = dict(os.environ if base is None else base)
     if profile:
-        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(PROFILE_NAME)))
+        name = MULTI_HOST_PROFILE_NAME if multi_host else PROFILE_NAME
+        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(name)))
         env.setdefault("RMW_FASTRTPS_USE_QOS_FROM_XML", "0")
-    if localhost_only:
+    if multi_host:
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    elif localhost_only:
         env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     for key, value in MALLOC_ENV.items():
         env.setdefault(key, value)

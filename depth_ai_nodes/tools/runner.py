@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import dataclasses
+
 from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.pipeline import CLOUD, EXTRINSICS, IMAGE, INFO, Choices, Output, Planned, expected_rate, plan
 from depth_ai_nodes.tools.bag import message_class
@@ -33,6 +35,12 @@ from depth_ai_nodes.tools.bag import message_class
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STABLE_AFTER_S = 30.0   # a node that ran this long restarts with the shortest backoff again
 EXIT_CONFIG_ERROR = 2
+
+
+# --multi-host: reliable QoS on the streams that may cross machines (a lost fragment is resent;
+# best effort loses the whole image), every node's outputs and the inference node's inputs
+MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable"},
+                     "inference": {"qos": "reliable", "input_qos": "reliable"}, "fusion": {"qos": "reliable"}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: preview.png in the log folder)")
     p.add_argument("--no-preview", action="store_true", help="write no preview PNG")
     p.add_argument("--no-restart", action="store_true", help="do not restart nodes that die")
+    p.add_argument("--only", default="", metavar="NODES",
+                   help="start only these nodes (comma list of camera, inference, lidar, fusion): split the "
+                        "pipeline across machines, e.g. --only camera,lidar on the robot and --only "
+                        "inference,fusion on the server (with --multi-host on both)")
+    p.add_argument("--multi-host", action="store_true",
+                   help="the pipeline spans machines: config/fastdds_multi_host.xml, discovery on the local "
+                        "network (ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET), reliable QoS on the sensor streams "
+                        "so a lost frame is resent; the same ROS_DOMAIN_ID on every machine")
     p.add_argument("--foxglove", nargs="?", type=int, const=8765, default=None, metavar="PORT",
                    help="live view: a Foxglove WebSocket server on PORT (default 8765) relaying images, "
                         "depth, clouds and /diagnostics to Foxglove or Lichtblick (needs foxglove-sdk)")
@@ -90,14 +106,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"depth-ai run: params file {f} does not exist", file=sys.stderr)
             return EXIT_CONFIG_ERROR
     planned = plan(choices)
+    if args.only:
+        keys = {k.strip() for k in args.only.split(",") if k.strip()}
+        unknown = keys - {p.spec.key for p in planned} - {"camera", "inference", "lidar", "fusion"}
+        if unknown or not keys:
+            print(f"depth-ai run: --only {args.only!r}: use camera, inference, lidar, fusion", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+        planned = [p for p in planned if p.spec.key in keys]
+        for p in planned:  # what is not started here runs elsewhere
+            p.spec = dataclasses.replace(p.spec, requires=tuple(r for r in p.spec.requires if r in keys))
     for p in planned:
         p.extra_params_files = [Path(f).resolve() for f in args.params_file]
+        if args.multi_host:
+            p.params.update(MULTI_HOST_PARAMS.get(p.spec.key, {}))
 
     # The DDS profile and malloc tuning must be in place before rclpy.init,
     # for this process (the monitor) and every node it starts.
     from depth_ai_nodes.ros.dds import dds_environment
 
-    env = dds_environment()
+    env = dds_environment(multi_host=args.multi_host)
     if args.domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(args.domain_id)
     os.environ.update(env)
