@@ -17,3 +17,12 @@ def test_depth_ai_env_exports_the_shipped_profile_that_a_shell_can_eval():
     dotenv = subprocess.run([executable("depth-ai"), "env", "--format", "dotenv", "--any-host"],
                             capture_output=True, text=True, timeout=60).stdout
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in dotenv and f"FASTDDS_DEFAULT_PROFILES_FILE={profile}" in dotenv
+
+
+def test_depth_ai_env_multi_host_gives_the_multi_host_profile_and_subnet_discovery():
+    out = subprocess.run([executable("depth-ai"), "env", "--multi-host", "--format", "dotenv"],
+                         capture_output=True, text=True, timeout=60).stdout
+    vals = dict(line.split("=", 1) for line in out.splitlines())
+    assert Path(vals["FASTDDS_DEFAULT_PROFILES_FILE"]).name == "fastdds_multi_host.xml"
+    assert Path(vals["FASTDDS_DEFAULT_PROFILES_FILE"]).is_file()
+    assert vals["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"

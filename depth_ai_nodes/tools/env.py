@@ -4,28 +4,31 @@ nodes needs (the shipped Fast DDS profile, malloc tuning), for pip installs, whi
 
     eval "$(depth-ai env)"          # in each shell that runs rviz2, your own nodes, ...
     depth-ai env --format dotenv    # KEY=value lines, e.g. for a systemd EnvironmentFile
+    eval "$(depth-ai env --multi-host)"   # beside `depth-ai run --multi-host` on another machine
 """
 from __future__ import annotations
 
 import argparse
 import shlex
 
-from depth_ai_nodes.resources import config_path
-from depth_ai_nodes.ros.dds import MALLOC_ENV, PROFILE_NAME
+from depth_ai_nodes.ros.dds import dds_environment
 
 
-def lines(fmt: str = "sh", localhost_only: bool = True) -> list[str]:
-    env = {"FASTDDS_DEFAULT_PROFILES_FILE": str(config_path(PROFILE_NAME)), "RMW_FASTRTPS_USE_QOS_FROM_XML": "0",
-           "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", **MALLOC_ENV}
-    if localhost_only:
-        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+KEYS = ("FASTDDS_DEFAULT_PROFILES_FILE", "RMW_FASTRTPS_USE_QOS_FROM_XML", "RMW_IMPLEMENTATION",
+        "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "ROS_AUTOMATIC_DISCOVERY_RANGE")
+
+
+def lines(fmt: str = "sh", localhost_only: bool = True, multi_host: bool = False) -> list[str]:
+    """What our runner gives its nodes (ros.dds.dds_environment), as shell or dotenv lines."""
+    env = dds_environment({}, localhost_only=localhost_only, multi_host=multi_host)
+    env = {k: env[k] for k in KEYS if k in env}
     if fmt == "dotenv":
         return [f"{k}={v}" for k, v in env.items()]
     return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
 
 
 def run(args: argparse.Namespace) -> int:
-    print("\n".join(lines(args.format, not args.any_host)))
+    print("\n".join(lines(args.format, not args.any_host, args.multi_host)))
     return 0
 
 
@@ -35,4 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("sh", "dotenv"), default="sh")
     p.add_argument("--any-host", action="store_true",
                    help="leave out ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (discovery beyond this machine)")
+    p.add_argument("--multi-host", action="store_true",
+                   help="the profile for a pipeline across machines (depth-ai run --multi-host)")
     p.set_defaults(func=run)
