@@ -90,6 +90,9 @@ PARAMETERS: list[Param] = [
     Param("occlusion_abs_tol", 0.1, "See occlusion_rel_tol.", "m"),
     Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
+    Param("input_qos", "auto", "QoS of the sensor subscriptions: auto (match the publishers found at "
+          "start, best effort when none: it matches both), or reliable (across machines: a lost "
+          "fragment is resent; needs reliable publishers).", choices=("auto", "reliable")),
     Param("ir_transport", "raw", "How the IR image arrives: raw, or image_transport's compressed "
           "(<ir_topic>/compressed).", choices=("raw", "compressed")),
     Param("color_transport", "raw", "How the colour image arrives: raw or compressed "
@@ -233,8 +236,10 @@ class LidarFusionNode(Node):
         matches reliable and best-effort publishers alike); latched topics transient-local
         so a calibration sent before we started still arrives."""
         for topic, (typ, cb) in self._wanted.items():
+            depth = 20 if typ in (Odometry, TwistStamped) else 5
             qos = latched_qos() if typ is Extrinsics else \
-                matching_qos(self, topic, depth=20 if typ in (Odometry, TwistStamped) else 5)
+                qos_from_name("reliable", depth) if self.p["input_qos"] == "reliable" else \
+                matching_qos(self, topic, depth=depth)
             self._subs[topic] = self.create_subscription(typ, topic, self.gate.counted(topic, cb), qos)
 
     # --- camera side: validate at the boundary, store -------------------------------------

@@ -40,7 +40,8 @@ EXIT_CONFIG_ERROR = 2
 # --multi-host: reliable QoS on the streams that may cross machines (a lost fragment is resent;
 # best effort loses the whole image), every node's outputs and the inference node's inputs
 MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable"},
-                     "inference": {"qos": "reliable", "input_qos": "reliable"}, "fusion": {"qos": "reliable"}}
+                     "inference": {"qos": "reliable", "input_qos": "reliable"},
+                     "fusion": {"qos": "reliable", "input_qos": "reliable"}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
