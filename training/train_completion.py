@@ -1,4 +1,6 @@
-"""Train the shipped depth completion model and export it to ONNX.
+"""Train a depth completion model on real RGB-D and export it to ONNX (the shipped weights
+came from this script at commit 5507c19; models/MODEL_CARD.md says why the real-data models
+measured so far are not shipped).
 
     pip install -e '.[train]'          # torch + onnx, never needed at run time
     nice python training/train_completion.py --out models/depth_completion.onnx
