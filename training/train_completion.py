@@ -3,7 +3,7 @@ came from this script at commit 5507c19; models/MODEL_CARD.md says why the real-
 measured so far are not shipped).
 
     pip install -e '.[train]'          # torch + onnx, never needed at run time
-    nice python training/train_completion.py --out models/depth_completion.onnx
+    nice python training/train_completion.py --out /tmp/depth_completion_real.onnx
 
 Reproducible: one --seed fixes the data split, the masks, the initialisation and the
 batch order (torch runs deterministic CPU kernels). One run of the defaults takes
@@ -634,7 +634,8 @@ def export(net: CompletionNet, out: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=ROOT / "models" / "depth_completion.onnx")
+    p.add_argument("--out", type=Path, default=Path("depth_completion_real.onnx"),
+                   help="where to write the model (not models/: these weights are not the shipped ones)")
     p.add_argument("--real-data", type=Path, default=ROOT.parent / "shared" / "data" / "rgbd-train",
                    help="rgbd-train folder (never the evaluation frames)")
     p.add_argument("--holdout", type=float, default=0.12,
