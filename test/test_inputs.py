@@ -215,7 +215,8 @@ class FakeNode:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.timers = []
-        logger = SimpleNamespace(error=self.lines.append, warn=self.lines.append, info=self.lines.append)
+        log = lambda msg, **_throttle: self.lines.append(msg)  # noqa: E731
+        logger = SimpleNamespace(error=log, warn=log, info=log)
         self.get_logger = lambda: logger
         self.get_clock = lambda: SimpleNamespace(now=lambda: SimpleNamespace(nanoseconds=time.time_ns()))
         self.create_timer = lambda period, cb: self.timers.append(cb)

@@ -365,10 +365,11 @@ class InputGate:
             source = bytes(gid.get("data", b"")) if isinstance(gid, dict) else repr(gid)
         except AttributeError:
             return 0
-        with self._lock:
+        with self._lock:  # callbacks and workers both touch these: read them under the lock
             gap = self.gaps.setdefault(stream, SequenceGaps()).update(source, seq)
-        if gap:
-            self._diag.update("inputs", **self._values())
+            values = self._values() if gap else None
+        if values is not None:
+            self._diag.update("inputs", **values)
         return gap
 
     def missing(self, stream: str) -> int:
@@ -400,7 +401,8 @@ class InputGate:
         if reset:
             self._node.get_logger().warn(f"{stream}: time went back by more than "
                                          f"{self.guard.policy.reset_after_s:g} s; its history is reset "
-                                         f"(a bag looped, a sensor restarted, or a stamp was far ahead)")
+                                         f"(a bag looped, a sensor restarted, or a stamp was far ahead)",
+                                         throttle_duration_sec=5.0)
         return reset
 
     def reject(self, stream: str, err: Rejected, used: bool = False) -> None:
