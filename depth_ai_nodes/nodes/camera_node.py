@@ -30,7 +30,7 @@ from depth_ai_nodes.msg import Extrinsics, RGBIRDepth
 from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
-from depth_ai_nodes.ros.node_main import ConfigError, run_node
+from depth_ai_nodes.ros.node_main import ConfigError, announce_first_compile, run_node
 from depth_ai_nodes.ros.params import Param, declare
 from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
 from depth_ai_nodes.sources.base import (ENDED, RECONNECTING, STREAMING, Frameset, FrameSource,
@@ -163,6 +163,18 @@ def _profile(values: dict[str, Any], name: str) -> tuple[int, int, int]:
         raise ConfigError(str(err)) from None
 
 
+def _kernel_modules(values: dict[str, Any]) -> list[Any]:
+    """The numba modules this start runs: registration, and the scene's renderer for it."""
+    from depth_ai_nodes.core import registration
+
+    mods = [registration]
+    if values["source"] == "synthetic":
+        from depth_ai_nodes.core.scene import kernels
+
+        mods.append(kernels)
+    return mods
+
+
 def make_source(values: dict[str, Any]) -> FrameSource:
     """The FrameSource the parameters ask for (not started)."""
     from depth_ai_nodes.sources.realsense import FilterSettings, StreamSettings
@@ -237,6 +249,7 @@ class CameraNode(Node):
         if int(self.p["pointcloud.stride"]) < 1:
             raise ConfigError("pointcloud.stride must be >= 1")
         self.names = FrameNames(self.p["camera_name"], self.p["base_frame_id"])
+        announce_first_compile(self, _kernel_modules(self.p))
         try:
             self.source = make_source(self.p)
             self.source.start()

@@ -34,7 +34,7 @@ from depth_ai_nodes.ros import inputs
 from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.inputs import CloudData, InputGate, Reason, Rejected
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
-from depth_ai_nodes.ros.node_main import ConfigError, run_node
+from depth_ai_nodes.ros.node_main import ConfigError, announce_first_compile, run_node
 from depth_ai_nodes.ros.params import Param, declare
 from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, matching_qos, qos_from_name
 
@@ -125,6 +125,9 @@ class LidarFusionNode(Node):
         if not p["ir_topic"] and not p["color_topic"]:
             raise ConfigError("ir_topic and color_topic are both off: the node needs a camera (IR, or "
                               "colour alone with the LiDAR extrinsics into the colour camera)")
+        from depth_ai_nodes.core import motion, pointcloud, projection
+
+        announce_first_compile(self, [projection, pointcloud, motion])  # compiled at the first cloud
         self.diag = Diagnostics(self)
         self.gate = InputGate(self, self.diag, inputs.stamp_policy(p))
         self.out_qos = qos_from_name(p["qos"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -83,6 +83,21 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+
+
+def announce_first_compile(node: Node, modules: Sequence[Any]) -> None:
+    """One log line when this start will compile numba kernels (a fresh install): the node
+    is not dead, and says how long to wait."""
+    from depth_ai_nodes.core.jit import FIRST_START_SECONDS, uncompiled
+
+    try:
+        cold = uncompiled(modules)
+    except Exception:  # never let the announcement stop a start
+        return
+    if cold:
+        node.get_logger().warn(f"first start after install: compiling the numba kernels of {', '.join(cold)} "
+                               f"(about {FIRST_START_SECONDS}; cached for every later start, which "
+                               f"takes under a second)")
 
 
 def _clean_shm() -> int:
