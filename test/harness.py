@@ -134,3 +134,22 @@ def wait_for_topics(node: Node, topics: Iterable[str], timeout: float) -> bool:
     wanted = set(topics)
     return spin_until(
         node, lambda: wanted <= {n for n, _ in node.get_topic_names_and_types()}, timeout)
+
+
+def projected_pixels(msg: Any, field: str, projection: Any) -> tuple[int, Any, Any, Any]:
+    """The independent check of a fused cloud: project its x, y, z with a 3x4 `projection`
+    (e.g. KITTI P2 @ R0_rect @ Tr_velo_to_cam). Returns (how many points have `field`, the
+    `field` values of those that land clearly inside a pixel (not within 0.01 px of a border,
+    where rounding could go either way), and those pixels' rows and columns)."""
+    import numpy as np
+
+    from depth_ai_nodes.ros import conversions as conv
+
+    cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", field])
+    xyz = np.stack([cols["x"], cols["y"], cols["z"]], 1).astype(np.float64)
+    ref = np.c_[xyz, np.ones(len(xyz))] @ np.asarray(projection).T
+    uv = ref[:, :2] / ref[:, 2:3]
+    seen = np.isfinite(cols[field])
+    clear = seen & np.all(np.abs(uv - np.round(uv)) < 0.49, axis=1)
+    iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
+    return int(seen.sum()), cols[field][clear], iv, iu

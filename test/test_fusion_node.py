@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from tf2_msgs.msg import TFMessage
 
 from depth_ai_nodes.ros import conversions as conv
-from harness import NodeProcess, collect, spin_until
+from harness import NodeProcess, collect, projected_pixels, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -343,15 +343,9 @@ def test_kitti_scans_fused_with_their_image_via_calibration_file(ros_node, share
     msg = next((m for m in fused if m.width == n0
                 and np.isfinite(conv.pointcloud2_to_fields(m, ["ir"])["ir"]).any()), None)
     assert msg is not None, outputs
-    cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "ir"])
-    xyz = np.stack([cols["x"], cols["y"], cols["z"]], 1).astype(np.float64)
-    ref = np.c_[xyz, np.ones(len(xyz))] @ calib.projection(2).T
-    uv = ref[:, :2] / ref[:, 2:3]
-    seen = np.isfinite(cols["ir"])
-    assert 15_000 < seen.sum() < 21_000  # ~20k in the image, minus the occluded
-    clear = seen & np.all(np.abs(uv - np.round(uv)) < 0.49, axis=1)
-    iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
-    np.testing.assert_array_equal(cols["ir"][clear], grey[iv, iu].astype(np.float32))
+    seen, values, iv, iu = projected_pixels(msg, "ir", calib.projection(2))
+    assert 15_000 < seen < 21_000  # ~20k in the image, minus the occluded
+    np.testing.assert_array_equal(values, grey[iv, iu].astype(np.float32))
 
 
 def test_extrinsics_from_tf_static_chained_through_the_robot_tree(ros_node):
@@ -453,13 +447,7 @@ def test_kitti_colour_only_fusion_without_ir_or_depth_to_colour_extrinsics(ros_n
                 and np.isfinite(conv.pointcloud2_to_fields(m, ["rgb"])["rgb"]).any()), None)
     assert msg is not None, outputs
     assert [f.name for f in msg.fields] == ["x", "y", "z", "intensity", "rgb"]  # no ir field
-    cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "rgb"])
-    xyz = np.stack([cols["x"], cols["y"], cols["z"]], 1).astype(np.float64)
-    ref = np.c_[xyz, np.ones(len(xyz))] @ calib.projection(2).T
-    uv = ref[:, :2] / ref[:, 2:3]
-    seen = np.isfinite(cols["rgb"])
-    assert 15_000 < seen.sum() < 21_000
-    clear = seen & np.all(np.abs(uv - np.round(uv)) < 0.49, axis=1)
-    iu, iv = np.floor(uv[clear, 0] + 0.5).astype(int), np.floor(uv[clear, 1] + 0.5).astype(int)
-    r, g, b = unpack_rgb(cols["rgb"][clear])
+    seen, values, iv, iu = projected_pixels(msg, "rgb", calib.projection(2))
+    assert 15_000 < seen < 21_000  # ~20k in the image, minus the occluded
+    r, g, b = unpack_rgb(values)
     np.testing.assert_array_equal(np.stack([r, g, b], 1), rgb[iv, iu])

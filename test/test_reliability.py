@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,7 +181,9 @@ def test_fusion_under_overload_drops_the_oldest_clouds_and_counts_them(ros_node)
     keeps up with the input (no queue of stale clouds)."""
     rig = Rig(ros_node)
     big = rig.points(400_000)
-    with start_fusion(ros_node, rig, odom_topic="none") as fusion:  # `none` switches a topic off
+    # splat_px 4: a 9x9 occlusion footprint per point makes fusing cost several times what
+    # sending costs, so the node is overloaded on any machine
+    with start_fusion(ros_node, rig, odom_topic="none", splat_px=4) as fusion:  # `none` switches a topic off
         assert rig.fuse_one(10.0) is not None or rig.fuse_one(10.0) is not None, fusion.output()
         assert rig.odom.get_subscription_count() == 0
         out_stamps: list[int] = []  # raw CDR: deserialising 400k-point clouds here would be the bottleneck
@@ -204,7 +205,9 @@ def test_fusion_under_overload_drops_the_oldest_clouds_and_counts_them(ros_node)
         spin_until(ros_node, lambda: False, 2.0)
         got = [t for t in out_stamps if t in sent]
         assert got, fusion.output()[-2000:]
-        assert len(got) < 0.8 * len(sent), (len(got), len(sent))
+        # every cloud is fused or counted as dropped (up to the few in flight at the end)
+        assert spin_until(ros_node, lambda: len(got) + int(rig.fusion_value("dropped clouds (overload)") or 0)
+                          >= len(sent) - 3, 5.0), (len(got), len(sent), rig.fusion_value("dropped clouds (overload)"))
         # the last cloud out is one of the last few in: no backlog of stale clouds
         assert sent.index(got[-1]) >= len(sent) - 3, (sent.index(got[-1]), len(sent))
         assert spin_until(ros_node, lambda: int(rig.fusion_value("dropped clouds (overload)") or 0) > 0, 5.0)

@@ -162,6 +162,38 @@ def peel_fill_full(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tens
     return fill, support
 
 
+def _up(t: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class UNet(nn.Module):
+    """Depthwise-separable encoder 1/2 .. 1/32 and decoder back to 1/2 resolution, where
+    convolutions are cheap; returns the c[0]-channel features at 1/2 resolution."""
+
+    def __init__(self, cin: int, c: tuple[int, ...] = (16, 32, 64, 96, 128)) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(cin, c[0], 3, 2, 1), nn.ReLU6())             # 1/2
+        self.e1 = nn.Sequential(DSConv(c[0], c[1], 2), DSConv(c[1], c[1]))              # 1/4
+        self.e2 = nn.Sequential(DSConv(c[1], c[2], 2), DSConv(c[2], c[2]), DSConv(c[2], c[2]))  # 1/8
+        self.e3 = nn.Sequential(DSConv(c[2], c[3], 2), DSConv(c[3], c[3]), DSConv(c[3], c[3]))  # 1/16
+        self.e4 = nn.Sequential(DSConv(c[3], c[4], 2), DSConv(c[4], c[4]), DSConv(c[4], c[4]))  # 1/32
+        self.d3 = DSConv(c[4] + c[3], c[3])
+        self.d2 = DSConv(c[3] + c[2], c[2])
+        self.d1 = DSConv(c[2] + c[1], c[1])
+        self.d0 = DSConv(c[1] + c[0], c[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.stem(x)
+        s1 = self.e1(s0)
+        s2 = self.e2(s1)
+        s3 = self.e3(s2)
+        s4 = self.e4(s3)
+        y = self.d3(torch.cat([_up(s4), s3], 1))
+        y = self.d2(torch.cat([_up(y), s2], 1))
+        y = self.d1(torch.cat([_up(y), s1], 1))
+        return self.d0(torch.cat([_up(y), s0], 1))
+
+
 class CompletionNet(nn.Module):
     """rgb (N,3,H,W) 0..1, depth (N,1,H,W) metres (0 invalid), mask (N,1,H,W) 1 valid
     -> depth (N,1,H,W) metres, dense.
@@ -173,15 +205,7 @@ class CompletionNet(nn.Module):
     def __init__(self, c: tuple[int, ...] = (16, 32, 64, 96, 128)) -> None:
         super().__init__()
         cin = 3 + 1 + 1 + 1
-        self.stem = nn.Sequential(nn.Conv2d(cin, c[0], 3, 2, 1), nn.ReLU6())             # 1/2
-        self.e1 = nn.Sequential(DSConv(c[0], c[1], 2), DSConv(c[1], c[1]))              # 1/4
-        self.e2 = nn.Sequential(DSConv(c[1], c[2], 2), DSConv(c[2], c[2]), DSConv(c[2], c[2]))  # 1/8
-        self.e3 = nn.Sequential(DSConv(c[2], c[3], 2), DSConv(c[3], c[3]), DSConv(c[3], c[3]))  # 1/16
-        self.e4 = nn.Sequential(DSConv(c[3], c[4], 2), DSConv(c[4], c[4]), DSConv(c[4], c[4]))  # 1/32
-        self.d3 = DSConv(c[4] + c[3], c[3])
-        self.d2 = DSConv(c[3] + c[2], c[2])
-        self.d1 = DSConv(c[2] + c[1], c[1])
-        self.d0 = DSConv(c[1] + c[0], c[0])
+        self.unet = UNet(cin, c)
         # full-resolution head: two 1x1 convolutions summed (a concat at 640x480 costs more
         # than the convolution) and one dense 3x3 to a single channel; no depthwise
         # convolution at full resolution (onnxruntime runs those slowly)
@@ -200,17 +224,8 @@ class CompletionNet(nn.Module):
         # brightness, which says nothing about depth in real scenes
         hp = rgb - F.avg_pool2d(rgb, 15, 1, 7, count_include_pad=False)
         x = torch.cat([hp * 4.0, logp - mu, valid, support], dim=1)
-        s0 = self.stem(x)
-        s1 = self.e1(s0)
-        s2 = self.e2(s1)
-        s3 = self.e3(s2)
-        s4 = self.e4(s3)
-        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)  # noqa: E731
-        y = self.d3(torch.cat([up(s4), s3], 1))
-        y = self.d2(torch.cat([up(y), s2], 1))
-        y = self.d1(torch.cat([up(y), s1], 1))
-        y = self.d0(torch.cat([up(y), s0], 1))
-        res = self.head_out(F.relu6(self.head_feat(up(y)) + self.head_in(x)))
+        y = self.unet(x)
+        res = self.head_out(F.relu6(self.head_feat(_up(y)) + self.head_in(x)))
         # bounded correction (x0.61 .. x1.65): the classical fill stays the anchor
         return fill.clamp(min=0.05) * torch.exp(RESIDUAL_BOUND * torch.tanh(res))
 
@@ -256,15 +271,7 @@ class BlendNet(nn.Module):
     def __init__(self, c: tuple[int, ...] = (16, 32, 64, 96, 128)) -> None:
         super().__init__()
         cin = 3 + 1 + 1 + 1 + 2
-        self.stem = nn.Sequential(nn.Conv2d(cin, c[0], 3, 2, 1), nn.ReLU6())             # 1/2
-        self.e1 = nn.Sequential(DSConv(c[0], c[1], 2), DSConv(c[1], c[1]))              # 1/4
-        self.e2 = nn.Sequential(DSConv(c[1], c[2], 2), DSConv(c[2], c[2]), DSConv(c[2], c[2]))  # 1/8
-        self.e3 = nn.Sequential(DSConv(c[2], c[3], 2), DSConv(c[3], c[3]), DSConv(c[3], c[3]))  # 1/16
-        self.e4 = nn.Sequential(DSConv(c[3], c[4], 2), DSConv(c[4], c[4]), DSConv(c[4], c[4]))  # 1/32
-        self.d3 = DSConv(c[4] + c[3], c[3])
-        self.d2 = DSConv(c[3] + c[2], c[2])
-        self.d1 = DSConv(c[2] + c[1], c[1])
-        self.d0 = DSConv(c[1] + c[0], c[0])
+        self.unet = UNet(cin, c)
         # the head runs at 1/2 resolution (the weights of three sharp candidates need not be
         # sharp themselves); only the upsampled weights and the blend touch full resolution
         self.head_feat = nn.Conv2d(c[0], 16, 1)
@@ -284,17 +291,8 @@ class BlendNet(nn.Module):
         mu = (logp * valid).sum(dim=(2, 3), keepdim=True) / valid.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
         hp = rgb - F.avg_pool2d(rgb, 15, 1, 7, count_include_pad=False)
         x = torch.cat([hp * 4.0, logp - mu, valid, support, torch.log(near) - logp, torch.log(far) - logp], dim=1)
-        s0 = self.stem(x)
-        s1 = self.e1(s0)
-        s2 = self.e2(s1)
-        s3 = self.e3(s2)
-        s4 = self.e4(s3)
-        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)  # noqa: E731
-        y = self.d3(torch.cat([up(s4), s3], 1))
-        y = self.d2(torch.cat([up(y), s2], 1))
-        y = self.d1(torch.cat([up(y), s1], 1))
-        y = self.d0(torch.cat([up(y), s0], 1))
-        out = up(self.head_out(F.relu6(self.head_feat(y) + self.head_in(F.avg_pool2d(x, 2)))))
+        y = self.unet(x)
+        out = _up(self.head_out(F.relu6(self.head_feat(y) + self.head_in(F.avg_pool2d(x, 2)))))
         # softmax over the three logits, written out (onnxruntime's channel softmax is slow here)
         e = torch.exp(out[:, :3] - out[:, :3].amax(dim=1, keepdim=True))
         blend = (e[:, 0:1] * fill + e[:, 1:2] * near + e[:, 2:3] * far) / e.sum(dim=1, keepdim=True)

@@ -28,7 +28,7 @@ from depth_ai_nodes.msg import InferenceStats
 from depth_ai_nodes.resources import model_path
 from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros import inputs
-from depth_ai_nodes.ros.inputs import InputGate, Rejected
+from depth_ai_nodes.ros.inputs import InputGate
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -162,11 +162,8 @@ class DepthInferenceNode(Node):
             self._info = msg   # never republished unless valid
 
     def _on_ref(self, stream: str, store: deque, msg: Image) -> None:
-        try:
-            inputs.image(msg, inputs.DEPTH_ENCODINGS, f"{stream} image")
-            reset = self.gate.check_stamp(stream, msg.header.stamp)
-        except Rejected as err:
-            self.gate.reject(stream, err)
+        ok, reset = self.gate.read_stamped(stream, inputs.image, msg, inputs.DEPTH_ENCODINGS, f"{stream} image")
+        if ok is None:
             return
         with self._cv:
             if reset:

@@ -259,16 +259,11 @@ class LidarFusionNode(Node):
 
     def _on_ir(self, msg: Image) -> None:
         """The matched camera's frame: IR (mono), or colour (RGB) in colour-only mode."""
-        ir = self.gate.read("color" if self.color_only else "ir",
-                            inputs.color_image if self.color_only else inputs.mono_image, msg, stamped=False)
+        ir, reset = self.gate.read_stamped("color" if self.color_only else "ir",
+                                           inputs.color_image if self.color_only else inputs.mono_image, msg)
         if ir is not None and self.info is None and self.matrix_K is not None:
             self.info = _info_from_k(self.matrix_K, ir.array.shape, msg.header.frame_id)  # no camera_info needed
         if ir is None or self.info is None:
-            return
-        try:
-            reset = self.gate.check_stamp("ir", msg.header.stamp)
-        except Rejected as err:
-            self.gate.reject("ir", err)
             return
         with self._lock:
             if reset:  # a dead timeline must not stay "the newest frame"
@@ -278,8 +273,7 @@ class LidarFusionNode(Node):
         self._emit(matches)
 
     def _on_color(self, msg: Image) -> None:
-        self._store_stamped("color", self.colors, self.gate.read("color", inputs.color_image, msg, stamped=False),
-                            msg)
+        self._store_stamped(self.colors, *self.gate.read_stamped("color", inputs.color_image, msg))
 
     def _on_color_info(self, msg: CameraInfo) -> None:
         if self.gate.read("colour camera_info", inputs.camera_info, msg, stamped=False) is not None:
@@ -291,16 +285,12 @@ class LidarFusionNode(Node):
             self.depth_to_color = m
 
     def _on_depth(self, msg: Image) -> None:
-        self._store_stamped("depth", self.depths, self.gate.read(
-            "depth", inputs.depth_image, msg, float(self.p["depth_scale"]), stamped=False), msg)
+        self._store_stamped(self.depths, *self.gate.read_stamped(
+            "depth", inputs.depth_image, msg, float(self.p["depth_scale"])))
 
-    def _store_stamped(self, stream: str, buf: deque, data: Any, msg: Any) -> None:
+    def _store_stamped(self, buf: deque, data: Any, reset: bool) -> None:
+        """A validated image into its buffer (emptied first when its timeline restarted)."""
         if data is None:
-            return
-        try:
-            reset = self.gate.check_stamp(stream, msg.header.stamp)
-        except Rejected as err:
-            self.gate.reject(stream, err)
             return
         with self._lock:
             if reset:
@@ -314,13 +304,8 @@ class LidarFusionNode(Node):
         self._on_motion("twist", msg)
 
     def _on_motion(self, stream: str, msg: Odometry | TwistStamped) -> None:
-        tw = self.gate.read(stream, inputs.twist, msg, stamped=False)
+        tw, reset = self.gate.read_stamped(stream, inputs.twist, msg)
         if tw is None:
-            return
-        try:
-            reset = self.gate.check_stamp(stream, msg.header.stamp)
-        except Rejected as err:
-            self.gate.reject(stream, err)
             return
         with self._lock:
             if reset:
@@ -337,20 +322,13 @@ class LidarFusionNode(Node):
     def _on_cloud(self, msg: PointCloud2) -> None:
         with self._lock:
             self.counts["clouds"] += 1
-        data = self.gate.read("cloud", inputs.cloud, msg, stamped=False)
+        data = self.gate.read("cloud", inputs.cloud, msg)
         if data is None:
             with self._lock:
                 self.counts["rejected"] += 1
             return
         for note in data.notes:
             self.gate.reject("cloud", note, used=True)
-        try:
-            self.gate.check_stamp("cloud", msg.header.stamp)
-        except Rejected as err:
-            self.gate.reject("cloud", err)
-            with self._lock:
-                self.counts["rejected"] += 1
-            return
         ref = data.stamp_s
         if self.p["sync_reference"] == "mid_scan" and "t" in data.cols:
             ref += 0.5 * float(data.cols["t"].max())

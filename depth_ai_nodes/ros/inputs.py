@@ -380,15 +380,26 @@ class InputGate:
 
     def read(self, stream: str, reader: Callable[..., T], msg: Any, *args: Any,
              stamped: bool = True) -> T | None:
-        """reader(msg, *args), then time sanity on its stamp; None when rejected."""
+        """reader(msg, *args), then (stamped) time sanity on its stamp; None when rejected."""
+        if stamped:
+            return self.read_stamped(stream, reader, msg, *args)[0]
         try:
-            data = reader(msg, *args)
-            if stamped:
-                self.check_stamp(stream, msg.header.stamp)
-            return data
+            return reader(msg, *args)
         except Rejected as err:
             self.reject(stream, err)
             return None
+
+    def read_stamped(self, stream: str, reader: Callable[..., T], msg: Any, *args: Any
+                     ) -> tuple[T | None, bool]:
+        """(reader(msg, *args), whether the stream's timeline restarted with this stamp), or
+        (None, False) when the message or its stamp is rejected. On a restart the caller clears
+        what it buffered of `stream`."""
+        try:
+            data = reader(msg, *args)
+            return data, self.check_stamp(stream, msg.header.stamp)
+        except Rejected as err:
+            self.reject(stream, err)
+            return None, False
 
     def check_stamp(self, stream: str, stamp: Any) -> bool:
         """Raises Rejected(BAD_STAMP); True when the stream's timeline restarted (time went back
