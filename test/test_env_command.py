@@ -26,3 +26,14 @@ def test_depth_ai_env_multi_host_gives_the_multi_host_profile_and_subnet_discove
     assert Path(vals["FASTDDS_DEFAULT_PROFILES_FILE"]).name == "fastdds_multi_host.xml"
     assert Path(vals["FASTDDS_DEFAULT_PROFILES_FILE"]).is_file()
     assert vals["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+
+
+def test_multi_host_replaces_an_exported_single_host_set_up_but_keeps_a_profile_of_ones_own():
+    from depth_ai_nodes.ros.dds import dds_environment
+
+    single = dds_environment({})  # what `eval "$(depth-ai env)"` exported
+    multi = dds_environment(single, multi_host=True)
+    assert Path(multi["FASTDDS_DEFAULT_PROFILES_FILE"]).name == "fastdds_multi_host.xml"
+    assert multi["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+    own = dds_environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_dds.xml"}, multi_host=True)
+    assert own["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/my_dds.xml"

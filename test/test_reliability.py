@@ -290,3 +290,17 @@ def test_a_projection_extrinsics_matrix_is_checked_against_the_camera_info(ros_n
         assert spin_until(ros_node, rejected, 15.0), fusion.output()[-2000:]
         assert "differs from the K of extrinsics_matrix" in fusion.output()
         assert fusion.stop() == 0
+
+
+def test_fusion_input_qos_reliable_subscribes_reliably_before_any_publisher_exists(ros_node):
+    """input_qos reliable (set by --multi-host): a best-effort reader of a reliable writer gets
+    no resends, so across a lossy link the subscriptions must be reliable from the start."""
+    from rclpy.qos import ReliabilityPolicy
+
+    with NodeProcess.node("lidar_fusion_node", {**FUSION, "cloud_topic": "/rel/lonely_points",
+                                                "input_qos": "reliable"}) as fusion:
+        assert spin_until(ros_node, lambda: ros_node.get_subscriptions_info_by_topic("/rel/lonely_points"), 20.0), \
+            fusion.output()
+        infos = ros_node.get_subscriptions_info_by_topic("/rel/lonely_points")
+        assert all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        assert fusion.stop() == 0

@@ -164,3 +164,14 @@ def test_runner_only_starts_the_named_nodes_and_refuses_unknown_ones(tmp_path):
     assert "lidar_node stopped (exit 0)" in out and "camera_node" not in out, out[-3000:]
     with NodeProcess([executable("depth-ai"), "run", "--only", "camera,radar", "--no-preview"]) as bad:
         assert bad.wait(timeout=60) == 2 and "--only" in bad.output()
+
+
+def test_runner_multi_host_selects_the_multi_host_profile_and_reliable_sensor_qos(tmp_path):
+    """--multi-host: config/fastdds_multi_host.xml, discovery beyond this machine, reliable QoS."""
+    with NodeProcess([executable("depth-ai"), "run", "--only", "lidar", "--multi-host", "--duration", "4",
+                      "--no-preview", "--log-dir", str(tmp_path)]) as runner:
+        assert runner.wait(timeout=90) == 0, runner.output()[-3000:]
+        out = runner.output()
+    assert "fastdds_multi_host.xml" in out, out[-2000:]
+    log = (tmp_path / "lidar_node.log").read_text()
+    assert "qos:=reliable" in log and "lidar_node stopped (exit 0)" in out, log[:2000]

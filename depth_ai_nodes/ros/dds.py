@@ -28,6 +28,13 @@ def dds_environment(base: Mapping[str, str] | None = None, *, profile: bool = Tr
     multi_host: the profile for a pipeline split across machines (shared memory on one
     host, MTU-sized UDP fragments between hosts) and discovery on the local network."""
     env = dict(os.environ if base is None else base)
+    if multi_host:
+        # what the single-host set-up exported (`eval "$(depth-ai env)"`) would confine this
+        # process to one machine: replaced; a profile of the user's own is kept
+        if Path(env.get("FASTDDS_DEFAULT_PROFILES_FILE", "")).name == PROFILE_NAME:
+            del env["FASTDDS_DEFAULT_PROFILES_FILE"]
+        if env.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST":
+            del env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
     if profile:
         name = MULTI_HOST_PROFILE_NAME if multi_host else PROFILE_NAME
         env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(name)))
