@@ -71,6 +71,22 @@ class BuildMessages(build_ext):
             (target / "VENDORED_BY_DEPTH_AI_NODES").write_text(
                 "tf2_msgs/TFMessage built by depth_ai_nodes (vendor/tf2_msgs); a ROS install's "
                 "tf2_msgs on PYTHONPATH takes precedence.\n")
+        self._precompile(ROOT if inplace else Path(self.build_lib))
+
+    @staticmethod
+    def _precompile(tree: Path) -> None:
+        """Compile the numba kernels into TREE's __pycache__ folders, so they ship with the
+        package and a node's first start does not wait 15-30 s on the JIT
+        (depth_ai_nodes/precompile.py). Never fails the build: without the caches the nodes
+        compile on first use and say so."""
+        if os.environ.get("DEPTH_AI_NODES_NO_PRECOMPILE"):
+            return
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+        done = subprocess.run([sys.executable, "-m", "depth_ai_nodes.precompile"], cwd=tree, env=env)
+        if done.returncode != 0:
+            print("depth_ai_nodes: numba kernels not precompiled; nodes compile them on first use",
+                  file=sys.stderr)
 
     def _build_interfaces(self, prefix: Path, source: Path, package: str, target: Path,
                           inplace: bool, cmake_args: list[str]) -> None:

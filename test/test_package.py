@@ -171,15 +171,58 @@ def test_colcon_build_installs_a_working_ros_package(tmp_path):
                "LD_LIBRARY_PATH": f"{install / 'lib'}{os.pathsep}{os.environ.get('LD_LIBRARY_PATH', '')}"}
     probe = subprocess.run([sys.executable, "-c", (
         "import depth_ai_nodes, depth_ai_nodes.msg as m; from depth_ai_nodes.resources import share_dir;"
+        "from depth_ai_nodes.core import registration, projection; from depth_ai_nodes.core.scene import kernels;"
+        "from depth_ai_nodes.core.jit import uncompiled;"
         "print(depth_ai_nodes.__file__); print(depth_ai_nodes.__version__); print(share_dir());"
-        "print(m.RGBIRDepth().__class__.__name__)")],
-        cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=60)
+        "print(m.RGBIRDepth().__class__.__name__); print(','.join(uncompiled([registration, projection, kernels])) or 'none')")],
+        cwd=tmp_path, env={k: v for k, v in run_env.items() if k != "NUMBA_CACHE_DIR"},
+        capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, probe.stderr[-3000:]
-    where, version, share, msg_name = probe.stdout.split()
+    where, version, share, msg_name, cold = probe.stdout.split()
     assert where.startswith(str(site)) and version and msg_name == "RGBIRDepth"
+    # the kernels were compiled into the installed package at install time (first start ~1 s)
+    assert cold == "none", f"kernels not precompiled at install: {cold}"
+    assert list((site / "depth_ai_nodes" / "core" / "__pycache__").glob("registration._register-*.nbc"))
     assert share == str(install / "share" / "depth_ai_nodes")
     # `ros2 run depth_ai_nodes camera_node` runs this file: a config error exits 2 with its message
     bad = subprocess.run([str(install / "lib" / "depth_ai_nodes" / "camera_node"), "--ros-args",
                           "-p", "source:=bogus"], cwd=tmp_path, env=run_env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "source='bogus' is not valid" in bad.stdout + bad.stderr
+
+
+def test_wheel_ships_numba_caches_that_load_without_compiling(tmp_path):
+    """`pip install .` builds a wheel: its build compiles the numba kernels into the package
+    (depth_ai_nodes/precompile.py), so a first start does not wait 10-30 s on the JIT. The
+    caches must be in the wheel and valid where pip puts the files (new paths, new file times:
+    numba >= 0.68 stamps caches with a hash of the source)."""
+    import zipfile
+    from pathlib import Path
+
+    src = tmp_path / "src"
+    _tracked_tree(src)
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "DEPTH_AI_NODES_NO_PRECOMPILE")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "--disable-pip-version-check", "-q", "-w", str(tmp_path / "dist"), str(src)],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+    wheel = next((tmp_path / "dist").glob("depth_ai_nodes-*.whl"))
+    target = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        z.extractall(target)   # what pip does with a wheel: files at new paths, new times
+    for kernel in ("core/__pycache__/registration._register-", "core/__pycache__/projection._lookup_kernel-",
+                   "core/scene/__pycache__/kernels.render_depth_ir-"):
+        assert any(n.startswith(f"depth_ai_nodes/{kernel}") and n.endswith(".nbi") for n in names), kernel
+    probe = subprocess.run([sys.executable, "-c", (
+        "import depth_ai_nodes\n"
+        "from depth_ai_nodes.core import registration\n"
+        "registration.warm_up()\n"
+        "stats = registration._register.stats\n"
+        "print(depth_ai_nodes.__file__, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))")],
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    where, hits, misses = probe.stdout.split()
+    assert where.startswith(str(target))
+    assert int(hits) >= 1 and int(misses) == 0, "the shipped registration kernel was recompiled"

@@ -1,9 +1,11 @@
 """Which numba kernels a start will compile, so a node can say so instead of looking dead.
 
-numba caches compiled kernels next to the package (__pycache__, or NUMBA_CACHE_DIR). After a
-fresh install the cache is empty and the first start compiles everything it touches: about
-20-30 s on a 2-core CPU for camera_node on the built-in scene. `uncompiled` finds the cached
-modules whose kernels have no cache index yet (a cheap file check, nothing compiles).
+numba caches compiled kernels next to the package (__pycache__, or NUMBA_CACHE_DIR). A wheel
+build and a colcon install fill that cache (depth_ai_nodes/precompile.py), so a first start
+takes about a second. Where it is empty anyway (an install from a wheel built without it, an
+unwritable site-packages, NUMBA_CACHE_DIR pointing elsewhere) the first start compiles
+everything it touches: 10-30 s on a 2-core CPU. `uncompiled` finds the cached modules whose
+kernels have no cache index yet (a cheap file check, nothing compiles).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Iterable
 
 __all__ = ["uncompiled", "FIRST_START_SECONDS"]
 
-FIRST_START_SECONDS = "20-30 s on a 2-core CPU"
+FIRST_START_SECONDS = "10-30 s on a 2-core CPU"
 
 
 def _index_path(dispatcher: object) -> str | None:

@@ -97,7 +97,8 @@ def announce_first_compile(node: Node, modules: Sequence[Any]) -> None:
     if cold:
         node.get_logger().warn(f"first start after install: compiling the numba kernels of {', '.join(cold)} "
                                f"(about {FIRST_START_SECONDS}; cached for every later start, which "
-                               f"takes under a second)")
+                               f"takes about a second; `python -m depth_ai_nodes.precompile` "
+                               f"compiles them ahead)")
 
 
 def _clean_shm() -> int:
