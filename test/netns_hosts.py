@@ -1,0 +1,127 @@
+"""Two "hosts" on one machine for multi-host tests and benchmarks (root only).
+
+Two network namespaces ("robot" and "server") joined by a veth pair with their own addresses,
+each process started in one with its own private /dev/shm (so Fast DDS cannot take a shared-
+memory shortcut between them), and optional packet loss on the link: an nftables ingress rule
+`numgen random mod 100 < loss drop` in each namespace (this kernel has no netem).
+Needs root, iproute2 and nftables.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+NS = ("dai_robot", "dai_server")
+ADDR = {"dai_robot": "192.168.77.1/24", "dai_server": "192.168.77.2/24"}
+DEV = {"dai_robot": "dai_r0", "dai_server": "dai_s0"}
+# the runner's closing summary and its periodic status rows
+SUMMARY = re.compile(r"summary (\S+): (\d+) messages, mean ([\d.]+) Hz")
+STATUS = re.compile(r"status (/\S+)\s+([\d.]+|-) /\s+\S+ Hz\s+\S+\s+\d+\s+(\d+)\s+(\w+)")
+
+
+def unavailable() -> str | None:
+    """Why two hosts cannot be made here (None when they can)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("ip", "nft", "unshare"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (Debian: iproute2, nftables, util-linux)"
+    probe = subprocess.run(["ip", "netns", "add", "dai_probe"], capture_output=True, text=True)
+    subprocess.run(["ip", "netns", "del", "dai_probe"], capture_output=True)
+    if probe.returncode != 0:
+        return f"cannot create network namespaces here: {probe.stderr.strip()}"
+    return None
+
+
+def _sh(*cmd: str) -> None:
+    done = subprocess.run(list(cmd), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
+
+
+def setup(loss_percent: int) -> None:
+    """The two namespaces and the link; loss_percent of the frames dropped in each direction."""
+    teardown()
+    for ns in NS:
+        _sh("ip", "netns", "add", ns)
+    _sh("ip", "link", "add", DEV[NS[0]], "type", "veth", "peer", "name", DEV[NS[1]])
+    for ns in NS:
+        _sh("ip", "link", "set", DEV[ns], "netns", ns)
+        _sh("ip", "-n", ns, "addr", "add", ADDR[ns], "dev", DEV[ns])
+        _sh("ip", "-n", ns, "link", "set", DEV[ns], "up")
+        _sh("ip", "-n", ns, "link", "set", "lo", "up")
+        _sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", DEV[ns])
+        if loss_percent > 0:
+            nft = ("ip", "netns", "exec", ns, "nft")
+            _sh(*nft, "add", "table", "netdev", "lossy")
+            _sh(*nft, f"add chain netdev lossy in {{ type filter hook ingress device {DEV[ns]} priority 0; }}")
+            _sh(*nft, "add", "rule", "netdev", "lossy", "in", "numgen", "random", "mod", "100", "<",
+                str(loss_percent), "drop")
+
+
+def teardown() -> None:
+    for ns in NS:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def host_command(ns: str, args: list[str]) -> list[str]:
+    """`args` run in namespace `ns` with a private /dev/shm (a separate host)."""
+    inner = "mount -t tmpfs tmpfs /dev/shm && exec " + " ".join(args)
+    return ["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c", inner]
+
+
+def runner_rates(log: str) -> dict[str, float]:
+    """Mean rate per topic from a `depth-ai run` closing summary (first to last message)."""
+    return {m.group(1): float(m.group(3)) for m in SUMMARY.finditer(log)}
+
+
+def stalls(log: str, topics: list[str]) -> dict[str, int]:
+    """Per topic, how many periodic status rows after its first message said STALE (no message
+    for 3 s or 5 periods): a stream that stopped."""
+    out = {t: 0 for t in topics}
+    for m in STATUS.finditer(log):
+        topic, count, state = m.group(1), int(m.group(3)), m.group(4)
+        if topic in out and count > 0 and state == "STALE":
+            out[topic] += 1
+    return out
+
+
+def depth_ai_exe(python: str) -> str:
+    return shutil.which("depth-ai", path=str(Path(python).parent)) or "depth-ai"
+
+
+def run_split(python: str, seconds: float, loss_percent: int, domain: int, params_yaml: str,
+              logs: Path) -> str:
+    """The pipeline split across the two hosts: `depth-ai run --only camera,lidar --multi-host`
+    on the robot, `--only inference,fusion --multi-host` on the server for `seconds`; returns the
+    server runner's output (its status rows and closing summary)."""
+    setup(loss_percent)
+    exe = depth_ai_exe(python)
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "params.yaml").write_text(params_yaml)
+    common = ["--multi-host", "--no-preview", "--status-period", "2", "--domain-id", str(domain),
+              "--params-file", str(logs / "params.yaml")]
+    robot_out, server_out = logs / "robot.out", logs / "server.out"
+    with open(robot_out, "w") as r_log, open(server_out, "w") as s_log:
+        robot = subprocess.Popen(host_command(NS[0], [exe, "run", "--only", "camera,lidar", "--duration",
+                                                      str(seconds + 15), "--log-dir", str(logs / "robot"),
+                                                      *common]), stdout=r_log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(host_command(NS[1], [exe, "run", "--only", "inference,fusion", "--duration",
+                                                       str(seconds), "--log-dir", str(logs / "server"),
+                                                       *common]), stdout=s_log, stderr=subprocess.STDOUT)
+        try:
+            server.wait(timeout=seconds + 120)
+        finally:
+            for proc in (server, robot):
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+            teardown()
+    return server_out.read_text(errors="replace")
