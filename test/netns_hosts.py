@@ -18,7 +18,7 @@ NS = ("dai_robot", "dai_server")
 ADDR = {"dai_robot": "192.168.77.1/24", "dai_server": "192.168.77.2/24"}
 DEV = {"dai_robot": "dai_r0", "dai_server": "dai_s0"}
 # the runner's closing summary and its periodic status rows
-SUMMARY = re.compile(r"summary (\S+): (\d+) messages, mean ([\d.]+) Hz")
+SUMMARY = re.compile(r"summary (\S+): (\d+) messages, mean ([\d.]+) Hz .*latency median ([\d.na]+) ms")
 STATUS = re.compile(r"status (/\S+)\s+([\d.]+|-) /\s+\S+ Hz\s+\S+\s+\d+\s+(\d+)\s+(\w+)")
 
 
@@ -76,6 +76,11 @@ def host_command(ns: str, args: list[str]) -> list[str]:
 def runner_rates(log: str) -> dict[str, float]:
     """Mean rate per topic from a `depth-ai run` closing summary (first to last message)."""
     return {m.group(1): float(m.group(3)) for m in SUMMARY.finditer(log)}
+
+
+def runner_latencies(log: str) -> dict[str, float]:
+    """Median latency (ms, header stamp -> received by the runner) per topic from the summary."""
+    return {m.group(1): float(m.group(4)) for m in SUMMARY.finditer(log)}
 
 
 def stalls(log: str, topics: list[str]) -> dict[str, int]:

@@ -270,7 +270,7 @@ class BlendNet(nn.Module):
 
     def __init__(self, c: tuple[int, ...] = (16, 32, 64, 96, 128)) -> None:
         super().__init__()
-        cin = 3 + 1 + 1 + 1 + 2
+        cin = 3 + 1 + 1 + 1 + 2 + 1
         self.unet = UNet(cin, c)
         # the head runs at 1/2 resolution (the weights of three sharp candidates need not be
         # sharp themselves); only the upsampled weights and the blend touch full resolution
@@ -290,13 +290,27 @@ class BlendNet(nn.Module):
         logp = torch.log(fill)
         mu = (logp * valid).sum(dim=(2, 3), keepdim=True) / valid.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
         hp = rgb - F.avg_pool2d(rgb, 15, 1, 7, count_include_pad=False)
-        x = torch.cat([hp * 4.0, logp - mu, valid, support, torch.log(near) - logp, torch.log(far) - logp], dim=1)
+        x = torch.cat([hp * 4.0, logp - mu, valid, support, torch.log(near) - logp, torch.log(far) - logp,
+                       peel_jumps(logp, valid)], dim=1)
         y = self.unet(x)
         out = _up(self.head_out(F.relu6(self.head_feat(y) + self.head_in(F.avg_pool2d(x, 2)))))
         # softmax over the three logits, written out (onnxruntime's channel softmax is slow here)
         e = torch.exp(out[:, :3] - out[:, :3].amax(dim=1, keepdim=True))
         blend = (e[:, 0:1] * fill + e[:, 1:2] * near + e[:, 2:3] * far) / e.sum(dim=1, keepdim=True)
         return blend * torch.exp(0.2 * torch.tanh(out[:, 3:4]))
+
+
+def peel_jumps(logp: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """How far the peel fill jumps inside a hole: the largest 3x3 log-depth range (half
+    resolution) within ~14 px. Where both sides of a hole lie on one slanted surface the
+    first-order fronts meet smoothly (small jump) and the peel is right even though it lies
+    between the nearest and farthest side; at a depth edge the fronts meet with a step (large
+    jump) and a side is right. Without this cue both cases look alike to the blend weights."""
+    lp = F.avg_pool2d(logp, 2)
+    hole = (F.avg_pool2d(valid, 2) < 0.5).to(lp.dtype)
+    spread = F.max_pool2d(lp, 3, 1, 1) + F.max_pool2d(-lp, 3, 1, 1)
+    jump = F.max_pool2d(spread * hole, 7, 1, 3)
+    return F.interpolate(jump, scale_factor=2.0, mode="nearest") * 10.0
 
 
 HEADS = {"residual": CompletionNet, "blend": BlendNet}
@@ -460,11 +474,22 @@ def crop_stack(frames: list[tuple], h: int, w: int) -> list[tuple[np.ndarray, np
     return [f for f in frames if f[1].shape[0] >= h and f[1].shape[1] >= w]
 
 
-def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+def hide(sensor: np.ndarray, rgb: np.ndarray, rng: np.random.Generator, scale: float,
+         band: float = 0.0) -> np.ndarray:
     """Self-supervision: hide 5-35 % of the valid sensor depth in sensor-like holes, sized as
-    in the whole frame the crop came from (scale 1: a 640-pixel-wide frame)."""
-    return make_hole_mask(sensor, rgb, int(rng.integers(1 << 30)), fraction=float(rng.uniform(0.05, 0.35)),
-                          scale=scale)
+    in the whole frame the crop came from (scale 1: a 640-pixel-wide frame). With probability
+    `band`, also a straight band 6-24 px wide across the crop at any angle: a long hole whose
+    two sides are often one surface (a floor, a wall), where the fill must continue the slope
+    rather than pick a side."""
+    hidden = make_hole_mask(sensor, rgb, int(rng.integers(1 << 30)), fraction=float(rng.uniform(0.05, 0.35)),
+                            scale=scale)
+    if rng.random() < band:
+        h, w = sensor.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        th = rng.uniform(0, np.pi)
+        u = (xx - rng.uniform(0.2, 0.8) * w) * np.sin(th) - (yy - rng.uniform(0.2, 0.8) * h) * np.cos(th)
+        hidden |= (np.abs(u) < rng.uniform(3, 12) * scale) & (sensor > 0)
+    return hidden
 
 
 # ---------------------------------------------------------------- selection
@@ -513,7 +538,7 @@ class Selection:
 
 # ---------------------------------------------------------------- training
 def sample_batch(pool: list[tuple], n: int, h: int, w: int, rng: np.random.Generator,
-                 misalign: float) -> tuple[torch.Tensor, ...]:
+                 misalign: float, band: float = 0.0) -> tuple[torch.Tensor, ...]:
     """A batch of random crops with flips, photometric augmentation, colour shifts and
     sensor-like hidden depth. pool items: (kind, rgb, sensor, gt or None); gt None means the
     sensor depth is its own target (real frames: only hidden pixels are learned from)."""
@@ -532,7 +557,7 @@ def sample_batch(pool: list[tuple], n: int, h: int, w: int, rng: np.random.Gener
         if rng.random() < misalign:  # real RGB-D is never perfectly registered
             dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
             r = np.roll(r, (dy, dx), (0, 1))
-        hidden = hide(s, r, rng, max(sensor.shape) / 640.0)
+        hidden = hide(s, r, rng, max(sensor.shape) / 640.0, band)
         rgbs.append(r.transpose(2, 0, 1))
         sens.append(np.where(hidden, 0.0, s))
         gts.append(g)
@@ -575,7 +600,7 @@ def train(args: argparse.Namespace) -> CompletionNet:
     for step in range(args.steps):
         idx = rng.choice(len(pool), args.batch, p=weights)
         rgb, inp, gt, hidden, clean = sample_batch([pool[i] for i in idx], args.batch, args.crop_h,
-                                                   args.crop_w, rng, args.misalign)
+                                                   args.crop_w, rng, args.misalign, args.band_holes)
         mask = (inp > 0).float()
         # random global scale: the net must be scale-free (real scenes 0.1-10 m)
         s = torch.from_numpy(np.exp(rng.uniform(-0.7, 0.7, (args.batch, 1, 1, 1))).astype(np.float32))
@@ -650,6 +675,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--misalign", type=float, default=0.5,
                    help="fraction of samples whose colour is shifted 0-3 px against depth")
+    p.add_argument("--band-holes", type=float, default=0.3,
+                   help="share of samples that also get a straight band hole across the crop")
     p.add_argument("--l1-weight", type=float, default=0.2, help="weight of the log-L1 term")
     p.add_argument("--denoise-weight", type=float, default=0.5,
                    help="weight of the squared error on measured pixels where exact truth exists")
