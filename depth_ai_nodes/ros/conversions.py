@@ -1,12 +1,14 @@
 """ROS messages <-> numpy and core types. The ONLY place such conversions live.
 
-Fast idioms (see ../shared/notes/platform-facts.md): write ``msg.data = arr.tobytes()`` (assigning
-a numpy array copies element by element, ~100x slower); read with ``np.frombuffer(msg.data)``,
-a zero-copy view. The layout rules themselves are ROS-free in ``core.image_codec`` and
+Fast idioms (see ../shared/notes/platform-facts.md): write ``msg.data = message_bytes(arr)``, one
+copy into the array.array the message keeps (assigning a numpy array copies element by element,
+~100x slower; ``arr.tobytes()`` is a second full copy, because the setter copies bytes into an
+array.array again); read with ``np.frombuffer(msg.data)``, a zero-copy view. The layout rules themselves are ROS-free in ``core.image_codec`` and
 ``core.pointcloud``; this module only moves fields between messages and those functions.
 """
 from __future__ import annotations
 
+import array
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -83,6 +85,16 @@ def image_to_rgb_array(msg: Image) -> np.ndarray:
     return arr
 
 
+def message_bytes(a: np.ndarray) -> array.array:
+    """A uint8[] message field's value from an array, in one copy: the generated setters keep an
+    array.array('B') as it is and copy anything else into one, so ``tobytes()`` would copy twice
+    (measured 0.19 vs 0.38 ms for a 2.8 MB cloud)."""
+    out = array.array("B")
+    if a.size:  # (a view with a zero in its shape cannot be cast)
+        out.frombytes(memoryview(np.ascontiguousarray(a)).cast("B"))
+    return out
+
+
 def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None, frame_id: str | None = None,
                    stamp: Time | int | None = None, out: Image | None = None) -> Image:
     """numpy -> sensor_msgs/Image (tight rows, little-endian).
@@ -102,7 +114,7 @@ def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None,
     if out is not None and len(data) == a.nbytes:
         np.copyto(np.frombuffer(data, a.dtype).reshape(a.shape), a)
     else:
-        msg.data = a.tobytes()
+        msg.data = message_bytes(a)
     return msg
 
 
@@ -251,7 +263,7 @@ def rows_to_pointcloud2(rows: np.ndarray, names: Iterable[str], header: Header |
     msg.is_bigendian = False
     msg.point_step = 4 * len(names)
     msg.row_step = msg.point_step * w
-    msg.data = r.tobytes()  # the array IS the point layout
+    msg.data = message_bytes(r)  # the array IS the point layout
     if is_dense is None:
         xyz = [names.index(k) for k in ("x", "y", "z") if k in names]
         cols = r[:, :3] if xyz == [0, 1, 2] else r[:, xyz]
