@@ -130,7 +130,8 @@ def main() -> int:
                              qos_profile_sensor_data, raw=True)
     sources = {"built-in scene": ["-p", "source:=synthetic"]}
     if RECORDING.is_file():
-        sources["recording (D435 .bag)"] = ["-p", "source:=file", "-p", f"file_path:={RECORDING}"]
+        sources["recording (D435 .bag)"] = ["-p", "source:=file", "-p", f"file_path:={RECORDING}",
+                                            "-p", "playback.loop:=true"]  # one frameset: loop it
     else:
         print(f"no recording at {RECORDING}: the recording case is skipped")
     rows = []
