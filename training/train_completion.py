@@ -1,6 +1,6 @@
 """Train a depth completion model on real RGB-D and export it to ONNX (the shipped weights
 came from this script at commit 5507c19; models/MODEL_CARD.md says why the real-data models
-measured so far are not shipped).
+measured so far, this script's defaults included (run7), are not shipped).
 
     pip install -e '.[train]'          # torch + onnx, never needed at run time
     nice python training/train_completion.py --out /tmp/depth_completion_real.onnx
@@ -19,8 +19,9 @@ Architecture (--head blend, the default; ~130 k parameters, edge-CPU friendly):
        ring by ring with min / max pooling, which never mixes the two surfaces of an edge.
   2. A small U-Net of depthwise-separable convolutions (1/2 .. 1/32 resolution) sees the
      colour as local contrast (no absolute brightness), the log fill (scale-free), the mask,
-     the support and how far the two sides are from the fill, and outputs per pixel the
-     weights of the three candidates and a small bounded residual (x0.82 .. x1.22).
+     the support, how far the two sides are from the fill and how far the peel fill jumps
+     near the pixel (peel_jumps: one slanted surface vs a depth edge), and outputs per pixel
+     the weights of the three candidates and a small bounded residual (x0.82 .. x1.22).
   The network never invents depth: it decides, softly, which side of an edge a hole pixel
   belongs to and how much to trust the smooth fill. --head residual is the previous design
   (a bounded log residual on the peel fill), which did not generalise from real frames.
@@ -36,7 +37,9 @@ Training data (the evaluation frames in ../shared/data/rgbd and realsense are NE
     sensor depth registered to colour, with exact ground truth (10 % of the samples).
   Self-supervision: valid depth is hidden with the evaluation's own sensor-like hole
   generator (core/hole_masks.py, holes sized as in the whole frame, not the crop) and the
-  network learns to restore it. Crops 256x320, flips, photometric augmentation, colour
+  network learns to restore it; 30 % of the crops also get a straight band hole across them
+  (--band-holes), whose two sides are often one floor or wall. Crops 256x320, flips,
+  photometric augmentation, colour
   shifted up to 3 px against depth in half the samples, a random global depth scale.
   Model selection: the step with the lowest mean over folders of model RMSE / Telea RMSE on
   the held-out rgbd-train frames.
