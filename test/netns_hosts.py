@@ -83,6 +83,11 @@ def runner_latencies(log: str) -> dict[str, float]:
     return {m.group(1): float(m.group(4)) for m in SUMMARY.finditer(log)}
 
 
+def runner_cpu(log: str) -> dict[str, float]:
+    """Per node, its CPU after warm-up (% of one core) from a `depth-ai run` closing summary."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"summary CPU (\S+): ([\d.]+) % of one core", log)}
+
+
 def stalls(log: str, topics: list[str]) -> dict[str, int]:
     """Per topic, how many periodic status rows after its first message said STALE (no message
     for 3 s or 5 periods): a stream that stopped."""
@@ -98,25 +103,47 @@ def depth_ai_exe(python: str) -> str:
     return shutil.which("depth-ai", path=str(Path(python).parent)) or "depth-ai"
 
 
+def host_cpus() -> tuple[str, str] | None:
+    """CPU lists for taskset giving the robot and the server their own cores (the first and
+    the second half of this machine's), as two real hosts have; None with a single core."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return None
+    half = len(cpus) // 2
+    return ",".join(map(str, cpus[:half])), ",".join(map(str, cpus[half:]))
+
+
 def run_split(python: str, seconds: float, loss_percent: int, domain: int, params_yaml: str,
-              logs: Path) -> str:
+              logs: Path, cpus: tuple[str, str] | None = None, one_host: bool = False,
+              extra_args: tuple[str, ...] = ()) -> str:
     """The pipeline split across the two hosts: `depth-ai run --only camera,lidar --multi-host`
     on the robot, `--only inference,fusion --multi-host` on the server for `seconds`; returns the
-    server runner's output (its status rows and closing summary)."""
-    setup(loss_percent)
+    server runner's output (its status rows and closing summary).
+
+    cpus: taskset CPU lists of the robot and the server (host_cpus()), so the network's CPU
+    cost lands on each side's own cores as between real hosts; None: both share every core.
+    one_host: the same two runners on this host (shared memory between them, no link): the
+    reference for "a clean link as on one host"."""
+    if not one_host:
+        setup(loss_percent)
     exe = depth_ai_exe(python)
     logs.mkdir(parents=True, exist_ok=True)
     (logs / "params.yaml").write_text(params_yaml)
     common = ["--multi-host", "--no-preview", "--status-period", "2", "--domain-id", str(domain),
-              "--params-file", str(logs / "params.yaml")]
+              "--params-file", str(logs / "params.yaml"), *extra_args]
+
+    def command(side: int, args: list[str]) -> list[str]:
+        pinned = ["taskset", "-c", cpus[side], *args] if cpus else args
+        return pinned if one_host else host_command(NS[side], pinned)
+
     robot_out, server_out = logs / "robot.out", logs / "server.out"
     with open(robot_out, "w") as r_log, open(server_out, "w") as s_log:
-        robot = subprocess.Popen(host_command(NS[0], [exe, "run", "--only", "camera,lidar", "--duration",
-                                                      str(seconds + 15), "--log-dir", str(logs / "robot"),
-                                                      *common]), stdout=r_log, stderr=subprocess.STDOUT)
-        server = subprocess.Popen(host_command(NS[1], [exe, "run", "--only", "inference,fusion", "--duration",
-                                                       str(seconds), "--log-dir", str(logs / "server"),
-                                                       *common]), stdout=s_log, stderr=subprocess.STDOUT)
+        robot = subprocess.Popen(command(0, [exe, "run", "--only", "camera,lidar", "--duration",
+                                             str(seconds + 15), "--log-dir", str(logs / "robot"), *common]),
+                                 stdout=r_log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command(1, [exe, "run", "--only", "inference,fusion", "--duration",
+                                              str(seconds), "--log-dir", str(logs / "server"), *common]),
+                                  stdout=s_log, stderr=subprocess.STDOUT)
         try:
             server.wait(timeout=seconds + 120)
         finally:
@@ -128,5 +155,6 @@ def run_split(python: str, seconds: float, loss_percent: int, domain: int, param
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait()
-            teardown()
+            if not one_host:
+                teardown()
     return server_out.read_text(errors="replace")

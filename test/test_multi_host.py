@@ -3,7 +3,8 @@
 Two network namespaces joined by a veth pair with their own addresses and private /dev/shm
 (test/netns_hosts.py): camera_node and lidar_node on the "robot", depth_inference_node and
 lidar_fusion_node on the "server", each side started the documented way
-(`depth-ai run --only ... --multi-host`). Run once on a clean link and once with 5 % of the
+(`depth-ai run --only ... --multi-host`), each on its own half of the cores as two computers
+would be. Run once on a clean link and once with 5 % of the
 frames dropped in each direction (nftables). Sensors are small (320x240 at 6 fps, a 16x512
 LiDAR) so two runners and four nodes fit the 2-core CI machine; bench/bench_multi_host.py
 measures the larger ones.
@@ -15,7 +16,7 @@ import sys
 
 import pytest
 
-from netns_hosts import run_split, runner_rates, stalls, unavailable
+from netns_hosts import host_cpus, run_split, runner_rates, stalls, unavailable
 
 PARAMS = """camera:
   ros__parameters:
@@ -43,8 +44,9 @@ def split_runs(tmp_path_factory):
         pytest.skip(why)
     domain = 150 + os.getpid() % 50
     logs = tmp_path_factory.mktemp("multi_host")
-    clean = run_split(sys.executable, SECONDS, 0, domain, PARAMS, logs / "clean")
-    lossy = run_split(sys.executable, SECONDS, 5, domain, PARAMS, logs / "lossy")
+    cpus = host_cpus()  # each host its own cores, as two computers
+    clean = run_split(sys.executable, SECONDS, 0, domain, PARAMS, logs / "clean", cpus=cpus)
+    lossy = run_split(sys.executable, SECONDS, 5, domain, PARAMS, logs / "lossy", cpus=cpus)
     return clean, lossy
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
 from depth_ai_nodes.pipeline import NODES, Choices, expected_rate, plan
@@ -175,3 +176,48 @@ def test_runner_multi_host_selects_the_multi_host_profile_and_reliable_sensor_qo
     assert "fastdds_multi_host.xml" in out, out[-2000:]
     log = (tmp_path / "lidar_node.log").read_text()
     assert "qos:=reliable" in log and "lidar_node stopped (exit 0)" in out, log[:2000]
+
+
+def _fused_with_camera(diags: list) -> int:
+    """The fusion node's "fused with camera" count in the newest /diagnostics that has it."""
+    for _, arr in reversed(diags):
+        for status in arr.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if "fused with camera" in values:
+                return int(values["fused with camera"])
+    return 0
+
+
+def test_runner_compressed_carries_colour_ir_and_depth_compressed_to_inference_and_fusion(tmp_path, ros_node):
+    """--compressed: the camera publishes <image>/compressed and <depth>/compressedDepth, the
+    inference and fusion nodes subscribe to those only. Inference depth needs colour and depth,
+    a cloud fused with camera values needs IR: both flow only through the compressed streams."""
+    params = tmp_path / "small.yaml"
+    params.write_text(yaml.safe_dump({
+        "camera": {"ros__parameters": {f"{k}": f"{W},{H},6" for k in (
+            "rgb_camera.color_profile", "depth_module.depth_profile", "depth_module.infra_profile")}
+            | {"enable_ground_truth": False}},
+        "lidar": {"ros__parameters": {"beams": 16, "columns": 512}},
+        "depth_inference": {"ros__parameters": {"intra_op_threads": 1}}}))
+    with NodeProcess([executable("depth-ai"), "run", "--compressed", "--duration", "40", "--no-preview",
+                      "--status-period", "2", "--params-file", str(params), "--log-dir", str(tmp_path / "logs"),
+                      "--domain-id", os.environ["ROS_DOMAIN_ID"]]) as runner:
+        started = time.monotonic()
+        got = collect(ros_node, {"/depth_inference/depth": Image, "/diagnostics": DiagnosticArray}, count=0,
+                      timeout=60.0, qos=BEST_EFFORT, stop_when=lambda g: len(g["/depth_inference/depth"]) >= 3
+                      and _fused_with_camera(g["/diagnostics"]) >= 3)
+        time.sleep(max(0.0, started + 10.0 - time.monotonic()))  # past the nodes' CPU warm-up mark
+        assert runner.stop(timeout=30) == 0, runner.output()[-3000:]
+        text = runner.output()
+    assert len(got["/depth_inference/depth"]) >= 3, text[-3000:]
+    assert _fused_with_camera(got["/diagnostics"]) >= 3, text[-3000:]
+    logs = {name: (tmp_path / "logs" / f"{name}.log").read_text() for name in (
+        "camera_node", "depth_inference_node", "lidar_fusion_node")}
+    assert "compressed_depth.format:=rvl" in logs["camera_node"], logs["camera_node"][:2000]
+    assert ("color_transport:=compressed" in logs["depth_inference_node"]
+            and "depth_transport:=compressedDepth" in logs["depth_inference_node"]), logs["depth_inference_node"][:2000]
+    assert "ir_transport:=compressed" in logs["lidar_fusion_node"], logs["lidar_fusion_node"][:2000]
+    # the summary gives each node's CPU after its warm-up 
+    cpu = dict(re.findall(r"summary CPU (\w+): ([\d.]+) % of one core", text))
+    assert set(cpu) == {"camera_node", "depth_inference_node", "lidar_node", "lidar_fusion_node"}, text[-3000:]
+    assert all(0.0 < float(v) < 100.0 * os.cpu_count() for v in cpu.values()), cpu

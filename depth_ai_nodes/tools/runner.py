@@ -33,6 +33,7 @@ from depth_ai_nodes.pipeline import CLOUD, EXTRINSICS, IMAGE, INFO, Choices, Out
 from depth_ai_nodes.tools.bag import message_class
 
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+CPU_WARM_UP_S = 5.0    # a node's CPU share is reported from this long after its start (imports, JIT load)
 STABLE_AFTER_S = 30.0   # a node that ran this long restarts with the shortest backoff again
 EXIT_CONFIG_ERROR = 2
 
@@ -42,6 +43,14 @@ EXIT_CONFIG_ERROR = 2
 MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable"},
                      "inference": {"qos": "reliable", "input_qos": "reliable"},
                      "fusion": {"qos": "reliable", "input_qos": "reliable"}}
+# --compressed: the camera's images cross as image_transport's compressed (JPEG) and depth as
+# compressedDepth (RVL: lossless, ~1.5 ms a frame each way); its consumers subscribe to those.
+# Measured to cut the bytes 2.5-19x per stream (bench/bench_compression.py) and the network CPU
+# of a split pipeline (bench/bench_multi_host.py).
+COMPRESSED_PARAMS = {"camera": {"compressed.enable": True, "compressed.format": "jpeg",
+                                "compressed_depth.enable": True, "compressed_depth.format": "rvl"},
+                     "inference": {"color_transport": "compressed", "depth_transport": "compressedDepth"},
+                     "fusion": {"ir_transport": "compressed", "color_transport": "compressed"}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,6 +95,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the pipeline spans machines: config/fastdds_multi_host.xml, discovery on the local "
                         "network (ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET), reliable QoS on the sensor streams "
                         "so a lost frame is resent; the same ROS_DOMAIN_ID on every machine")
+    p.add_argument("--compressed", action="store_true",
+                   help="camera images travel as <image>/compressed (JPEG) and depth as <depth>/compressedDepth "
+                        "(RVL, lossless); the inference and fusion nodes subscribe to those (for a slow link; "
+                        "the same flag on every machine)")
     p.add_argument("--foxglove", nargs="?", type=int, const=8765, default=None, metavar="PORT",
                    help="live view: a Foxglove WebSocket server on PORT (default 8765) relaying images, "
                         "depth, clouds and /diagnostics to Foxglove or Lichtblick (needs foxglove-sdk)")
@@ -120,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         p.extra_params_files = [Path(f).resolve() for f in args.params_file]
         if args.multi_host:
             p.params.update(MULTI_HOST_PARAMS.get(p.spec.key, {}))
+        if args.compressed:
+            p.params.update(COMPRESSED_PARAMS.get(p.spec.key, {}))
 
     # The DDS profile and malloc tuning must be in place before rclpy.init,
     # for this process (the monitor) and every node it starts.
@@ -190,10 +205,28 @@ class Child:
     restart_at: float = 0.0     # monotonic time of the pending restart (0: none)
     failed: str = ""            # set when it will not be restarted
     exit_codes: list[int] = field(default_factory=list)
+    cpu_mark: tuple[float, float] | None = None   # (monotonic time, CPU seconds) after warm-up
 
     @property
     def name(self) -> str:
         return self.planned.spec.executable
+
+    def mark_cpu(self) -> None:
+        """Remember the CPU time once the node is past its warm-up (once per process)."""
+        now = time.monotonic()
+        if self.cpu_mark is None and self.alive() and now - self.started_at >= CPU_WARM_UP_S:
+            used = process_cpu_seconds(self.proc.pid)
+            if used is not None:
+                self.cpu_mark = (now, used)
+
+    def cpu_share(self) -> float | None:
+        """CPU of the node process (all its threads) since the warm-up mark, as a share of one
+        core; None before the mark or where /proc is not readable."""
+        if self.cpu_mark is None or not self.alive():
+            return None
+        used = process_cpu_seconds(self.proc.pid)
+        elapsed = time.monotonic() - self.cpu_mark[0]
+        return None if used is None or elapsed <= 0 else (used - self.cpu_mark[1]) / elapsed
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -209,6 +242,7 @@ class Child:
         log.close()
         self.started_at = time.monotonic()
         self.restart_at = 0.0
+        self.cpu_mark = None
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -216,6 +250,16 @@ class Child:
         except OSError:
             return ""
         return "\n".join("    " + line for line in text[-lines:])
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc; None elsewhere or once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- topic measurements ------------------------------------------------------------------
@@ -555,6 +599,8 @@ class Runner:
         header = (f"{'topic':<44} {'rate / expected':>18}  {'latency':>9}  {'drops':>5}  "
                   f"{'count':>6}  state")
         rows = self.status_rows()
+        for child in self.children:
+            child.mark_cpu()
         if final:
             import resource
 
@@ -563,6 +609,11 @@ class Runner:
             print(f"[depth-ai run] summary after {elapsed:.1f} s: {self._node_line()}; "
                   f"the runner's own CPU (monitoring) {100 * cpu:.1f} % of one core",
                   file=self.out)
+            for child in self.children:
+                share = child.cpu_share()
+                if share is not None:
+                    print(f"[depth-ai run] summary CPU {child.name}: {100 * share:.1f} % of one core "
+                          f"(after its first {CPU_WARM_UP_S:g} s)", file=self.out)
             for topic, s in self.stats.items():
                 lat = s.meter.latency_ms()
                 print(f"[depth-ai run] summary {topic}: {s.count} messages, mean "
