@@ -145,6 +145,23 @@ FUSION = NodeSpec(
 NODES: tuple[NodeSpec, ...] = (CAMERA, INFERENCE, LIDAR, FUSION)
 BY_KEY = {n.key: n for n in NODES}
 
+# --multi-host: reliable QoS on the streams that may cross machines (a lost fragment is resent;
+# best effort loses the whole image), every node's outputs and the inference node's inputs
+MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable"},
+                     "inference": {"qos": "reliable", "input_qos": "reliable"},
+                     "fusion": {"qos": "reliable", "input_qos": "reliable"}}
+# --compressed: the camera's images cross as image_transport's compressed (JPEG) and depth as
+# compressedDepth (RVL: lossless, ~1.5 ms a frame each way); its consumers subscribe to those.
+# Measured to cut the bytes 2.5-19x per stream (bench/bench_compression.py) and the network CPU
+# of a split pipeline (bench/bench_multi_host.py).
+COMPRESSED_PARAMS = {"camera": {"compressed.enable": True, "compressed.format": "jpeg",
+                                "compressed_depth.enable": True, "compressed_depth.format": "rvl"},
+                     "inference": {"color_transport": "compressed", "depth_transport": "compressedDepth"},
+                     "fusion": {"ir_transport": "compressed", "color_transport": "compressed"}}
+# what the runner's --multi-host / --compressed and the launch arguments multi_host:=true /
+# compressed:=true set, per node key (the same tables for both)
+SWITCHES: dict[str, dict[str, dict[str, Any]]] = {"multi_host": MULTI_HOST_PARAMS, "compressed": COMPRESSED_PARAMS}
+
 
 @dataclass
 class Choices:

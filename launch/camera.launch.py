@@ -14,7 +14,7 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from depth_ai_nodes.launch_support import dds_environment_actions
+from depth_ai_nodes.launch_support import dds_environment_actions, switched_parameters
 
 ARGUMENTS = {
     "source": ("synthetic", "synthetic (built-in scene), realsense (live camera), file or images"),
@@ -27,6 +27,9 @@ ARGUMENTS = {
     "enable_camera": ("true", "start camera_node"),
     "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),
     "respawn": ("true", "restart the node if it dies (after 2 s)"),
+    "multi_host": ("false", "the pipeline spans machines (as depth-ai run --multi-host): multi-host DDS "
+                            "profile, discovery on the local network, reliable QoS"),
+    "compressed": ("false", "images cross as JPEG, depth as RVL compressedDepth (as depth-ai run --compressed)"),
 }
 
 
@@ -43,7 +46,8 @@ def generate_launch_description() -> LaunchDescription:
             "images.depth": ParameterValue(LaunchConfiguration("images_depth"), value_type=str),
             "images.camera_info": ParameterValue(LaunchConfiguration("images_camera_info"), value_type=str),
             "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
-        }],
+        }, switched_parameters("camera", multi_host=LaunchConfiguration("multi_host"),
+                                compressed=LaunchConfiguration("compressed"))],
         respawn=LaunchConfiguration("respawn"),
         respawn_delay=2.0,  # launch takes a number here, not a substitution
         output="screen", emulate_tty=True,
@@ -51,6 +55,6 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         *(DeclareLaunchArgument(name, default_value=default, description=text)
           for name, (default, text) in ARGUMENTS.items()),
-        *dds_environment_actions(),
+        *dds_environment_actions(LaunchConfiguration("multi_host")),
         camera,
     ])

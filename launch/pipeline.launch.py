@@ -4,6 +4,9 @@
     ros2 launch depth_ai_nodes pipeline.launch.py source:=realsense lidar_source:=ouster \
         ouster_pcap:=/data/os1.pcap enable_inference:=false
     ros2 launch depth_ai_nodes pipeline.launch.py use_sim_time:=true   # with depth-ai play --clock
+    # split across machines (the same ROS_DOMAIN_ID on both), as depth-ai run --only ... --multi-host:
+    ros2 launch depth_ai_nodes pipeline.launch.py enable_inference:=false enable_fusion:=false multi_host:=true
+    ros2 launch depth_ai_nodes pipeline.launch.py enable_camera:=false enable_lidar:=false multi_host:=true
 
 The same nodes and parameter files as `depth-ai run` (no ROS install needed).
 Every argument of the four included launch files can be given here.
@@ -36,18 +39,22 @@ ARGUMENTS = {
     "enable_fusion": ("true", "start lidar_fusion_node"),
     "use_sim_time": ("false", "every node uses /clock"),
     "respawn": ("true", "restart nodes that die (after 2 s)"),
+    "multi_host": ("false", "the pipeline spans machines (as depth-ai run --multi-host): multi-host DDS "
+                            "profile, discovery on the local network, reliable QoS"),
+    "compressed": ("false", "images cross as JPEG, depth as RVL compressedDepth (as depth-ai run --compressed)"),
 }
 
 # included launch file -> the arguments it declares (all passed through)
 INCLUDES = {
     "camera.launch.py": ("source", "file_path", "images_color", "images_depth", "images_camera_info",
                          "camera_name", "camera_namespace",
-                         "enable_camera", "use_sim_time", "respawn"),
+                         "enable_camera", "use_sim_time", "respawn", "multi_host", "compressed"),
     "inference.launch.py": ("model", "inference_namespace", "enable_inference", "use_sim_time",
-                            "respawn"),
+                            "respawn", "multi_host", "compressed"),
     "lidar.launch.py": ("lidar_source", "kitti_path", "ouster_pcap", "points_path", "lidar_namespace",
-                        "enable_lidar", "use_sim_time", "respawn"),
-    "fusion.launch.py": ("fusion_namespace", "enable_fusion", "use_sim_time", "respawn"),
+                        "enable_lidar", "use_sim_time", "respawn", "multi_host", "compressed"),
+    "fusion.launch.py": ("fusion_namespace", "enable_fusion", "use_sim_time", "respawn", "multi_host",
+                         "compressed"),
 }
 
 

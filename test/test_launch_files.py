@@ -197,3 +197,42 @@ def test_launch_files_set_the_same_dds_environment_as_the_runner():
     for name, value in dds_settings().items():
         assert runner_env[name] == value, name
     assert Path(dds_settings()["FASTDDS_DEFAULT_PROFILES_FILE"]).is_file()
+
+
+def test_multi_host_and_compressed_arguments_switch_what_the_runner_flags_set():
+    """multi_host:=true / compressed:=true give a node what `depth-ai run --multi-host` /
+    `--compressed` give it; false leaves the node's default (launch_support.switched_values)."""
+    from depth_ai_nodes.launch_support import switched_values
+    from depth_ai_nodes.pipeline import SWITCHES
+
+    for spec in NODES:
+        declared = node_parameters(spec)
+        values = switched_values(spec.key)
+        expected = {name for table in SWITCHES.values() for name in table.get(spec.key, {})}
+        assert set(values) == expected, spec.key
+        for name, (arg, on, off) in values.items():
+            assert name in declared, f"{arg} sets {name}, which {spec.executable} does not declare"
+            assert off == declared[name] and _type_ok(on, off), (spec.key, name, on, off)
+            assert SWITCHES[arg][spec.key][name] == on
+    assert set(SWITCHES) == {"multi_host", "compressed"}
+    for path in LAUNCH_FILES:
+        lf = LaunchFile(path)
+        assert {"multi_host", "compressed"} <= set(lf.arguments), path.name
+        assert lf.arguments["multi_host"][0] == lf.arguments["compressed"][0] == "false", path.name
+        calls = [c for c in ast.walk(lf.tree) if isinstance(c, ast.Call)
+                 and getattr(c.func, "id", "") == "switched_parameters"]
+        for node in lf.nodes:
+            key = SPEC_BY_EXE[node["executable"]].key
+            assert [c.args[0].value for c in calls] == [key], f"{path.name}: switched_parameters({key!r})"
+
+
+def test_multi_host_launch_environment_is_the_runners():
+    from depth_ai_nodes.launch_support import multi_host_settings
+    from depth_ai_nodes.ros.dds import dds_environment
+
+    runner = dds_environment(base={}, multi_host=True)
+    settings = multi_host_settings()
+    assert Path(settings["FASTDDS_DEFAULT_PROFILES_FILE"]).name == "fastdds_multi_host.xml"
+    assert settings["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+    for name, value in settings.items():
+        assert runner[name] == value, name

@@ -29,28 +29,14 @@ from typing import Any, TextIO
 import dataclasses
 
 from depth_ai_nodes.core.stamps import clock_latency
-from depth_ai_nodes.pipeline import CLOUD, EXTRINSICS, IMAGE, INFO, Choices, Output, Planned, expected_rate, plan
+from depth_ai_nodes.pipeline import (CLOUD, COMPRESSED_PARAMS, EXTRINSICS, IMAGE, INFO, MULTI_HOST_PARAMS, Choices,
+                                     Output, Planned, expected_rate, plan)
 from depth_ai_nodes.tools.bag import message_class
 
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CPU_WARM_UP_S = 5.0    # a node's CPU share is reported from this long after its start (imports, JIT load)
 STABLE_AFTER_S = 30.0   # a node that ran this long restarts with the shortest backoff again
 EXIT_CONFIG_ERROR = 2
-
-
-# --multi-host: reliable QoS on the streams that may cross machines (a lost fragment is resent;
-# best effort loses the whole image), every node's outputs and the inference node's inputs
-MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable"},
-                     "inference": {"qos": "reliable", "input_qos": "reliable"},
-                     "fusion": {"qos": "reliable", "input_qos": "reliable"}}
-# --compressed: the camera's images cross as image_transport's compressed (JPEG) and depth as
-# compressedDepth (RVL: lossless, ~1.5 ms a frame each way); its consumers subscribe to those.
-# Measured to cut the bytes 2.5-19x per stream (bench/bench_compression.py) and the network CPU
-# of a split pipeline (bench/bench_multi_host.py).
-COMPRESSED_PARAMS = {"camera": {"compressed.enable": True, "compressed.format": "jpeg",
-                                "compressed_depth.enable": True, "compressed_depth.format": "rvl"},
-                     "inference": {"color_transport": "compressed", "depth_transport": "compressedDepth"},
-                     "fusion": {"ir_transport": "compressed", "color_transport": "compressed"}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
