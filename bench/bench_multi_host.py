@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -54,6 +55,9 @@ def main() -> int:
     p.add_argument("--camera", default="424x240x15", help="camera width x height x fps (e.g. 640x480x30)")
     p.add_argument("--compressed", action="store_true",
                    help="both runners with --compressed (JPEG images, RVL depth across the link)")
+    p.add_argument("--streams", action="store_true",
+                   help="the server runs a subscriber to the crossing streams (bench/stream_probe.py) instead of "
+                        "the inference and fusion nodes: what the link delivers, without their CPU")
     p.add_argument("--shared-cpus", action="store_true",
                    help="both hosts on every core (default: each its own half of the cores)")
     args = p.parse_args()
@@ -68,11 +72,18 @@ def main() -> int:
     cpus = None if args.shared_cpus else host_cpus()
     extra = ("--compressed",) if args.compressed else ()
     runs = {"one host": (0, True), "clean link": (0, False), f"{args.loss} % loss": (args.loss, False)}
+    probe = ([sys.executable, str(ROOT / "bench" / "stream_probe.py"), str(args.seconds), "--domain-id", str(domain),
+              *extra]
+             if args.streams else None)
     out = {name: run_split(sys.executable, args.seconds, loss, domain, params, logs / name.replace(" ", "_"),
-                           cpus=cpus, one_host=one, extra_args=extra)
+                           cpus=cpus, one_host=one, extra_args=extra, server_command=probe)
            for name, (loss, one) in runs.items()}
+    streams = sorted(runner_rates(out["one host"])) if args.streams else STREAMS
     one, clean, lossy = (runner_rates(out[k]) for k in runs)
-    stalled = stalls(out[f"{args.loss} % loss"], STREAMS)
+    stalled = stalls(out[f"{args.loss} % loss"], streams)
+    if args.streams:  # the probe prints no status rows: its longest gap between two messages instead
+        stalled = {m.group(1): f"longest gap {m.group(2)} s" for m in re.finditer(
+            r"summary (\S+): .* longest gap ([\d.]+) s", out[f"{args.loss} % loss"])}
     print(f"\nsplit pipeline, {args.seconds:g} s per run, LiDAR {args.lidar}, camera {args.camera}"
           f"{', compressed' if args.compressed else ''}; CPUs robot / server: "
           f"{'shared' if cpus is None else ' / '.join(cpus)}; server-side mean rates (Hz, first to last message)")
@@ -80,16 +91,16 @@ def main() -> int:
           f"loss | loss / clean | stalls with loss |")
     print("|---|---|---|---|---|---|---|")
     nan = float("nan")
-    for topic in STREAMS:
+    for topic in streams:
         o, a, b = one.get(topic, nan), clean.get(topic, nan), lossy.get(topic, nan)
         print(f"| {topic} | {o:.2f} | {a:.2f} | {a / o if o else nan:.2f} | {b:.2f} | {b / a if a else nan:.2f} "
-              f"| {stalled[topic]} |")
+              f"| {stalled.get(topic, '-')} |")
     lat = [runner_latencies(out[k]) for k in runs]
     print("\nlatency, header stamp -> received on the server, median ms (the camera and LiDAR stamp their "
           "frames; the LiDAR stamp is the start of its 100 ms sweep)")
     print(f"| stream | {' | '.join(runs)} |")
     print("|---|---|---|---|")
-    for topic in STREAMS:
+    for topic in streams:
         print(f"| {topic} | " + " | ".join(f"{x.get(topic, nan):.1f}" for x in lat) + " |")
     cpu = {k: {**runner_cpu(out[k]), **runner_cpu((logs / k.replace(" ", "_") / "robot.out").read_text())}
            for k in runs}

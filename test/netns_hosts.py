@@ -18,7 +18,7 @@ NS = ("dai_robot", "dai_server")
 ADDR = {"dai_robot": "192.168.77.1/24", "dai_server": "192.168.77.2/24"}
 DEV = {"dai_robot": "dai_r0", "dai_server": "dai_s0"}
 # the runner's closing summary and its periodic status rows
-SUMMARY = re.compile(r"summary (\S+): (\d+) messages, mean ([\d.]+) Hz .*latency median ([\d.na]+) ms")
+SUMMARY = re.compile(r"summary (\S+): (\d+) messages, mean ([\d.]+) Hz.*?latency median ([\d.na]+) ms")
 STATUS = re.compile(r"status (/\S+)\s+([\d.]+|-) /\s+\S+ Hz\s+\S+\s+\d+\s+(\d+)\s+(\w+)")
 
 
@@ -115,7 +115,7 @@ def host_cpus() -> tuple[str, str] | None:
 
 def run_split(python: str, seconds: float, loss_percent: int, domain: int, params_yaml: str,
               logs: Path, cpus: tuple[str, str] | None = None, one_host: bool = False,
-              extra_args: tuple[str, ...] = ()) -> str:
+              extra_args: tuple[str, ...] = (), server_command: list[str] | None = None) -> str:
     """The pipeline split across the two hosts: `depth-ai run --only camera,lidar --multi-host`
     on the robot, `--only inference,fusion --multi-host` on the server for `seconds`; returns the
     server runner's output (its status rows and closing summary).
@@ -123,7 +123,8 @@ def run_split(python: str, seconds: float, loss_percent: int, domain: int, param
     cpus: taskset CPU lists of the robot and the server (host_cpus()), so the network's CPU
     cost lands on each side's own cores as between real hosts; None: both share every core.
     one_host: the same two runners on this host (shared memory between them, no link): the
-    reference for "a clean link as on one host"."""
+    reference for "a clean link as on one host". server_command: run this on the server instead
+    of the inference and fusion runner (e.g. a subscriber counting what crosses the link)."""
     if not one_host:
         setup(loss_percent)
     exe = depth_ai_exe(python)
@@ -141,8 +142,9 @@ def run_split(python: str, seconds: float, loss_percent: int, domain: int, param
         robot = subprocess.Popen(command(0, [exe, "run", "--only", "camera,lidar", "--duration",
                                              str(seconds + 15), "--log-dir", str(logs / "robot"), *common]),
                                  stdout=r_log, stderr=subprocess.STDOUT)
-        server = subprocess.Popen(command(1, [exe, "run", "--only", "inference,fusion", "--duration",
-                                              str(seconds), "--log-dir", str(logs / "server"), *common]),
+        server = subprocess.Popen(command(1, server_command or [
+            exe, "run", "--only", "inference,fusion", "--duration", str(seconds), "--log-dir", str(logs / "server"),
+            *common]),
                                   stdout=s_log, stderr=subprocess.STDOUT)
         try:
             server.wait(timeout=seconds + 120)
