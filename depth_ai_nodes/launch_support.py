@@ -52,10 +52,13 @@ def dds_environment_actions(multi_host: Any = None) -> list[Any]:
 
 def switched_values(key: str) -> dict[str, tuple[str, Any, Any]]:
     """Parameter -> (launch argument, value when it is true, the node's default) for node `key`
-    (pipeline.SWITCHES: the tables behind the runner's --multi-host and --compressed)."""
-    from depth_ai_nodes.pipeline import BY_KEY, SWITCHES, node_parameters
+    (pipeline.SWITCHES: the tables behind the runner's --multi-host and --compressed). Defaults
+    come from the node's config file (the documented defaults, tested equal to its table), so
+    a launch file does not import the node's module."""
+    from depth_ai_nodes.pipeline import BY_KEY, SWITCHES, load_params_file
 
-    defaults = node_parameters(BY_KEY[key]) or {}
+    spec = BY_KEY[key]
+    defaults = load_params_file(spec.params_path(), spec.node_name)
     return {name: (arg, value, defaults[name]) for arg, table in SWITCHES.items()
             for name, value in table.get(key, {}).items()}
 
