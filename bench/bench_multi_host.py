@@ -56,7 +56,7 @@ def main() -> int:
     p.add_argument("--compressed", action="store_true",
                    help="both runners with --compressed (JPEG images, RVL depth across the link)")
     p.add_argument("--streams", action="store_true",
-                   help="the server runs a subscriber to the crossing streams (bench/stream_probe.py) instead of "
+                   help="the server runs a subscriber to the crossing streams (test/stream_probe.py) instead of "
                         "the inference and fusion nodes: what the link delivers, without their CPU")
     p.add_argument("--shared-cpus", action="store_true",
                    help="both hosts on every core (default: each its own half of the cores)")
@@ -72,7 +72,7 @@ def main() -> int:
     cpus = None if args.shared_cpus else host_cpus()
     extra = ("--compressed",) if args.compressed else ()
     runs = {"one host": (0, True), "clean link": (0, False), f"{args.loss} % loss": (args.loss, False)}
-    probe = ([sys.executable, str(ROOT / "bench" / "stream_probe.py"), str(args.seconds), "--domain-id", str(domain),
+    probe = ([sys.executable, str(ROOT / "test" / "stream_probe.py"), str(args.seconds), "--domain-id", str(domain),
               *extra]
              if args.streams else None)
     out = {name: run_split(sys.executable, args.seconds, loss, domain, params, logs / name.replace(" ", "_"),

@@ -1,10 +1,10 @@
 """Count what crosses the link: subscribe to the camera's and the LiDAR's streams (raw or
 image_transport compressed) with the QoS `depth-ai run --multi-host` gives their readers and
 print, per topic, messages received, rate, median latency (header stamp -> receipt) and the
-longest gap. Run by bench_multi_host.py --streams on the "server" while the robot runs
+longest gap. Run by bench/bench_multi_host.py --streams and test_multi_host.py on the "server" while the robot runs
 `depth-ai run --only camera,lidar`; the DDS environment is the runner's (--multi-host).
 
-    python bench/stream_probe.py SECONDS [--compressed] [--domain-id N]
+    python test/stream_probe.py SECONDS [--compressed] [--domain-id N]
 """
 from __future__ import annotations
 
