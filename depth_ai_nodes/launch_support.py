@@ -70,8 +70,11 @@ def switched_parameters(key: str, **arguments: Any) -> dict[str, Any]:
     from launch.substitutions import PythonExpression
     from launch_ros.parameter_descriptions import ParameterValue
 
+    def literal(value: Any) -> str:  # bools as 'true' / 'false', as use_sim_time's argument arrives
+        return repr(str(value).lower()) if isinstance(value, bool) else repr(value)
+
     out = {}
     for name, (arg, on, off) in switched_values(key).items():
-        expr = PythonExpression([repr(on), " if '", arguments[arg], "'.lower() in ('true', '1') else ", repr(off)])
+        expr = PythonExpression([literal(on), " if '", arguments[arg], "'.lower() in ('true', '1') else ", literal(off)])
         out[name] = ParameterValue(expr, value_type=type(off))
     return out

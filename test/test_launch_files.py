@@ -236,3 +236,50 @@ def test_multi_host_launch_environment_is_the_runners():
     assert settings["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
     for name, value in settings.items():
         assert runner[name] == value, name
+
+
+def test_switched_parameters_evaluate_to_the_switch_tables(monkeypatch):
+    """switched_parameters' expressions, evaluated the way launch does (PythonExpression joins
+    its parts, LaunchConfiguration gives the argument's text, eval), give the runner's values
+    when the argument is true and the node's defaults when false. launch is not installable
+    here: minimal stand-ins record what the launch file would be given."""
+    import sys
+    import types
+
+    from depth_ai_nodes.launch_support import switched_parameters, switched_values
+
+    class Expr:
+        def __init__(self, parts):
+            self.parts = parts
+
+    class Value:
+        def __init__(self, value, value_type):
+            self.value, self.value_type = value, value_type
+
+    class Arg:
+        def __init__(self, text):
+            self.text = text
+
+    subs = types.ModuleType("launch.substitutions")
+    subs.PythonExpression = Expr
+    params = types.ModuleType("launch_ros.parameter_descriptions")
+    params.ParameterValue = Value
+    for name, module in (("launch", types.ModuleType("launch")), ("launch.substitutions", subs),
+                         ("launch_ros", types.ModuleType("launch_ros")),
+                         ("launch_ros.parameter_descriptions", params)):
+        monkeypatch.setitem(sys.modules, name, module)
+
+    def evaluate(v: Value) -> object:
+        text = eval("".join(p.text if isinstance(p, Arg) else p for p in v.value.parts))
+        if v.value_type is bool:  # launch_ros coerces 'true' / 'false' for value_type=bool
+            assert text in ("true", "false"), text
+            return text == "true"
+        return v.value_type(text)
+
+    for spec in NODES:
+        for flags in ({"multi_host": "true", "compressed": "false"}, {"multi_host": "false", "compressed": "True"},
+                      {"multi_host": "false", "compressed": "false"}):
+            got = switched_parameters(spec.key, **{k: Arg(v) for k, v in flags.items()})
+            for name, (arg, on, off) in switched_values(spec.key).items():
+                want = on if flags[arg].lower() == "true" else off
+                assert evaluate(got[name]) == want, (spec.key, name, flags)
