@@ -17,6 +17,7 @@ from harness import NodeProcess, executable
 
 pytestmark = pytest.mark.ros
 websockets = pytest.importorskip("websockets.sync.client", reason="websockets not installed")
+ConnectionClosed = pytest.importorskip("websockets.exceptions").ConnectionClosed
 pytest.importorskip("foxglove", reason="foxglove-sdk not installed")
 
 
@@ -28,7 +29,9 @@ def free_port() -> int:
 
 def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_path):
     port = free_port()
-    cmd = [executable("depth-ai"), "run", "--foxglove", str(port), "--duration", "60", "--no-inference",
+    # --duration beyond the client's own deadline (start-up 60 s + 60 s): a runner that stopped
+    # first closed the connection under a loaded CI machine (1005), which said nothing useful
+    cmd = [executable("depth-ai"), "run", "--foxglove", str(port), "--duration", "150", "--no-inference",
            "--no-preview", "--log-dir", str(tmp_path), "--status-period", "2"]
     wanted = {"/camera/color/image_raw": Image, "/fused/points": PointCloud2, "/diagnostics": DiagnosticArray}
     decoded: dict[str, object] = {}
@@ -46,6 +49,9 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
                     frame = ws.recv(timeout=2.0)
                 except TimeoutError:
                     continue
+                except ConnectionClosed as closed:
+                    raise AssertionError(f"the live view closed the connection ({closed}) with "
+                                         f"{sorted(decoded)} decoded:\n{runner.output()[-3000:]}") from None
                 if isinstance(frame, str):
                     msg = json.loads(frame)
                     if msg.get("op") == "advertise":
