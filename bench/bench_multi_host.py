@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "test"))
-from netns_hosts import host_cpus, run_split, runner_cpu, runner_latencies, runner_rates, stalls, unavailable  # noqa: E402
+from netns_hosts import host_cpus, probe_gaps, run_split, runner_cpu, runner_latencies, runner_rates, stalls, unavailable  # noqa: E402
 
 # a lighter camera than the default 640x480 @ 30 (two runners and four nodes share 2 cores here)
 PARAMS = """camera:
@@ -82,8 +81,7 @@ def main() -> int:
     one, clean, lossy = (runner_rates(out[k]) for k in runs)
     stalled = stalls(out[f"{args.loss} % loss"], streams)
     if args.streams:  # the probe prints no status rows: its longest gap between two messages instead
-        stalled = {m.group(1): f"longest gap {m.group(2)} s" for m in re.finditer(
-            r"summary (\S+): .* longest gap ([\d.]+) s", out[f"{args.loss} % loss"])}
+        stalled = {t: f"longest gap {g:.2f} s" for t, g in probe_gaps(out[f"{args.loss} % loss"]).items()}
     print(f"\nsplit pipeline, {args.seconds:g} s per run, LiDAR {args.lidar}, camera {args.camera}"
           f"{', compressed' if args.compressed else ''}; CPUs robot / server: "
           f"{'shared' if cpus is None else ' / '.join(cpus)}; server-side mean rates (Hz, first to last message)")

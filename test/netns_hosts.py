@@ -88,6 +88,11 @@ def runner_cpu(log: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"summary CPU (\S+): ([\d.]+) % of one core", log)}
 
 
+def probe_gaps(log: str) -> dict[str, float]:
+    """Per topic, the longest silence (s) between two messages from test/stream_probe.py's summary."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"summary (\S+): .* longest gap ([\d.]+) s", log)}
+
+
 def stalls(log: str, topics: list[str]) -> dict[str, int]:
     """Per topic, how many periodic status rows after its first message said STALE (no message
     for 3 s or 5 periods): a stream that stopped."""

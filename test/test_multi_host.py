@@ -11,13 +11,12 @@ measures the larger ones.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from netns_hosts import host_cpus, run_split, runner_rates, stalls, unavailable
+from netns_hosts import host_cpus, probe_gaps, run_split, runner_rates, stalls, unavailable
 
 PARAMS = """camera:
   ros__parameters:
@@ -84,7 +83,7 @@ def test_compressed_streams_cross_a_lossy_link_at_full_rate_without_bursts(tmp_p
     log = run_split(sys.executable, PROBE_SECONDS, 5, domain, PARAMS, tmp_path, cpus=host_cpus(),
                     extra_args=("--compressed",), server_command=probe)
     rates = runner_rates(log)
-    gaps = {m.group(1): float(m.group(2)) for m in re.finditer(r"summary (\S+): .* longest gap ([\d.]+) s", log)}
+    gaps = probe_gaps(log)
     expected = {"/camera/color/image_raw/compressed": 6.0, "/camera/infra1/image_rect_raw/compressed": 6.0,
                 "/camera/aligned_depth_to_color/image_raw/compressedDepth": 6.0, "/lidar/points": 10.0}
     for topic, hz in expected.items():
