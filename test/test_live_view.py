@@ -71,7 +71,9 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
                 if topic and topic not in decoded:
                     decoded[topic] = deserialize_message(frame[13:], wanted[topic])
         assert runner.alive()
-    assert set(decoded) == set(wanted), (sorted(decoded), runner.output()[-3000:])
+        text = runner.output()  # the log file goes with the process
+    assert set(decoded) == set(wanted), (sorted(decoded), sorted(channels[c]["topic"] for c in channels),
+                                         text[-3000:])
     img = decoded["/camera/color/image_raw"]
     assert img.encoding == "rgb8" and len(img.data) == img.height * img.step and img.width > 0
     cloud = decoded["/fused/points"]
