@@ -47,13 +47,17 @@ def _fusion() -> None:
 
     cloud = np.zeros((8, 4), np.float32)
     cloud[:, 2] = np.linspace(1.0, 4.0, 8)
-    x, y, z, inten = (np.ascontiguousarray(cloud[:, k]) for k in range(4))
+    contiguous = tuple(np.ascontiguousarray(cloud[:, k]) for k in range(4))  # clouds with NaN points dropped
+    strided = tuple(cloud[:, k] for k in range(4))  # views into the message, as they arrive
     intr = Intrinsics.from_k(np.array([[8.0, 0, 4.0], [0, 8.0, 3.0], [0, 0, 1.0]]), 8, 6)
     proj = Projector(intr)
-    for ir in (np.zeros((6, 8), np.uint8), np.zeros((6, 8), np.uint16), np.zeros((6, 8), np.float32)):
-        _, p = proj.fuse(x, y, z, inten, np.eye(4), ir, rgb=np.zeros((6, 8, 3), np.uint8),
-                         ref_depth=np.zeros((6, 8), np.float32))
-        proj.sparse_depth(p)
+    for x, y, z, inten in (contiguous, strided):
+        for ir in (np.zeros((6, 8), np.uint8), np.zeros((6, 8), np.uint16), np.zeros((6, 8), np.float32)):
+            _, p = proj.fuse(x, y, z, inten, np.eye(4), ir, rgb=np.zeros((6, 8, 3), np.uint8),
+                             ref_depth=np.zeros((6, 8), np.float32))
+            proj.sparse_depth(p)
+        for columns in (5, 6, 7, 8):  # every layout of the fused rows
+            proj.fuse(x, y, z, inten, np.eye(4), None, out=np.empty((8, columns), np.float32))
     deskew(cloud[:, 0], cloud[:, 1], cloud[:, 2], np.zeros(8), 0.0, np.zeros(3), np.zeros(3))
 
 

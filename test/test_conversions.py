@@ -177,6 +177,33 @@ def test_rows_to_pointcloud2_fast_path():
         conv.rows_to_pointcloud2(rows, ["x", "y", "z"])
 
 
+def test_cloud_rows_are_written_in_place_and_reused():
+    """Rows written into cloud_rows' view are the message's data (no copy), and the next cloud
+    reuses the buffer, shrunk or grown, unless a view of the old rows is still alive."""
+    msg, rows = conv.cloud_rows(6, 5)
+    rows[:] = np.arange(30, dtype=np.float32).reshape(6, 5)
+    out = conv.rows_to_pointcloud2(rows, ["x", "y", "z", "intensity", "ir"], frame_id="f", is_dense=True, out=msg)
+    assert out is msg and bytes(msg.data) == rows.tobytes() and msg.point_step == 20
+    f = conv.pointcloud2_to_fields(_wire(msg))
+    assert np.array_equal(f["ir"], rows[:, 4])
+    data = msg.data
+    del rows, f
+    for n in (4, 9, 0, 3):
+        again, rows = conv.cloud_rows(n, 5, reuse=msg)
+        assert again is msg and again.data is data and len(data) == n * 20 and rows.shape == (n, 5)
+        rows[:] = 1.5
+        conv.rows_to_pointcloud2(rows, list("xyzab"), is_dense=True, out=again)
+        assert msg.width == n and bytes(msg.data) == rows.tobytes()
+        del rows
+    _, alive = conv.cloud_rows(3, 5, reuse=msg)
+    fresh, rows = conv.cloud_rows(8, 5, reuse=msg)  # `alive` still views the old buffer
+    assert fresh is not msg and len(fresh.data) == 160 and alive.shape == (3, 5)
+    # rows that are not the message's buffer are copied in, as without `out`
+    other = np.full((2, 3), 2.0, np.float32)
+    conv.rows_to_pointcloud2(other, ["x", "y", "z"], out=fresh)
+    assert bytes(fresh.data) == other.tobytes() and fresh.is_dense
+
+
 def test_image_to_rgb_array_orders_channels_as_rgb():
     rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     for enc, arr in (("rgb8", rgb), ("bgr8", rgb[:, :, ::-1]),

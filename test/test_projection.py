@@ -8,6 +8,7 @@ import pytest
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.camera_model import CameraModel
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
+from depth_ai_nodes.core import projection
 from depth_ai_nodes.core.projection import Intrinsics, Projector, project_points
 from depth_ai_nodes.core.sync import ApproxTimeMatcher
 
@@ -105,6 +106,97 @@ def test_occlusion_hides_sparse_background_behind_sparse_foreground():
     np.testing.assert_array_equal(vals[is_board], ir.reshape(-1)[proj.pix[is_board]])
     depth = Projector(intr).sparse_depth(proj)
     assert np.nanmax(depth[180:300, 240:400]) == pytest.approx(3.0, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- fuse
+def _reference_rows(proj: Projector, x, y, z, inten, T, ir, rgb, ref, ref_col):
+    """The fused rows built the plain way: project, visibility, one lookup at a time."""
+    p = proj.project_visible(x, y, z, T)
+    cols = max(5 + (rgb is not None) + (ref is not None), ref_col + 1 if ref is not None else 0)
+    rows = np.full((x.size, cols), np.nan, np.float32)
+    rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = x, y, z, inten
+    if ir is not None:
+        rows[:, 4] = proj.sample(ir, p)
+    if rgb is not None:
+        rows[:, 5] = proj.sample_rgb(rgb, p)
+    if ref is not None:
+        cam = proj.sample(ref, p)
+        rows[:, ref_col] = np.where(cam > 0, cam - p.depth, np.nan)
+    return rows, p
+
+
+def _scattered_cloud(n: int, seed: int) -> np.ndarray:
+    """Points all around a camera, with the awkward ones: NaN, inf, z = 0, huge, behind."""
+    rng = np.random.default_rng(seed)
+    pts = np.c_[rng.uniform(-1.2, 1.2, (n, 2)) * rng.uniform(0.5, 30, (n, 1)), rng.uniform(-5, 30, n)]
+    pts[::97] = np.nan
+    pts[::89, 2] = 0.0
+    pts[::79, 0] = np.inf
+    pts[::71] *= 1e7
+    return pts.astype(np.float32)
+
+
+@pytest.mark.parametrize("model,D", [("plumb_bob", None), ("plumb_bob", [-0.28, 0.07, 1e-3, -5e-4, 0.0]),
+                                     ("rational_polynomial", [0.5, -0.1, 2e-4, -3e-4, 0.01, 0.8, -0.05, 0.02]),
+                                     ("equidistant", [-0.02, 0.004, -0.003, 0.0005])])
+@pytest.mark.parametrize("n,threads", [(20001, 1), (20000, 2)])
+def test_fuse_equals_the_plain_path_for_every_layout(model, D, n, threads):
+    """Projector.fuse (pair-store pack, vectorised projection, z-buffer, coarse occlusion test)
+    gives bit for bit the rows and visibility of project_visible + sample, for every column
+    layout (odd and even, in place into a wider buffer), strided columns, odd and even clouds,
+    one thread or two."""
+    assert n >= projection.PARALLEL_MIN_POINTS  # the second thread really runs
+    K = np.array([[400.0, 0, 320.5], [0, 410.0, 240.2], [0, 0, 1]])
+    intr = Intrinsics.from_k(K, 640, 480, D, model)
+    rng = np.random.default_rng(n)
+    pts = _scattered_cloud(n, n)
+    cloud = np.c_[pts, rng.uniform(0, 255, n).astype(np.float32)]  # x y z intensity rows: strided columns
+    x, y, z, inten = (cloud[:, k] for k in range(4))
+    T = np.eye(4)
+    T[:3, 3] = [0.05, -0.02, 0.1]
+    ir = rng.integers(0, 65535, (480, 640)).astype(np.uint16)
+    rgb = rng.integers(0, 255, (480, 640, 3)).astype(np.uint8)
+    ref = np.where(rng.random((480, 640)) < 0.2, 0, rng.uniform(0.5, 40, (480, 640))).astype(np.float32)
+    layouts = [(1, 0, 0, 0), (1, 1, 0, 0), (1, 1, 1, 0), (0, 1, 1, 0), (1, 0, 1, 0), (1, 0, 1, 1), (0, 0, 0, 3)]
+    for k, (use_ir, use_rgb, use_ref, extra) in enumerate(layouts):
+        a, b, c = (ir if use_ir else None), (rgb if use_rgb else None), (ref if use_ref else None)
+        ref_col = 5 + use_rgb + extra
+        splat = k % 5  # the compiled radii 0..3 and a run-time one
+        want, p = _reference_rows(Projector(intr, splat_px=splat), x, y, z, inten, T, a, b, c, ref_col)
+        width = max(want.shape[1], 5 + use_rgb + use_ref + extra)
+        out = np.full((n, width), 7.0, np.float32)  # in place, with columns the caller fills
+        fused = Projector(intr, splat_px=splat, threads=threads)
+        rows, q = fused.fuse(x, y, z, inten, T, a, rgb=b, ref_depth=c, out=out, ref_column=ref_col if use_ref else None)
+        assert rows is out
+        assert p.in_view > 1000 and (p.occluded > 10 or splat == 0)
+        np.testing.assert_array_equal(q.visible, p.visible)
+        np.testing.assert_array_equal(q.idx, p.idx)
+        assert q.occluded == p.occluded
+        got = rows[:, :want.shape[1]]
+        mask = np.ones(want.shape[1], bool)
+        if use_ref and extra:
+            mask[5 + use_rgb: ref_col] = False  # columns fuse leaves to the caller: NaN
+            assert np.isnan(got[:, ~mask]).all()
+        np.testing.assert_array_equal(got[:, mask].view(np.uint32), want[:, mask].view(np.uint32))
+        assert np.isnan(rows[:, want.shape[1]:]).all()
+        # and into a fresh array of its own
+        alone, _ = Projector(intr, splat_px=splat, threads=threads).fuse(x, y, z, inten, T, a, rgb=b, ref_depth=c,
+                                        ref_column=ref_col if use_ref else None)
+        np.testing.assert_array_equal(alone.view(np.uint32), rows[:, :alone.shape[1]].view(np.uint32))
+
+
+def test_fuse_rejects_a_buffer_that_does_not_fit():
+    intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
+    x = np.ones(10, np.float32)
+    with pytest.raises(ValueError, match="out must be float32"):
+        Projector(intr).fuse(x, x, x, x, np.eye(4), None, out=np.empty((10, 4), np.float32))
+    with pytest.raises(ValueError, match="ref_column"):
+        Projector(intr).fuse(x, x, x, x, np.eye(4), None, ref_depth=np.zeros((480, 640), np.float32),
+                             ref_column=3)
+    with pytest.raises(ValueError, match="too large"):
+        Projector(Intrinsics.from_k(np.eye(3), 70000, 10))
+    with pytest.raises(ValueError, match="threads"):
+        Projector(intr, threads=3)
 
 
 # ----------------------------------------------------------------------------- distortion

@@ -22,6 +22,8 @@ Pipeline (`Projector.fuse`, one call per cloud):
 """
 from __future__ import annotations
 
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,7 @@ from numba import njit
 _JIT = dict(cache=True, nogil=True, fastmath=False)
 
 COARSE_SHIFT = 2  # occlusion pre-check on 4x4-pixel blocks
+PARALLEL_MIN_POINTS = 20_000  # below this a second thread's hand-offs cost more than they save
 DIST_NONE, DIST_PLUMB_BOB, DIST_RATIONAL, DIST_EQUIDISTANT = 0, 1, 2, 3
 _MODELS = {"": DIST_NONE, "none": DIST_NONE, "plumb_bob": DIST_PLUMB_BOB,
            "radtan": DIST_PLUMB_BOB, "rational_polynomial": DIST_RATIONAL,
@@ -159,52 +162,161 @@ def _project_kernel(x, y, z, m, fx, fy, cx, cy, d, model, r2max, w, h, zmin, zma
 
 
 @njit(**_JIT)
-def _project_pack_kernel(x, y, z, intensity, m, fx, fy, cx, cy, d, model, r2max, w, h, zmin, zmax,
-                         out, depth, pix, idx, zbuf, coarse, cw):
-    """The fusion's single pass over every point: copy x y z intensity into the output row
-    (camera fields NaN), project, and keep the nearest depth per pixel in zbuf. depth and pix
-    are written for the in-view points (idx) only: nothing reads them elsewhere."""
+def _pack_kernel(x, y, z, intensity, out):
+    """The rows' LiDAR part: x y z intensity, every camera field NaN until the lookup fills it
+    (any layout; _pack_pairs is the fast path)."""
     ncol = out.shape[1]
     nan = np.float32(np.nan)
-    inview = 0
+    for i in range(x.shape[0]):
+        out[i, 0] = x[i]
+        out[i, 1] = y[i]
+        out[i, 2] = z[i]
+        out[i, 3] = intensity[i]
+        for c in range(4, ncol):
+            out[i, c] = nan
+
+
+_NAN_BITS = 0x7FC00000  # float32 quiet NaN
+
+
+@njit(inline="always", error_model="numpy", **_JIT)
+def _pack_pairs(xb, yb, zb, ib, o, F):
+    """_pack_kernel as 8-byte stores of two floats (little-endian: the first float is the low
+    half), half the stores and vectorized: 2-3x faster. xb..ib are the float32 columns' bits,
+    o the rows as uint64; `F` (columns, 5..8) must be a constant. An odd F packs two rows
+    (F uint64) per step; o then holds an even number of rows."""
+    s = np.uint64(32)
+    nan2 = np.uint64(_NAN_BITS) | (np.uint64(_NAN_BITS) << s)
+    if F % 2 == 0:
+        h = F // 2
+        for i in range(xb.shape[0]):
+            b = i * h
+            o[b] = np.uint64(xb[i]) | (np.uint64(yb[i]) << s)
+            o[b + 1] = np.uint64(zb[i]) | (np.uint64(ib[i]) << s)
+            for k in range(2, h):
+                o[b + k] = nan2
+    else:
+        for j in range(o.shape[0] // F):
+            b = j * F
+            a, c = 2 * j, 2 * j + 1
+            o[b] = np.uint64(xb[a]) | (np.uint64(yb[a]) << s)
+            o[b + 1] = np.uint64(zb[a]) | (np.uint64(ib[a]) << s)
+            for k in range(2, (F - 1) // 2):
+                o[b + k] = nan2
+            o[b + (F - 1) // 2] = np.uint64(_NAN_BITS) | (np.uint64(xb[c]) << s)
+            o[b + (F + 1) // 2] = np.uint64(yb[c]) | (np.uint64(zb[c]) << s)
+            o[b + (F + 3) // 2] = np.uint64(ib[c]) | (np.uint64(_NAN_BITS) << s)
+            for k in range((F + 5) // 2, F):
+                o[b + k] = nan2
+
+
+@njit(error_model="numpy", **_JIT)
+def _pack_pairs_kernel(xb, yb, zb, ib, o, F):
+    """_pack_pairs with the column count turned into a constant."""
+    if F == 5:
+        _pack_pairs(xb, yb, zb, ib, o, 5)
+    elif F == 6:
+        _pack_pairs(xb, yb, zb, ib, o, 6)
+    elif F == 7:
+        _pack_pairs(xb, yb, zb, ib, o, 7)
+    else:
+        _pack_pairs(xb, yb, zb, ib, o, 8)
+
+
+def pack_rows(x: np.ndarray, y: np.ndarray, z: np.ndarray, intensity: np.ndarray, out: np.ndarray) -> None:
+    """x y z intensity into the first four columns of (N, F) float32 rows, every other column
+    NaN: what a point gets before (or without) any camera value. The pair-store kernel where the
+    layout allows it (contiguous rows of 5..8 float32 columns, little-endian), else the plain one."""
+    n, F = out.shape
+    cols = (x, y, z, intensity)
+    if (5 <= F <= 8 and out.flags.c_contiguous and sys.byteorder == "little"
+            and all(c.dtype == np.float32 for c in cols) and out.ctypes.data % 8 == 0):
+        m = n - (n & 1) if F % 2 else n  # an odd layout packs rows two by two
+        xb, yb, zb, ib = (c.view(np.uint32) for c in cols)
+        _pack_pairs_kernel(xb[:m], yb[:m], zb[:m], ib[:m], out.reshape(-1)[: m * F].view(np.uint64), F)
+        if m < n:
+            _pack_kernel(x[m:], y[m:], z[m:], intensity[m:], out[m:])
+    else:
+        _pack_kernel(x, y, z, intensity, out)
+
+
+@njit(inline="always", error_model="numpy", **_JIT)
+def _project_uv(x, y, z, m, fx, fy, cx, cy, d, model, r2max, w, h, zmin, zmax, depth, uv):
+    """Every point's camera depth and pixel, packed as (row << 16) | column, -1 when culled
+    (the rules of _project_one). `model` must be a constant here: without distortion the loop
+    is branch-free and vectorizes (4x faster); the distortion models run the scalar rule."""
     r00, r01, r02, t0 = m[0, 0], m[0, 1], m[0, 2], m[0, 3]
     r10, r11, r12, t1 = m[1, 0], m[1, 1], m[1, 2], m[1, 3]
     r20, r21, r22, t2 = m[2, 0], m[2, 1], m[2, 2], m[2, 3]
     wlim, hlim = w - 0.5, h - 0.5
+    one = np.int32(1)
     for i in range(x.shape[0]):
         px, py, pz = x[i], y[i], z[i]
-        out[i, 0] = px
-        out[i, 1] = py
-        out[i, 2] = pz
-        out[i, 3] = intensity[i]
-        for c in range(4, ncol):
-            out[i, c] = nan
-        # the body of _project_one, written out: the hot path runs ~2.5x faster without
-        # the inlined helper's tuple return
         Z = r20 * px + r21 * py + r22 * pz + t2
-        if not (Z >= zmin and Z <= zmax):  # also rejects NaN
+        depth[i] = Z
+        if model == DIST_NONE:
+            inv = 1.0 / Z
+            uu = fx * ((r00 * px + r01 * py + r02 * pz + t0) * inv) + cx
+            vv = fy * ((r10 * px + r11 * py + r12 * pz + t1) * inv) + cy
+            ok = np.int32((Z >= zmin) & (Z <= zmax) & (uu >= -0.5) & (vv >= -0.5) & (uu < wlim) & (vv < hlim))
+            # clamped before the int conversion (NaN -> 0), selected arithmetically: no branch
+            us = uu + 0.5
+            vs = vv + 0.5
+            us = us if us > 0.0 else 0.0
+            vs = vs if vs > 0.0 else 0.0
+            us = us if us < wlim else wlim
+            vs = vs if vs < hlim else hlim
+            uv[i] = ((np.int32(vs) << 16) | np.int32(us)) * ok + (ok - one)
+        else:
+            _, uu, vv, p = _project_one(px, py, pz, r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2,
+                                        fx, fy, cx, cy, d, model, r2max, w, h, zmin, zmax)
+            uv[i] = (np.int32(vv + 0.5) << 16) | np.int32(uu + 0.5) if p >= 0 else -one
+
+
+@njit(error_model="numpy", **_JIT)  # 1 / 0 -> inf (culled), no Python exception check per point
+def _project_uv_kernel(x, y, z, m, fx, fy, cx, cy, d, model, r2max, w, h, zmin, zmax, depth, uv):
+    """_project_uv with `model` turned into a constant (one compiled loop per model)."""
+    if model == DIST_NONE:
+        _project_uv(x, y, z, m, fx, fy, cx, cy, d, DIST_NONE, r2max, w, h, zmin, zmax, depth, uv)
+    elif model == DIST_PLUMB_BOB:
+        _project_uv(x, y, z, m, fx, fy, cx, cy, d, DIST_PLUMB_BOB, r2max, w, h, zmin, zmax, depth, uv)
+    elif model == DIST_RATIONAL:
+        _project_uv(x, y, z, m, fx, fy, cx, cy, d, DIST_RATIONAL, r2max, w, h, zmin, zmax, depth, uv)
+    else:
+        _project_uv(x, y, z, m, fx, fy, cx, cy, d, DIST_EQUIDISTANT, r2max, w, h, zmin, zmax, depth, uv)
+
+
+@njit(**_JIT)
+def _zbuffer_kernel(uv, depth, w, r, zw, idx, pix, zbuf, coarse, cw):
+    """The in-view points (idx, in cloud order) with their flat pixel (pix), and the nearest
+    depth per pixel (zbuf) and per 2^COARSE_SHIFT block (coarse). zbuf has a border of r
+    pixels (+inf) on every side, zw pixels a row: the occlusion window never needs clipping.
+    Returns how many points are in view."""
+    inview = 0
+    for i in range(uv.shape[0]):
+        q = uv[i]
+        if q < 0:
             continue
-        inv = 1.0 / Z
-        a = (r00 * px + r01 * py + r02 * pz + t0) * inv
-        b = (r10 * px + r11 * py + r12 * pz + t1) * inv
-        if model != 0:
-            if a * a + b * b > r2max:
-                continue
-            a, b = _distort(a, b, d, model)
-        uu = fx * a + cx
-        vv = fy * b + cy
-        if uu >= -0.5 and vv >= -0.5 and uu < wlim and vv < hlim:
-            p = int(vv + 0.5) * w + int(uu + 0.5)
-            pix[i] = p
-            depth[i] = Z
-            idx[inview] = i
-            inview += 1
-            if Z < zbuf[p]:
-                zbuf[p] = Z
-                c = (int(vv + 0.5) >> COARSE_SHIFT) * cw + (int(uu + 0.5) >> COARSE_SHIFT)
-                if Z < coarse[c]:
-                    coarse[c] = Z
+        iv = q >> 16
+        iu = q & 0xFFFF
+        pix[i] = iv * w + iu
+        idx[inview] = i
+        inview += 1
+        Z = depth[i]
+        zv = iv + r
+        zu = iu + r
+        p = zv * zw + zu
+        if Z < zbuf[p]:
+            zbuf[p] = Z
+            c = (zv >> COARSE_SHIFT) * cw + (zu >> COARSE_SHIFT)
+            if Z < coarse[c]:
+                coarse[c] = Z
     return inview
+
+
+@njit(inline="always", **_JIT)
+def _mn(a, b):
+    return a if a < b else b
 
 
 @njit(inline="always", **_JIT)
@@ -228,60 +340,94 @@ def _occluded(p, zi, w, h, r, rel_tol, abs_tol, zbuf):
     return False
 
 
-@njit(**_JIT)
-def _lookup_kernel(pix, idx, depth, w, h, r, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                   use_ir, rgb, use_rgb, ref, use_ref, out, bits):
-    """Occlusion test + camera lookups for the in-view points; resets zbuf to +inf."""
+@njit(inline="always", **_JIT)
+def _lookup(pix, uv, idx, depth, r, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+            use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits):
+    """Occlusion test + camera lookups for the in-view points idx (any share of them: zbuf is
+    only read, each point's row only written, so two threads can split them). The
+    occlusion rule of _occluded on the bordered zbuf of _zbuffer_kernel: the window of the
+    point at (iv, iu) starts at zbuf row iv, column iu. `r` must be a constant here (the
+    window loops unroll). Row and column come from uv: a 64-bit division per point (p // w)
+    cost more than the test itself."""
     irf = ir.reshape(-1)
     rgbf = rgb.reshape(rgb.shape[0] * rgb.shape[1], rgb.shape[2])
     reff = ref.reshape(-1)
-    c_ref = 6 if use_rgb else 5
+    n2 = 2 * r + 1
     occluded = 0
     for k in range(idx.shape[0]):
         i = idx[k]
-        p = pix[i]
         zi = depth[i]
-        # _occluded, written out (hot path): nearest depth in the (2r+1)^2 footprint; first
-        # the few coarse cells (minima of 2^COARSE_SHIFT-pixel blocks) covering it: when even
-        # they hold nothing nearer, the point is visible without reading every pixel
         tol = rel_tol * zi
-        if tol < abs_tol:
-            tol = abs_tol
+        tol = tol if tol > abs_tol else abs_tol
         limit = zi - tol
-        iv = p // w
-        iu = p - iv * w
-        u0 = max(iu - r, 0)
-        u1 = min(iu + r, w - 1)
-        v0 = max(iv - r, 0)
-        v1 = min(iv + r, h - 1)
-        m = np.float32(np.inf)
-        for cv in range(v0 >> COARSE_SHIFT, (v1 >> COARSE_SHIFT) + 1):
-            for cu in range(u0 >> COARSE_SHIFT, (u1 >> COARSE_SHIFT) + 1):
-                m = min(m, coarse[cv * cw + cu])
-        if m < limit:
+        q = uv[i]
+        iv = q >> 16
+        iu = q & 0xFFFF
+        # first the coarse cells (minima of 2^COARSE_SHIFT-pixel blocks) covering the window:
+        # when even they hold nothing nearer, the point is visible without reading every pixel
+        if n2 <= (1 << COARSE_SHIFT) + 1:  # at most 2 x 2 cells: read all four, no branches
+            a = (iv >> COARSE_SHIFT) * cw + (iu >> COARSE_SHIFT)
+            m = _mn(_mn(coarse[a], coarse[a + 1]), _mn(coarse[a + cw], coarse[a + cw + 1]))
+        else:
             m = np.float32(np.inf)
-            for vv in range(v0, v1 + 1):
-                row = vv * w
-                for uu in range(u0, u1 + 1):
-                    m = min(m, zbuf[row + uu])
+            for cv in range(iv >> COARSE_SHIFT, ((iv + 2 * r) >> COARSE_SHIFT) + 1):
+                for cu in range(iu >> COARSE_SHIFT, ((iu + 2 * r) >> COARSE_SHIFT) + 1):
+                    m = _mn(m, coarse[cv * cw + cu])
+        if m < limit:
+            base = iv * zw + iu
+            m = np.float32(np.inf)
+            for dv in range(n2):  # one independent minimum per row, then across rows
+                row = base + dv * zw
+                rm = zbuf[row]
+                for du in range(1, n2):
+                    rm = _mn(rm, zbuf[row + du])
+                m = _mn(m, rm)
             if m < limit:
                 occluded += 1
                 continue
         visible[i] = True
+        p = pix[i]
         if use_ir:
             out[i, 4] = irf[p] * ir_scale
         if use_rgb:
-            bits[i, 5] = (np.uint32(rgbf[p, 0]) << 16) | (np.uint32(rgbf[p, 1]) << 8) | np.uint32(rgbf[p, 2])
+            bits[i, c_rgb] = (np.uint32(rgbf[p, 0]) << 16) | (np.uint32(rgbf[p, 1]) << 8) | np.uint32(rgbf[p, 2])
         if use_ref:
             rz = reff[p]
             if rz > 0:  # 0 / NaN: no camera depth there
                 out[i, c_ref] = rz - depth[i]
-    for k in range(idx.shape[0]):
-        p = pix[idx[k]]
-        zbuf[p] = np.inf
-        iv = p // w
-        coarse[(iv >> COARSE_SHIFT) * cw + ((p - iv * w) >> COARSE_SHIFT)] = np.inf
     return occluded
+
+
+@njit(**_JIT)
+def _reset_kernel(uv, idx, r, zw, zbuf, coarse, cw):
+    """zbuf and coarse back to +inf where _zbuffer_kernel wrote (not the whole 1-2 MB)."""
+    for k in range(idx.shape[0]):
+        q = uv[idx[k]]
+        zv = (q >> 16) + r
+        zu = (q & 0xFFFF) + r
+        zbuf[zv * zw + zu] = np.inf
+        coarse[(zv >> COARSE_SHIFT) * cw + (zu >> COARSE_SHIFT)] = np.inf
+
+
+@njit(**_JIT)
+def _lookup_kernel(pix, uv, idx, depth, r, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+                   use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits):
+    """_lookup with the splat radius turned into a constant for the usual 0..3 (2x faster
+    than loops of run-time length), a run-time one beyond."""
+    if r == 2:
+        return _lookup(pix, uv, idx, depth, 2, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+    if r == 1:
+        return _lookup(pix, uv, idx, depth, 1, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+    if r == 0:
+        return _lookup(pix, uv, idx, depth, 0, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+    if r == 3:
+        return _lookup(pix, uv, idx, depth, 3, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+    return _lookup(pix, uv, idx, depth, r, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
+                   use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
 
 
 @njit(**_JIT)
@@ -362,16 +508,44 @@ class Projector:
 
     def __init__(self, intr: Intrinsics, min_depth: float = 0.1, max_depth: float = 200.0,
                  splat_px: int = 2, occlusion_rel_tol: float = 0.05,
-                 occlusion_abs_tol: float = 0.1) -> None:
+                 occlusion_abs_tol: float = 0.1, threads: int = 1) -> None:
+        if intr.width > 0xFFFF or intr.height > 0x7FFF:
+            raise ValueError(f"camera image {intr.width}x{intr.height} is too large for the fusion "
+                             "(at most 65535 columns and 32767 rows)")
         self.intr = intr
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self.splat_px = int(splat_px)
         self.rel_tol, self.abs_tol = float(occlusion_rel_tol), float(occlusion_abs_tol)
-        self._zbuf = np.full(intr.width * intr.height, np.inf, dtype=np.float32)
-        self._cw = (intr.width >> COARSE_SHIFT) + 1
-        self._coarse = np.full(self._cw * ((intr.height >> COARSE_SHIFT) + 1), np.inf, dtype=np.float32)
+        if self.splat_px < 0:
+            raise ValueError(f"splat_px must be >= 0; got {splat_px}")
+        # fuse's z-buffer: the image with a border of splat_px pixels on every side (+inf), and
+        # its 2^COARSE_SHIFT-block minima with a spare block column and row (a window reads 2 x 2)
+        r = self.splat_px
+        self._zw = intr.width + 2 * r
+        self._zbuf = np.full(self._zw * (intr.height + 2 * r), np.inf, dtype=np.float32)
+        self._cw = (self._zw >> COARSE_SHIFT) + 2
+        self._coarse = np.full(self._cw * (((intr.height + 2 * r) >> COARSE_SHIFT) + 2), np.inf, dtype=np.float32)
+        self._plain_zbuf: np.ndarray | None = None  # visibility()'s, unbordered (allocated on use)
+        if threads not in (1, 2):
+            raise ValueError(f"threads must be 1 or 2; got {threads}")
+        self.threads = int(threads)
+        self._pool: ThreadPoolExecutor | None = None
         self._dummy_rgb = np.zeros((1, 1, 3), np.uint8)
         self._dummy_ref = np.zeros((1, 1), np.float32)
+
+    def _helper(self) -> ThreadPoolExecutor | None:
+        """fuse's second thread (threads=2), started on first use; None with one thread."""
+        if self.threads == 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="fusion")
+        return self._pool
+
+    def close(self) -> None:
+        """Stops the second thread, if any (it also ends with the process)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def project(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, cam_from_lidar: np.ndarray) -> Projection:
         """x, y, z: float32 1-D (strided views into a cloud are fine); cam_from_lidar 4x4."""
@@ -390,9 +564,11 @@ class Projector:
     def visibility(self, proj: Projection) -> Projection:
         """Fills proj.visible / proj.occluded with the splat z-buffer rule (module doc)."""
         vis = np.zeros(proj.pix.shape[0], np.bool_)
+        if self._plain_zbuf is None:
+            self._plain_zbuf = np.full(self.intr.width * self.intr.height, np.inf, dtype=np.float32)
         proj.occluded = int(_visibility_kernel(proj.pix, proj.depth, proj.idx, self.intr.width,
                                                self.intr.height, self.splat_px, self.rel_tol,
-                                               self.abs_tol, self._zbuf, vis))
+                                               self.abs_tol, self._plain_zbuf, vis))
         proj.visible = vis
         return proj
 
@@ -427,13 +603,19 @@ class Projector:
     def fuse(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, intensity: np.ndarray,
              cam_from_lidar: np.ndarray, ir: np.ndarray | None, rgb: np.ndarray | None = None,
              ref_depth: np.ndarray | None = None, ir_scale: float = 1.0,
-             proj_xyz: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-             ) -> tuple[np.ndarray, Projection]:
+             proj_xyz: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             out: np.ndarray | None = None, rgb_column: int | None = None,
+             ref_column: int | None = None) -> tuple[np.ndarray, Projection]:
         """The whole fusion of one cloud: project (proj_xyz: e.g. motion-compensated points
         used for projection only), occlusion, lookups, pack. Returns ((N, F) float32 rows
         x y z intensity ir [rgb] [ref-z], projection). ir None: ir field all NaN (visibility
-        is still computed, e.g. for lidar_depth). Two kernels: one pass over every point
-        (pack + project + z-buffer), one over the in-view points (occlusion + lookups)."""
+        is still computed, e.g. for lidar_depth). `out`: the rows written in place, e.g. into
+        the outgoing message's buffer (no copy after); it may have more columns, left NaN for
+        the caller. `rgb_column` / `ref_column` move rgb and ref-z elsewhere than the next free
+        columns (e.g. rgb into column 4 with no IR camera). Four kernels: pack and project over
+        every point, z-buffer over the in-view ones, then occlusion + lookups; with threads=2
+        the pack runs beside the projection and each half of the lookups on its own thread
+        (the same rows, bit for bit)."""
         px, py, pz = proj_xyz if proj_xyz is not None else (x, y, z)
         use_ir, use_rgb, use_ref = ir is not None, rgb is not None, ref_depth is not None
         for img, what in ((ir, "IR image"), (rgb, "colour image"), (ref_depth, "reference depth")):
@@ -441,23 +623,47 @@ class Projector:
                 self._check(img, what)
         n = x.shape[0]
         i = self.intr
-        out = np.empty((n, 5 + use_rgb + use_ref), np.float32)
+        c_rgb = 5 if rgb_column is None else int(rgb_column)
+        c_ref = (5 + use_rgb) if ref_column is None else int(ref_column)
+        used = [4] * use_ir + [c_rgb] * use_rgb + [c_ref] * use_ref
+        cols = max([5, *(c + 1 for c in used)])
+        if out is None:
+            out = np.empty((n, cols), np.float32)
+        elif out.ndim != 2 or out.shape[0] != n or out.shape[1] < cols or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 ({n}, >= {cols}); got {out.dtype} {out.shape}")
+        if min(used, default=4) < 4 or len(set(used)) < len(used):
+            raise ValueError(f"rgb_column {rgb_column} / ref_column {ref_column} must be distinct camera "
+                             "columns (>= 4, not the IR column 4 when there is an IR image)")
         depth = np.empty(n, np.float32)
+        uv = np.empty(n, np.int32)
         pix = np.empty(n, np.int32)
         idx = np.empty(n, np.int32)
-        inview = _project_pack_kernel(px, py, pz, intensity, np.ascontiguousarray(cam_from_lidar, dtype=np.float64),
-                                      i.fx, i.fy, i.cx, i.cy, i.dist, i.model, i.r2_max, i.width, i.height,
-                                      self.min_depth, self.max_depth, out, depth, pix, idx, self._zbuf,
-                                      self._coarse, self._cw)
-        if proj_xyz is not None:  # rows carry the original coordinates
-            out[:, 0], out[:, 1], out[:, 2] = x, y, z
+        pool = self._helper() if n >= PARALLEL_MIN_POINTS else None
+        packed = pool.submit(pack_rows, x, y, z, intensity, out) if pool else pack_rows(x, y, z, intensity, out)
+        _project_uv_kernel(px, py, pz, np.ascontiguousarray(cam_from_lidar, dtype=np.float64), i.fx, i.fy, i.cx,
+                           i.cy, i.dist, i.model, i.r2_max, i.width, i.height, self.min_depth, self.max_depth,
+                           depth, uv)
+        inview = _zbuffer_kernel(uv, depth, i.width, self.splat_px, self._zw, idx, pix, self._zbuf, self._coarse,
+                                 self._cw)
         visible = np.zeros(n, np.bool_)
-        occluded = _lookup_kernel(
-            pix, idx[:inview], depth, i.width, i.height, self.splat_px, self.rel_tol, self.abs_tol,
-            self._zbuf, self._coarse, self._cw, visible, np.ascontiguousarray(ir) if use_ir else self._dummy_ref,
-            np.float32(ir_scale), use_ir, np.ascontiguousarray(rgb) if use_rgb else self._dummy_rgb, use_rgb,
-            np.ascontiguousarray(ref_depth, dtype=np.float32) if use_ref else self._dummy_ref, use_ref,
-            out, out.view(np.uint32))
+        images = (np.ascontiguousarray(ir) if use_ir else self._dummy_ref, np.float32(ir_scale), use_ir,
+                  np.ascontiguousarray(rgb) if use_rgb else self._dummy_rgb, use_rgb, c_rgb,
+                  np.ascontiguousarray(ref_depth, dtype=np.float32) if use_ref else self._dummy_ref, use_ref, c_ref,
+                  out, out.view(np.uint32))
+
+        def lookup(part: np.ndarray) -> int:
+            return _lookup_kernel(pix, uv, part, depth, self.splat_px, self._zw, self.rel_tol, self.abs_tol,
+                                  self._zbuf, self._coarse, self._cw, visible, *images)
+
+        if pool:
+            packed.result()  # the lookups write into the packed rows
+            half = inview // 2
+            first = pool.submit(lookup, idx[:half])
+            occluded = lookup(idx[half:inview])
+            occluded += first.result()
+        else:
+            occluded = lookup(idx[:inview])
+        _reset_kernel(uv, idx[:inview], self.splat_px, self._zw, self._zbuf, self._coarse, self._cw)
         # pix/depth hold garbage outside idx: everything downstream reads them through
         # `visible` (False there) or idx
         proj = Projection(None, None, depth, pix, idx[:inview], visible, int(occluded))

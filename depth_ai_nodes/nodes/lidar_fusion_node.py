@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
-from depth_ai_nodes.core.projection import Intrinsics, Projector
+from depth_ai_nodes.core.projection import Intrinsics, Projector, pack_rows
 from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
 from depth_ai_nodes.msg import Extrinsics
@@ -88,6 +88,9 @@ PARAMETERS: list[Param] = [
     Param("occlusion_rel_tol", 0.05, "A point is occluded when a point within splat_px is nearer by "
           "more than max(abs, rel * depth).", "ratio"),
     Param("occlusion_abs_tol", 0.1, "See occlusion_rel_tol.", "m"),
+    Param("threads", 2, "Threads of one fusion: 2 packs the rows beside the projection and splits the "
+          "occlusion test and lookups (clouds of 20k points or more; the output is the same bit for bit); "
+          "1 keeps all of it on the fusion thread.", choices=(1, 2)),
     Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
     Param("input_qos", "auto", "QoS of the sensor subscriptions: auto (match the publishers found at "
@@ -161,6 +164,7 @@ class LidarFusionNode(Node):
         self._stop = False
 
         self.fused_pub = self.create_publisher(PointCloud2, "fused/points", self.out_qos)
+        self._last_cloud: PointCloud2 | None = None  # its buffer is reused for the next cloud
         self.depth_pub = self.create_publisher(Image, "lidar_depth", self.out_qos)
         self.depth_info_pub = self.create_publisher(CameraInfo, "lidar_depth/camera_info", self.out_qos)
         # the same in the colour camera (when colour is on): the inference node's sparse_topic
@@ -395,7 +399,7 @@ class LidarFusionNode(Node):
         cols = data.cols
         n = data.size
         inten = cols.get("intensity")
-        inten = inten.astype(np.float32) if inten is not None else np.full(n, np.nan, np.float32)
+        inten = inten.astype(np.float32, copy=False) if inten is not None else np.full(n, np.nan, np.float32)
         frame: CameraFrame | None = m.frame
         extr = self.extrinsics if self._tf is None else self._tf_extrinsics(data, frame)
         if self.color_only:
@@ -425,30 +429,27 @@ class LidarFusionNode(Node):
             self._bad_input("depth", "depth image size differs from the IR camera; depth_diff NaN "
                             "(set depth_camera: color for a depth in the colour geometry)")
             ref_ir = None
-        rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, ir,
-                                    ref_depth=ref_ir, proj_xyz=proj_xyz)
-        if use_ref and ref_ir is None:  # keep the layout stable: the field is there, NaN
-            rows = np.concatenate([rows, np.full((n, 1), np.nan, np.float32)], axis=1)
-        cproj = self._color_projection(cols, proj_xyz, extr) if (use_rgb or in_color) else None
         if use_rgb:
-            rgb_col = np.full(n, np.nan, np.float32)
-            if cproj is not None and color is not None and color.shape[:2] == (
-                    self.color_projector.intr.height, self.color_projector.intr.width):
-                rgb_col = self.color_projector.sample_rgb(color, cproj)
-            rows = np.concatenate([rows[:, :5], rgb_col[:, None], rows[:, 5:]], axis=1)
             names.append("rgb")
         if use_ref:
             names.append("depth_diff")
-            if in_color and cproj is not None and ref is not None:
-                if ref.shape[:2] == (self.color_projector.intr.height, self.color_projector.intr.width):
-                    cam = self.color_projector.sample(ref, cproj)
-                    rows[:, -1] = np.where(cam > 0, cam - cproj.depth, np.nan)
-                else:
-                    self._bad_input("depth", "depth image size differs from the colour camera_info")
+        msg, rows = self._cloud_rows(n, len(names))
+        rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, ir, ref_depth=ref_ir,
+                                    proj_xyz=proj_xyz, out=rows, ref_column=len(names) - 1 if use_ref else None)
+        cproj = self._color_projection(cols, proj_xyz, extr) if (use_rgb or in_color) else None
+        if use_rgb and cproj is not None and color is not None and color.shape[:2] == (
+                self.color_projector.intr.height, self.color_projector.intr.width):
+            rows[:, 5] = self.color_projector.sample_rgb(color, cproj)
+        if use_ref and in_color and cproj is not None and ref is not None:
+            if ref.shape[:2] == (self.color_projector.intr.height, self.color_projector.intr.width):
+                cam = self.color_projector.sample(ref, cproj)
+                rows[:, -1] = np.where(cam > 0, cam - cproj.depth, np.nan)
+            else:
+                self._bad_input("depth", "depth image size differs from the colour camera_info")
         if cproj is not None:
             self._publish_depth(self.color_projector, cproj, frame.stamp, self.color_info,
                                 self.depth_color_pub, self.depth_color_info_pub)
-        self._publish(data, rows, names, extr, frame)
+        self._publish(data, rows, names, extr, frame, msg)
         self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_pub, self.depth_info_pub)
         if self.overlay_pub is not None and ir is not None:
             self._publish_overlay(ir, proj, frame)
@@ -462,9 +463,9 @@ class LidarFusionNode(Node):
                                    f"{self.p['extrinsics_source']}): camera fields NaN", throttle_duration_sec=5.0)
         with self._lock:
             self.counts["unmatched"] += 1
-        rows = np.full((data.size, len(names)), np.nan, np.float32)
-        rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = data.cols["x"], data.cols["y"], data.cols["z"], inten
-        self._publish(data, rows, names, extr, None)
+        msg, rows = self._cloud_rows(data.size, len(names))
+        pack_rows(data.cols["x"], data.cols["y"], data.cols["z"], inten, rows)
+        self._publish(data, rows, names, extr, None, msg)
         self._report(data.size, 0, 0, m, matched=False)
 
     def _fuse_color_only(self, m: Match, data: CloudData, frame: CameraFrame | None, extr) -> None:
@@ -490,16 +491,12 @@ class LidarFusionNode(Node):
         if ref is not None and ref.shape[:2] != size:
             self._bad_input("depth", "depth image size differs from the colour camera_info; depth_diff NaN")
             ref = None
-        rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, None, rgb=rgb,
-                                    ref_depth=ref, proj_xyz=proj_xyz)
-        rows = np.delete(rows, 4, axis=1)  # the ir column: there is no IR camera
-        if rgb is None:
-            rows = np.concatenate([rows[:, :4], np.full((n, 1), np.nan, np.float32), rows[:, 4:]], axis=1)
-        if use_ref and ref is None:
-            rows = np.concatenate([rows, np.full((n, 1), np.nan, np.float32)], axis=1)
+        msg, rows = self._cloud_rows(n, len(names))
+        rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, None, rgb=rgb, ref_depth=ref,
+                                    proj_xyz=proj_xyz, out=rows, rgb_column=4, ref_column=5 if use_ref else None)
         with self._lock:
             self.counts["deskewed"] += proj_xyz is not None
-        self._publish(data, rows, names, extr, frame)
+        self._publish(data, rows, names, extr, frame, msg)
         self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_pub, self.depth_info_pub)
         self._publish_depth(projector, proj, frame.stamp, frame.info, self.depth_color_pub,
                             self.depth_color_info_pub)
@@ -510,8 +507,10 @@ class LidarFusionNode(Node):
         if key != self._proj_key:
             intr = Intrinsics.from_camera_model(conv.camera_info_to_model(info))
             p = self.p
+            if self.projector is not None:
+                self.projector.close()
             self.projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
-                                       p["occlusion_rel_tol"], p["occlusion_abs_tol"])
+                                       p["occlusion_rel_tol"], p["occlusion_abs_tol"], int(p["threads"]))
             self._proj_key = key
         return self.projector
 
@@ -567,7 +566,15 @@ class LidarFusionNode(Node):
             return None
 
     # --- outputs ----------------------------------------------------------------------
-    def _publish(self, data: CloudData, rows: np.ndarray, names: list[str], extr, frame) -> None:
+    def _cloud_rows(self, n: int, columns: int) -> tuple[PointCloud2, np.ndarray]:
+        """The next fused cloud's message and its rows, written in place by the kernels; the
+        buffer of the last one (published: publish() copied it) is reused."""
+        msg, rows = conv.cloud_rows(n, columns, reuse=self._last_cloud)
+        self._last_cloud = msg
+        return msg, rows
+
+    def _publish(self, data: CloudData, rows: np.ndarray, names: list[str], extr, frame,
+                 msg: PointCloud2) -> None:
         frame_id = data.frame_id
         target = self.p["target_frame"]
         if target and target != frame_id:
@@ -575,12 +582,10 @@ class LidarFusionNode(Node):
                 self._bad_input("target_frame", f"target_frame {target} unknown (only the LiDAR frame "
                                 "or the camera frame); publishing in the LiDAR frame")
             else:
-                xyz = rows[:, :3].astype(np.float64) @ extr[:3, :3].T + extr[:3, 3]
-                rows = rows.copy()
-                rows[:, :3] = xyz
+                rows[:, :3] = rows[:, :3].astype(np.float64) @ extr[:3, :3].T + extr[:3, 3]
                 frame_id = target
-        self.fused_pub.publish(conv.rows_to_pointcloud2(rows, names, frame_id=frame_id,
-                                                        stamp=data.stamp, is_dense=False))
+        self.fused_pub.publish(conv.rows_to_pointcloud2(rows, names, frame_id=frame_id, stamp=data.stamp,
+                                                        is_dense=False, out=msg))
         self.rate.tick(self._clock_latency(data.stamp_s))
 
     def _publish_depth(self, projector: Projector, proj, stamp, info: CameraInfo, pub, info_pub) -> None:
