@@ -270,15 +270,18 @@ def test_malformed_clouds_are_rejected_with_a_reason_and_the_node_keeps_running(
 
 
 def test_defaults_just_work_with_camera_node_and_colour(ros_node):
-    """camera_node (scene) + lidar_node + lidar_fusion_node, defaults plus colour on: fused
-    clouds carry IR and rgb, and a lidar_depth in both cameras."""
+    """camera_node (scene) + lidar_node + lidar_fusion_node, defaults plus colour and the aligned
+    depth on: fused clouds carry IR, rgb and depth_diff (camera depth - LiDAR depth, in the
+    colour camera: near 0 on the scene), and a lidar_depth in both cameras."""
     node = ros_node
     topics = {"/fused/points": PointCloud2, "/lidar_depth": Image, "/lidar_depth_color": Image,
               "/lidar_overlay": Image}
     with NodeProcess.node("camera_node", {"source": "synthetic"}) as camera, \
             NodeProcess.node("lidar_node") as lidar, \
             NodeProcess.node("lidar_fusion_node", {"color_topic": "/camera/color/image_raw",
-                                                   "publish_overlay": True, **SLOW}) as fusion:
+                                                   "depth_topic": "/camera/aligned_depth_to_color/image_raw",
+                                                   "depth_camera": "color", "publish_overlay": True,
+                                                   **SLOW}) as fusion:
         got = collect(node, topics, 3, 60.0, QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT),
                       stop_when=lambda g: len(g["/lidar_depth_color"]) >= 2 and g["/lidar_overlay"] and any(
                           np.isfinite(conv.pointcloud2_to_fields(m, ["rgb"])["rgb"]).any()
@@ -286,9 +289,11 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
         outputs = camera.output() + lidar.output() + fusion.output()
         assert camera.stop() == 0 and lidar.stop() == 0 and fusion.stop() == 0
     assert got["/lidar_depth_color"], outputs
-    fused = [conv.pointcloud2_to_fields(m, ["x", "ir", "rgb"]) for _, m in got["/fused/points"]]
+    fused = [conv.pointcloud2_to_fields(m, ["x", "ir", "rgb", "depth_diff"]) for _, m in got["/fused/points"]]
     best = max(fused, key=lambda c: np.isfinite(c["ir"]).sum())
     assert np.isfinite(best["ir"]).sum() > 1000 and np.isfinite(best["rgb"]).sum() > 1000
+    diff = best["depth_diff"][np.isfinite(best["depth_diff"])]
+    assert diff.size > 200 and abs(float(np.median(diff))) < 0.25, (diff.size, np.median(diff) if diff.size else None)
     d = got["/lidar_depth_color"][-1][1]
     assert d.encoding == "32FC1" and d.header.frame_id == "camera_color_optical_frame"
     assert got["/lidar_overlay"] and got["/lidar_overlay"][-1][1].encoding == "rgb8"

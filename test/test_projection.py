@@ -185,6 +185,40 @@ def test_fuse_equals_the_plain_path_for_every_layout(model, D, n, threads):
         np.testing.assert_array_equal(alone.view(np.uint32), rows[:, :alone.shape[1]].view(np.uint32))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fuse_adds_a_second_camera_into_the_same_rows(threads):
+    """lidar_fusion_node's IR + colour fusion: the IR pass packs the rows, the colour pass
+    (pack=False, another camera and extrinsics) writes only rgb and depth_diff where the
+    colour camera sees the point; the rows equal the plain path of each camera."""
+    n = 30001
+    pts = _scattered_cloud(n, 5)
+    inten = np.linspace(0, 100, n, dtype=np.float32)
+    x, y, z = (np.ascontiguousarray(pts[:, k]) for k in range(3))
+    ir_intr = Intrinsics.from_k(np.array([[380.0, 0, 320], [0, 380, 240], [0, 0, 1]]), 640, 480)
+    c_intr = Intrinsics.from_k(np.array([[600.0, 0, 424], [0, 600, 240], [0, 0, 1]]), 848, 480,
+                               [0.1, -0.05, 0.001, 0.0, 0.0], "plumb_bob")
+    T = np.eye(4)
+    to_color = np.eye(4)
+    to_color[:3, 3] = [0.015, 0.0, 0.0]
+    rng = np.random.default_rng(3)
+    ir = rng.integers(0, 255, (480, 640)).astype(np.uint8)
+    rgb = rng.integers(0, 255, (480, 848, 3)).astype(np.uint8)
+    ref = rng.uniform(0.5, 40, (480, 848)).astype(np.float32)
+    ref[::3] = 0.0
+    rows = np.empty((n, 7), np.float32)
+    Projector(ir_intr, threads=threads).fuse(x, y, z, inten, T, ir, out=rows)
+    _, cproj = Projector(c_intr, threads=threads).fuse(x, y, z, None, to_color @ T, None, rgb=rgb, ref_depth=ref,
+                                                       out=rows, rgb_column=5, ref_column=6, pack=False)
+    want_ir, _ = _reference_rows(Projector(ir_intr), x, y, z, inten, T, ir, None, None, 6)
+    want_c, p = _reference_rows(Projector(c_intr), x, y, z, inten, to_color @ T, None, rgb, ref, 6)
+    np.testing.assert_array_equal(rows[:, :5].view(np.uint32), want_ir[:, :5].view(np.uint32))
+    np.testing.assert_array_equal(rows[:, 5:].view(np.uint32), want_c[:, 5:7].view(np.uint32))
+    np.testing.assert_array_equal(cproj.visible, p.visible)
+    assert p.visible.sum() > 1000 and np.isfinite(rows[:, 6]).sum() > 500
+    with pytest.raises(ValueError, match="pass them as out"):
+        Projector(c_intr).fuse(x, y, z, None, T, None, rgb=rgb, pack=False)
+
+
 def test_fuse_rejects_a_buffer_that_does_not_fit():
     intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
     x = np.ones(10, np.float32)

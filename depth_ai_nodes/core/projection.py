@@ -600,19 +600,21 @@ class Projector:
         _sparse_depth_kernel(proj.pix, proj.depth, proj.visible, img)
         return img
 
-    def fuse(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, intensity: np.ndarray,
+    def fuse(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, intensity: np.ndarray | None,
              cam_from_lidar: np.ndarray, ir: np.ndarray | None, rgb: np.ndarray | None = None,
              ref_depth: np.ndarray | None = None, ir_scale: float = 1.0,
              proj_xyz: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
              out: np.ndarray | None = None, rgb_column: int | None = None,
-             ref_column: int | None = None) -> tuple[np.ndarray, Projection]:
+             ref_column: int | None = None, pack: bool = True) -> tuple[np.ndarray, Projection]:
         """The whole fusion of one cloud: project (proj_xyz: e.g. motion-compensated points
         used for projection only), occlusion, lookups, pack. Returns ((N, F) float32 rows
         x y z intensity ir [rgb] [ref-z], projection). ir None: ir field all NaN (visibility
         is still computed, e.g. for lidar_depth). `out`: the rows written in place, e.g. into
         the outgoing message's buffer (no copy after); it may have more columns, left NaN for
         the caller. `rgb_column` / `ref_column` move rgb and ref-z elsewhere than the next free
-        columns (e.g. rgb into column 4 with no IR camera). Four kernels: pack and project over
+        columns (e.g. rgb into column 4 with no IR camera). `pack=False`: `out` already holds
+        the rows (e.g. fused with another camera); only this camera's columns are written, where
+        visible. Four kernels: pack and project over
         every point, z-buffer over the in-view ones, then occlusion + lookups; with threads=2
         the pack runs beside the projection and each half of the lookups on its own thread
         (the same rows, bit for bit)."""
@@ -628,6 +630,8 @@ class Projector:
         used = [4] * use_ir + [c_rgb] * use_rgb + [c_ref] * use_ref
         cols = max([5, *(c + 1 for c in used)])
         if out is None:
+            if not pack:
+                raise ValueError("pack=False writes into rows that exist: pass them as out")
             out = np.empty((n, cols), np.float32)
         elif out.ndim != 2 or out.shape[0] != n or out.shape[1] < cols or out.dtype != np.float32:
             raise ValueError(f"out must be float32 ({n}, >= {cols}); got {out.dtype} {out.shape}")
@@ -638,8 +642,12 @@ class Projector:
         uv = np.empty(n, np.int32)
         pix = np.empty(n, np.int32)
         idx = np.empty(n, np.int32)
+        if pack and intensity is None:
+            raise ValueError("intensity is needed to pack the rows")
         pool = self._helper() if n >= PARALLEL_MIN_POINTS else None
-        packed = pool.submit(pack_rows, x, y, z, intensity, out) if pool else pack_rows(x, y, z, intensity, out)
+        packed = None
+        if pack:
+            packed = pool.submit(pack_rows, x, y, z, intensity, out) if pool else pack_rows(x, y, z, intensity, out)
         _project_uv_kernel(px, py, pz, np.ascontiguousarray(cam_from_lidar, dtype=np.float64), i.fx, i.fy, i.cx,
                            i.cy, i.dist, i.model, i.r2_max, i.width, i.height, self.min_depth, self.max_depth,
                            depth, uv)
@@ -656,7 +664,8 @@ class Projector:
                                   self._zbuf, self._coarse, self._cw, visible, *images)
 
         if pool:
-            packed.result()  # the lookups write into the packed rows
+            if packed is not None:
+                packed.result()  # the lookups write into the packed rows
             half = inview // 2
             first = pool.submit(lookup, idx[:half])
             occluded = lookup(idx[half:inview])

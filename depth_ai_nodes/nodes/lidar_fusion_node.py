@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
-from depth_ai_nodes.core.projection import Intrinsics, Projector, pack_rows
+from depth_ai_nodes.core.projection import Intrinsics, Projection, Projector, pack_rows
 from depth_ai_nodes.core.stamps import clock_latency
 from depth_ai_nodes.core.sync import ApproxTimeMatcher, Match
 from depth_ai_nodes.msg import Extrinsics
@@ -436,16 +436,8 @@ class LidarFusionNode(Node):
         msg, rows = self._cloud_rows(n, len(names))
         rows, proj = projector.fuse(cols["x"], cols["y"], cols["z"], inten, extr, ir, ref_depth=ref_ir,
                                     proj_xyz=proj_xyz, out=rows, ref_column=len(names) - 1 if use_ref else None)
-        cproj = self._color_projection(cols, proj_xyz, extr) if (use_rgb or in_color) else None
-        if use_rgb and cproj is not None and color is not None and color.shape[:2] == (
-                self.color_projector.intr.height, self.color_projector.intr.width):
-            rows[:, 5] = self.color_projector.sample_rgb(color, cproj)
-        if use_ref and in_color and cproj is not None and ref is not None:
-            if ref.shape[:2] == (self.color_projector.intr.height, self.color_projector.intr.width):
-                cam = self.color_projector.sample(ref, cproj)
-                rows[:, -1] = np.where(cam > 0, cam - cproj.depth, np.nan)
-            else:
-                self._bad_input("depth", "depth image size differs from the colour camera_info")
+        cproj = (self._color_projection(cols, proj_xyz, extr, rows, color, ref, use_rgb, use_ref and in_color)
+                 if (use_rgb or in_color) else None)
         if cproj is not None:
             self._publish_depth(self.color_projector, cproj, frame.stamp, self.color_info,
                                 self.depth_color_pub, self.depth_color_info_pub)
@@ -526,23 +518,37 @@ class LidarFusionNode(Node):
             v, w = twist_in_frame(v, w, self.odom_lidar)
         return deskew(cols["x"], cols["y"], cols["z"], cols["t"], frame_time - cloud_t, v, w)
 
-    def _color_projection(self, cols, proj_xyz, extr):
-        """The cloud in the colour camera (IR/depth -> colour extrinsics from the camera node),
-        or None until its camera_info and extrinsics have arrived."""
+    def _color_projection(self, cols, proj_xyz, extr, rows: np.ndarray, color: np.ndarray | None,
+                          ref: np.ndarray | None, use_rgb: bool, ref_in_color: bool) -> Projection | None:
+        """The cloud in the colour camera (IR/depth -> colour extrinsics from the camera node):
+        rgb (column 5) and, for a depth in the colour geometry, depth_diff (the last column)
+        written into the fused rows where visible. None until the colour camera_info and
+        extrinsics have arrived."""
         info = self.color_info
         if info is None or self.depth_to_color is None:
             self.get_logger().warn("no colour camera_info / depth_to_color extrinsics yet: rgb and "
                                    "colour-geometry fields NaN", throttle_duration_sec=10.0)
             return None
-        key = (info.width, info.height, tuple(info.k), tuple(info.d))
+        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model)
         if self.color_projector is None or self._color_key != key:
             intr = Intrinsics.from_camera_model(conv.camera_info_to_model(info))
             p = self.p
+            if self.color_projector is not None:
+                self.color_projector.close()
             self.color_projector = Projector(intr, p["min_depth"], p["max_depth"], int(p["splat_px"]),
-                                             p["occlusion_rel_tol"], p["occlusion_abs_tol"])
+                                             p["occlusion_rel_tol"], p["occlusion_abs_tol"], int(p["threads"]))
             self._color_key = key
-        x, y, z = proj_xyz if proj_xyz is not None else (cols["x"], cols["y"], cols["z"])
-        return self.color_projector.project_visible(x, y, z, self.depth_to_color @ extr)
+        size = (self.color_projector.intr.height, self.color_projector.intr.width)
+        rgb = color if use_rgb and color is not None and color.shape[:2] == size else None
+        if ref_in_color and ref is not None and ref.shape[:2] != size:
+            self._bad_input("depth", "depth image size differs from the colour camera_info")
+            ref = None
+        ref = ref if ref_in_color else None
+        _, cproj = self.color_projector.fuse(
+            cols["x"], cols["y"], cols["z"], None, self.depth_to_color @ extr, None, rgb=rgb, ref_depth=ref,
+            proj_xyz=proj_xyz, out=rows, rgb_column=5, ref_column=rows.shape[1] - 1 if ref is not None else None,
+            pack=False)
+        return cproj
 
     @staticmethod
     def _nearest(buf: deque, t: float | None) -> np.ndarray | None:
