@@ -13,7 +13,7 @@
    publisher as processes; LiDAR stamp -> fused cloud received, and cloud published ->
    fused cloud received (the fusion's own share), median and p95.
 
-    python bench/bench_fusion.py fusion [--repeat 200]
+    python bench/bench_fusion.py fusion [--repeat 400] [--against REV]
     python bench/bench_fusion.py e2e [--seconds 15]
 """
 from __future__ import annotations
@@ -62,7 +62,28 @@ def _run_with_omp_threads(frame: str, repeat: int, threads: int) -> dict[str, fl
     return {k: float(v) * 1e-3 for k, v in (kv.split("=") for kv in line.split()[1:])}
 
 
-def bench_fusion(repeat: int, frame: str = "000000", inner: bool = False) -> None:
+def _projection_at(rev: str):
+    """depth_ai_nodes.core.projection as it was at git revision `rev`, imported from a file in
+    the temporary folder (numba caches its kernels beside it)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:depth_ai_nodes/core/projection.py"],
+                         capture_output=True, text=True, check=True).stdout
+    folder = Path(tempfile.gettempdir()) / "depth_ai_projection_at"  # a fixed place: numba's cache is reused
+    folder.mkdir(exist_ok=True)
+    path = folder / f"projection_{''.join(c if c.isalnum() else '_' for c in rev)}.py"
+    if not path.exists() or path.read_text() != src:
+        path.write_text(src)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_fusion(repeat: int, frame: str = "000000", inner: bool = False, against: str = "") -> None:
     from PIL import Image
 
     from depth_ai_nodes.ros.node_main import tune_malloc
@@ -143,6 +164,16 @@ def bench_fusion(repeat: int, frame: str = "000000", inner: bool = False) -> Non
         return out.tobytes()
 
     fns.update(ours_node=node_fusion(2), ours_node1=node_fusion(1), ours_bytes=ours_bytes)
+    if against:
+        old = _projection_at(against)
+        old_proj = old.Projector(old.Intrinsics.from_k(K, w, h), min_depth=0.1, max_depth=200.0, splat_px=2)
+
+        def ours_then() -> object:
+            """The fusion of revision `against`, as its node ran it: fused rows, then copied
+            into a new PointCloud2."""
+            rows, _ = old_proj.fuse(x, y, z, inten, T, ir, rgb)
+            return conv.rows_to_pointcloud2(rows, names, frame_id="velo_link", stamp=1, is_dense=False)
+        fns["ours_then"] = ours_then
     t = _interleaved(fns, repeat)
     if inner:
         print("medians_ms " + " ".join(f"{k}={v * 1e3:.4f}" for k, v in t.items()))
@@ -157,6 +188,11 @@ def bench_fusion(repeat: int, frame: str = "000000", inner: bool = False) -> Non
           f"{t['ours_node1']*1e3:7.3f} ms")
     print(f"  ours, 1 thread, into a fresh array + tobytes (the earlier figure's path):    "
           f"{t['ours_bytes']*1e3:7.3f} ms")
+    if against:
+        print(f"  ours at {against} (its fuse, rows copied into a new message):  {t['ours_then']*1e3:7.3f} ms "
+              f"({t['ours_then@p10']*1e3:6.3f} 10th pct) -> now {t['ours_then'] / t_ours:4.2f}x faster with 2 threads, "
+              f"{t['ours_then'] / t['ours_node1']:4.2f}x with 1 (10th pct: {t['ours_then@p10'] / t['ours_node@p10']:4.2f}x, "
+              f"{t['ours_then@p10'] / t['ours_node1@p10']:4.2f}x)")
     print(f"  numpy projection + z-buffer (sort) + IR/rgb lookup + pack:       {t_np*1e3:7.3f} ms")
     print(f"  speed vs numpy: {t_np / t_ours:5.2f}x")
     if o3d_version is None:
@@ -270,13 +306,15 @@ def main() -> None:
     f.add_argument("--repeat", type=int, default=200)
     f.add_argument("--frame", default="000000")
     f.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    f.add_argument("--against", default="", metavar="REV",
+                   help="also time the fusion of this git revision (e.g. ef91090) in the same run")
     e = sub.add_parser("e2e")
     e.add_argument("--seconds", type=float, default=15.0)
     a = ap.parse_args()
     if a.what == "fusion":
         if not DATA.is_dir():
             raise SystemExit(f"needs the KITTI scans in {DATA}")
-        bench_fusion(a.repeat, a.frame, a.inner)
+        bench_fusion(a.repeat, a.frame, a.inner, a.against)
     else:
         bench_e2e(a.seconds)
 
