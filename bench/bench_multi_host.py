@@ -1,7 +1,7 @@
 """The pipeline split across two hosts over a lossy link (issue #12), as root.
 
     sudo python bench/bench_multi_host.py [--seconds 40] [--loss 5] [--lidar 128x2048] [--camera 640x480x30]
-                                          [--compressed] [--shared-cpus]
+                                          [--compressed] [--streams] [--lidar-files] [--shared-cpus]
 
 Two network namespaces ("robot" and "server") joined by a veth pair with their own
 addresses, each with its own /dev/shm (so Fast DDS cannot take a shared-memory shortcut
@@ -16,6 +16,10 @@ Each "host" gets its own half of this machine's cores (taskset), as two computer
 both on every core (--shared-cpus), the robot's cost of sending (the network stack and DDS
 fragmentation) comes out of the server's inference budget, which measures the machine and not
 the link. The camera runs at 424x240 15 fps by default (four nodes on 2 cores here).
+--lidar-files: the robot's LiDAR plays scans of the built-in scene rendered beforehand (.bin
+files, source files) instead of rendering them live, so a 128x2048 LiDAR at 10 Hz and a camera
+at 640x480 30 fps (pre-rendered frames) fit the robot's one core; with --streams this gives
+per-stream rate, bandwidth and latency at the issue's full load.
 Needs root, iproute2 and nftables (Debian: apt-get install nftables).
 """
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "test"))
-from netns_hosts import host_cpus, probe_gaps, run_split, runner_cpu, runner_latencies, runner_rates, stalls, unavailable  # noqa: E402
+from netns_hosts import (host_cpus, probe_bandwidth, probe_gaps, run_split, runner_cpu,  # noqa: E402
+                         runner_latencies, runner_rates, stalls, unavailable)
 
 # a lighter camera than the default 640x480 @ 30 (two runners and four nodes share 2 cores here)
 PARAMS = """camera:
@@ -43,6 +48,29 @@ lidar:
     beams: {beams}
     columns: {columns}
 """
+# the LiDAR from files rendered beforehand (--lidar-files): nothing to render on the robot
+FILES_LIDAR = """lidar:
+  ros__parameters:
+    source: files
+    points_path: "{path}"
+    bin_fields: "x,y,z,intensity,t"
+    rate_hz: 10.0
+"""
+
+
+def prerender_scans(beams: int, columns: int, count: int, folder: Path) -> Path:
+    """`count` consecutive scans of the built-in scene's LiDAR as x y z intensity t float32 .bin files."""
+    import numpy as np
+
+    from depth_ai_nodes.lidar.synthetic import SyntheticLidarSource
+
+    folder.mkdir(parents=True, exist_ok=True)
+    src = SyntheticLidarSource(beams=beams, columns=columns, real_time=False)
+    for k in range(count):
+        scan = src.read(0.0)
+        cols = [np.asarray(scan.points[f], np.float32) for f in ("x", "y", "z", "intensity", "t")]
+        np.stack(cols, axis=1).astype("<f4").tofile(folder / f"{k:04d}.bin")
+    return folder
 STREAMS = ["/depth_inference/depth", "/fused/points", "/lidar_depth"]
 
 
@@ -57,6 +85,8 @@ def main() -> int:
     p.add_argument("--streams", action="store_true",
                    help="the server runs a subscriber to the crossing streams (test/stream_probe.py) instead of "
                         "the inference and fusion nodes: what the link delivers, without their CPU")
+    p.add_argument("--lidar-files", action="store_true",
+                   help="the robot's LiDAR plays scans rendered beforehand (source files) instead of rendering them")
     p.add_argument("--shared-cpus", action="store_true",
                    help="both hosts on every core (default: each its own half of the cores)")
     args = p.parse_args()
@@ -68,6 +98,10 @@ def main() -> int:
     params = PARAMS.format(beams=beams, columns=columns, profile=args.camera.replace("x", ","))
     domain = 90 + os.getpid() % 50
     logs = Path(tempfile.mkdtemp(prefix="multi_host_"))
+    if args.lidar_files:
+        sys.path.insert(0, str(ROOT))
+        scans = prerender_scans(beams, columns, 20, logs / "scans")
+        params = params.split("lidar:\n")[0] + FILES_LIDAR.format(path=scans)
     cpus = None if args.shared_cpus else host_cpus()
     extra = ("--compressed",) if args.compressed else ()
     runs = {"one host": (0, True), "clean link": (0, False), f"{args.loss} % loss": (args.loss, False)}
@@ -82,7 +116,8 @@ def main() -> int:
     stalled = stalls(out[f"{args.loss} % loss"], streams)
     if args.streams:  # the probe prints no status rows: its longest gap between two messages instead
         stalled = {t: f"longest gap {g:.2f} s" for t, g in probe_gaps(out[f"{args.loss} % loss"]).items()}
-    print(f"\nsplit pipeline, {args.seconds:g} s per run, LiDAR {args.lidar}, camera {args.camera}"
+    print(f"\nsplit pipeline, {args.seconds:g} s per run, LiDAR {args.lidar}"
+          f"{' (pre-rendered files, stamped when read)' if args.lidar_files else ''}, camera {args.camera}"
           f"{', compressed' if args.compressed else ''}; CPUs robot / server: "
           f"{'shared' if cpus is None else ' / '.join(cpus)}; server-side mean rates (Hz, first to last message)")
     print(f"| stream (received on the server) | one host | clean link | clean / one host | {args.loss} % frame "
@@ -93,6 +128,13 @@ def main() -> int:
         o, a, b = one.get(topic, nan), clean.get(topic, nan), lossy.get(topic, nan)
         print(f"| {topic} | {o:.2f} | {a:.2f} | {a / o if o else nan:.2f} | {b:.2f} | {b / a if a else nan:.2f} "
               f"| {stalled.get(topic, '-')} |")
+    if args.streams:
+        bw = [probe_bandwidth(out[k]) for k in runs]
+        print("\nbandwidth received on the server, MB/s of message data")
+        print(f"| stream | {' | '.join(runs)} |")
+        print("|---|---|---|---|")
+        for topic in streams:
+            print(f"| {topic} | " + " | ".join(f"{x.get(topic, nan):.2f}" for x in bw) + " |")
     lat = [runner_latencies(out[k]) for k in runs]
     print("\nlatency, header stamp -> received on the server, median ms (the camera and LiDAR stamp their "
           "frames; the LiDAR stamp is the start of its 100 ms sweep)")

@@ -93,6 +93,11 @@ def probe_gaps(log: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in re.finditer(r"summary (\S+): .* longest gap ([\d.]+) s", log)}
 
 
+def probe_bandwidth(log: str) -> dict[str, float]:
+    """Per topic, MB/s of message data received, from test/stream_probe.py's summary."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"summary (\S+): .* Hz, ([\d.]+) MB/s", log)}
+
+
 def stalls(log: str, topics: list[str]) -> dict[str, int]:
     """Per topic, how many periodic status rows after its first message said STALE (no message
     for 3 s or 5 periods): a stream that stopped."""

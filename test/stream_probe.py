@@ -1,7 +1,7 @@
 """Count what crosses the link: subscribe to the camera's and the LiDAR's streams (raw or
 image_transport compressed) with the QoS `depth-ai run --multi-host` gives their readers and
-print, per topic, messages received, rate, median latency (header stamp -> receipt) and the
-longest gap. Run by bench/bench_multi_host.py --streams and test_multi_host.py on the "server" while the robot runs
+print, per topic, messages received, rate, bandwidth (the messages' data bytes per second),
+median latency (header stamp -> receipt) and the longest gap. Run by bench/bench_multi_host.py --streams and test_multi_host.py on the "server" while the robot runs
 `depth-ai run --only camera,lidar`; the DDS environment is the runner's (--multi-host).
 
     python test/stream_probe.py SECONDS [--compressed] [--domain-id N]
@@ -43,11 +43,11 @@ def main() -> int:
             topics[t] = Image
     rclpy.init()
     node = rclpy.create_node("stream_probe")
-    got: dict[str, list[tuple[float, float]]] = {t: [] for t in topics}
+    got: dict[str, list[tuple[float, float, int]]] = {t: [] for t in topics}
 
     def on(topic: str):
         def cb(msg) -> None:
-            got[topic].append((time.time(), msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec))
+            got[topic].append((time.time(), msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, len(msg.data)))
         return cb
 
     for topic, typ in topics.items():
@@ -59,11 +59,13 @@ def main() -> int:
         if len(rows) < 2:
             print(f"summary {topic}: {len(rows)} messages")
             continue
-        lat = sorted(1e3 * (r - s) for r, s in rows)
+        lat = sorted(1e3 * (r - s) for r, s, _ in rows)
         gap = max(b[0] - a[0] for a, b in zip(rows, rows[1:]))
-        rate = (len(rows) - 1) / (rows[-1][0] - rows[0][0])
-        print(f"summary {topic}: {len(rows)} messages, mean {rate:.2f} Hz, latency median {lat[len(lat) // 2]:.1f} ms, "
-              f"longest gap {gap:.2f} s")
+        span = rows[-1][0] - rows[0][0]
+        rate = (len(rows) - 1) / span
+        mbps = sum(n for _, _, n in rows[1:]) / span / 1e6  # data bytes of the messages after the first
+        print(f"summary {topic}: {len(rows)} messages, mean {rate:.2f} Hz, {mbps:.2f} MB/s, latency median "
+              f"{lat[len(lat) // 2]:.1f} ms, longest gap {gap:.2f} s")
     node.destroy_node()
     rclpy.shutdown()
     return 0
