@@ -341,14 +341,17 @@ def _occluded(p, zi, w, h, r, rel_tol, abs_tol, zbuf):
 
 
 @njit(inline="always", **_JIT)
-def _lookup(pix, uv, idx, depth, r, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-            use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits):
+def _lookup(points, r, grid, cams):
     """Occlusion test + camera lookups for the in-view points idx (any share of them: zbuf is
     only read, each point's row only written, so two threads can split them). The
     occlusion rule of _occluded on the bordered zbuf of _zbuffer_kernel: the window of the
     point at (iv, iu) starts at zbuf row iv, column iu. `r` must be a constant here (the
     window loops unroll). Row and column come from uv: a 64-bit division per point (p // w)
-    cost more than the test itself."""
+    cost more than the test itself. points: (pix, uv, idx, depth); grid: the z-buffer (zw,
+    zbuf, coarse, cw) and the rule (rel_tol, abs_tol); cams: the lookups' images and outputs."""
+    pix, uv, idx, depth = points
+    zw, zbuf, coarse, cw, rel_tol, abs_tol = grid
+    visible, ir, ir_scale, use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits = cams
     irf = ir.reshape(-1)
     rgbf = rgb.reshape(rgb.shape[0] * rgb.shape[1], rgb.shape[2])
     reff = ref.reshape(-1)
@@ -410,24 +413,18 @@ def _reset_kernel(uv, idx, r, zw, zbuf, coarse, cw):
 
 
 @njit(**_JIT)
-def _lookup_kernel(pix, uv, idx, depth, r, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                   use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits):
+def _lookup_kernel(points, r, grid, cams):
     """_lookup with the splat radius turned into a constant for the usual 0..3 (2x faster
     than loops of run-time length), a run-time one beyond."""
     if r == 2:
-        return _lookup(pix, uv, idx, depth, 2, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+        return _lookup(points, 2, grid, cams)
     if r == 1:
-        return _lookup(pix, uv, idx, depth, 1, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+        return _lookup(points, 1, grid, cams)
     if r == 0:
-        return _lookup(pix, uv, idx, depth, 0, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+        return _lookup(points, 0, grid, cams)
     if r == 3:
-        return _lookup(pix, uv, idx, depth, 3, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                       use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
-    return _lookup(pix, uv, idx, depth, r, zw, rel_tol, abs_tol, zbuf, coarse, cw, visible, ir, ir_scale,
-                   use_ir, rgb, use_rgb, c_rgb, ref, use_ref, c_ref, out, bits)
+        return _lookup(points, 3, grid, cams)
+    return _lookup(points, r, grid, cams)
 
 
 @njit(**_JIT)
@@ -654,14 +651,14 @@ class Projector:
         inview = _zbuffer_kernel(uv, depth, i.width, self.splat_px, self._zw, idx, pix, self._zbuf, self._coarse,
                                  self._cw)
         visible = np.zeros(n, np.bool_)
-        images = (np.ascontiguousarray(ir) if use_ir else self._dummy_ref, np.float32(ir_scale), use_ir,
-                  np.ascontiguousarray(rgb) if use_rgb else self._dummy_rgb, use_rgb, c_rgb,
-                  np.ascontiguousarray(ref_depth, dtype=np.float32) if use_ref else self._dummy_ref, use_ref, c_ref,
-                  out, out.view(np.uint32))
+        grid = (self._zw, self._zbuf, self._coarse, self._cw, self.rel_tol, self.abs_tol)
+        cams = (visible, np.ascontiguousarray(ir) if use_ir else self._dummy_ref, np.float32(ir_scale), use_ir,
+                np.ascontiguousarray(rgb) if use_rgb else self._dummy_rgb, use_rgb, c_rgb,
+                np.ascontiguousarray(ref_depth, dtype=np.float32) if use_ref else self._dummy_ref, use_ref, c_ref,
+                out, out.view(np.uint32))
 
         def lookup(part: np.ndarray) -> int:
-            return _lookup_kernel(pix, uv, part, depth, self.splat_px, self._zw, self.rel_tol, self.abs_tol,
-                                  self._zbuf, self._coarse, self._cw, visible, *images)
+            return _lookup_kernel((pix, uv, part, depth), self.splat_px, grid, cams)
 
         if pool:
             if packed is not None:

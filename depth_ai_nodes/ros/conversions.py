@@ -271,6 +271,13 @@ def _holds(msg: PointCloud2, rows: np.ndarray) -> bool:
     return bool(len(data) == 0 or data.buffer_info()[0] == rows.ctypes.data)
 
 
+def _float32_fields(fields: list, names: list[str]) -> bool:
+    """True when `fields` are exactly `names` as consecutive single float32 fields from offset 0."""
+    return len(fields) == len(names) and all(
+        f.name == n and f.offset == 4 * i and f.datatype == PointField.FLOAT32 and f.count == 1
+        for i, (f, n) in enumerate(zip(fields, names)))
+
+
 def rows_to_pointcloud2(rows: np.ndarray, names: Iterable[str], header: Header | None = None,
                         frame_id: str | None = None, stamp: Time | int | None = None,
                         organized_shape: tuple[int, int] | None = None, is_dense: bool | None = None,
@@ -296,7 +303,9 @@ def rows_to_pointcloud2(rows: np.ndarray, names: Iterable[str], header: Header |
     else:
         h, w = 1, r.shape[0]
     msg.height, msg.width = h, w
-    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
+    if not _float32_fields(msg.fields, names):  # a reused message keeps its field list
+        msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                      for i, n in enumerate(names)]
     msg.is_bigendian = False
     msg.point_step = 4 * len(names)
     msg.row_step = msg.point_step * w
