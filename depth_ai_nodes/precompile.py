@@ -49,9 +49,10 @@ def _fusion() -> None:
     cloud[:, 2] = np.linspace(1.0, 4.0, 8)
     contiguous = tuple(np.ascontiguousarray(cloud[:, k]) for k in range(4))  # clouds with NaN points dropped
     strided = tuple(cloud[:, k] for k in range(4))  # views into the message, as they arrive
+    no_intensity = (*strided[:3], np.full(8, np.nan, np.float32))  # a cloud without an intensity field
     intr = Intrinsics.from_k(np.array([[8.0, 0, 4.0], [0, 8.0, 3.0], [0, 0, 1.0]]), 8, 6)
     proj = Projector(intr)
-    for x, y, z, inten in (contiguous, strided):
+    for x, y, z, inten in (contiguous, strided, no_intensity):
         for ir in (np.zeros((6, 8), np.uint8), np.zeros((6, 8), np.uint16), np.zeros((6, 8), np.float32)):
             _, p = proj.fuse(x, y, z, inten, np.eye(4), ir, rgb=np.zeros((6, 8, 3), np.uint8),
                              ref_depth=np.zeros((6, 8), np.float32))
