@@ -1,7 +1,8 @@
 """The pipeline split across two hosts over a lossy link (issue #12), as root.
 
     sudo python bench/bench_multi_host.py [--seconds 40] [--loss 5] [--lidar 128x2048] [--camera 640x480x30]
-                                          [--compressed] [--streams] [--lidar-files] [--shared-cpus]
+                                          [--compressed] [--streams] [--lidar-files] [--repeat N]
+                                          [--shared-cpus]
 
 Two network namespaces ("robot" and "server") joined by a veth pair with their own
 addresses, each with its own /dev/shm (so Fast DDS cannot take a shared-memory shortcut
@@ -74,6 +75,26 @@ def prerender_scans(beams: int, columns: int, count: int, folder: Path) -> Path:
 STREAMS = ["/depth_inference/depth", "/fused/points", "/lidar_depth"]
 
 
+def _rounds_table(rounds: list[dict[str, str]], names: list[str], streams: list[str]) -> None:
+    """Per stream, the clean / one host and loss / clean rate ratios of every round (each round
+    runs the three set-ups in turn, so a slow spell of the machine hits one round's set-ups
+    alike) and their medians: run-to-run noise shows as the spread."""
+    import statistics
+
+    one, clean, lossy = names
+    print(f"\n{len(rounds)} rounds, rate ratios per round and their median")
+    print("| stream | clean / one host | median | loss / clean | median |")
+    print("|---|---|---|---|---|")
+    for topic in streams:
+        a, b = [], []
+        for r in rounds:
+            rate = {k: runner_rates(r[k]).get(topic, 0.0) for k in names}
+            a.append(rate[clean] / rate[one] if rate[one] else float("nan"))
+            b.append(rate[lossy] / rate[clean] if rate[clean] else float("nan"))
+        print(f"| {topic} | {', '.join(f'{v:.2f}' for v in a)} | {statistics.median(a):.2f} | "
+              f"{', '.join(f'{v:.2f}' for v in b)} | {statistics.median(b):.2f} |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=40.0)
@@ -87,6 +108,8 @@ def main() -> int:
                         "the inference and fusion nodes: what the link delivers, without their CPU")
     p.add_argument("--lidar-files", action="store_true",
                    help="the robot's LiDAR plays scans rendered beforehand (source files) instead of rendering them")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds of the three set-ups (one host, clean link, loss), in turn; ratios per round + median")
     p.add_argument("--shared-cpus", action="store_true",
                    help="both hosts on every core (default: each its own half of the cores)")
     args = p.parse_args()
@@ -108,9 +131,13 @@ def main() -> int:
     probe = ([sys.executable, str(ROOT / "test" / "stream_probe.py"), str(args.seconds), "--domain-id", str(domain),
               *extra]
              if args.streams else None)
-    out = {name: run_split(sys.executable, args.seconds, loss, domain, params, logs / name.replace(" ", "_"),
-                           cpus=cpus, one_host=one, extra_args=extra, server_command=probe)
-           for name, (loss, one) in runs.items()}
+    def folder(name: str, rep: int) -> Path:
+        return logs / (name.replace(" ", "_") + (f"_{rep}" if args.repeat > 1 else ""))
+
+    rounds = [{name: run_split(sys.executable, args.seconds, loss, domain, params, folder(name, rep),
+                               cpus=cpus, one_host=one, extra_args=extra, server_command=probe)
+               for name, (loss, one) in runs.items()} for rep in range(args.repeat)]
+    out = rounds[-1]  # the detailed tables: the last round
     streams = sorted(runner_rates(out["one host"])) if args.streams else STREAMS
     one, clean, lossy = (runner_rates(out[k]) for k in runs)
     stalled = stalls(out[f"{args.loss} % loss"], streams)
@@ -142,13 +169,15 @@ def main() -> int:
     print("|---|---|---|---|")
     for topic in streams:
         print(f"| {topic} | " + " | ".join(f"{x.get(topic, nan):.1f}" for x in lat) + " |")
-    cpu = {k: {**runner_cpu(out[k]), **runner_cpu((logs / k.replace(" ", "_") / "robot.out").read_text())}
+    cpu = {k: {**runner_cpu(out[k]), **runner_cpu((folder(k, args.repeat - 1) / "robot.out").read_text())}
            for k in runs}
     print("\nCPU per node after warm-up, % of one core (the runners' summaries)")
     print(f"| node | {' | '.join(runs)} |")
     print("|---|---|---|---|")
     for node in ("camera_node", "lidar_node", "depth_inference_node", "lidar_fusion_node"):
         print(f"| {node} | " + " | ".join(f"{cpu[k].get(node, nan):.0f}" for k in runs) + " |")
+    if args.repeat > 1:
+        _rounds_table(rounds, list(runs), streams)
     print(f"logs: {logs}")
     return 0
 
