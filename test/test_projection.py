@@ -139,7 +139,7 @@ def _scattered_cloud(n: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("model,D", [("plumb_bob", None), ("plumb_bob", [-0.28, 0.07, 1e-3, -5e-4, 0.0]),
                                      ("rational_polynomial", [0.5, -0.1, 2e-4, -3e-4, 0.01, 0.8, -0.05, 0.02]),
                                      ("equidistant", [-0.02, 0.004, -0.003, 0.0005])])
-@pytest.mark.parametrize("n,threads", [(20001, 1), (20000, 2)])
+@pytest.mark.parametrize("n,threads", [(40001, 1), (40000, 2)])
 def test_fuse_equals_the_plain_path_for_every_layout(model, D, n, threads):
     """Projector.fuse (pair-store pack, vectorised projection, z-buffer, coarse occlusion test)
     gives bit for bit the rows and visibility of project_visible + sample, for every column
@@ -190,7 +190,7 @@ def test_fuse_adds_a_second_camera_into_the_same_rows(threads):
     """lidar_fusion_node's IR + colour fusion: the IR pass packs the rows, the colour pass
     (pack=False, another camera and extrinsics) writes only rgb and depth_diff where the
     colour camera sees the point; the rows equal the plain path of each camera."""
-    n = 30001
+    n = 40001
     pts = _scattered_cloud(n, 5)
     inten = np.linspace(0, 100, n, dtype=np.float32)
     x, y, z = (np.ascontiguousarray(pts[:, k]) for k in range(3))

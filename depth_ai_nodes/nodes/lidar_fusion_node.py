@@ -89,7 +89,7 @@ PARAMETERS: list[Param] = [
           "more than max(abs, rel * depth).", "ratio"),
     Param("occlusion_abs_tol", 0.1, "See occlusion_rel_tol.", "m"),
     Param("threads", 2, "Threads of one fusion: 2 packs the rows beside the projection and splits the "
-          "occlusion test and lookups (clouds of 20k points or more; the output is the same bit for bit); "
+          "occlusion test and lookups (clouds of 40k points or more; the output is the same bit for bit); "
           "1 keeps all of it on the fusion thread.", choices=(1, 2)),
     Param("publish_overlay", False, "Publish lidar_overlay: the IR image with the visible points."),
     Param("qos", "sensor_data", "QoS of the outputs.", choices=QOS_NAMES),
