@@ -23,7 +23,7 @@ Pipeline (`Projector.fuse`, one call per cloud):
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -610,11 +610,11 @@ class Projector:
         the outgoing message's buffer (no copy after); it may have more columns, left NaN for
         the caller. `rgb_column` / `ref_column` move rgb and ref-z elsewhere than the next free
         columns (e.g. rgb into column 4 with no IR camera). `pack=False`: `out` already holds
-        the rows (e.g. fused with another camera); only this camera's columns are written, where
-        visible. Four kernels: pack and project over
-        every point, z-buffer over the in-view ones, then occlusion + lookups; with threads=2
-        the pack runs beside the projection and each half of the lookups on its own thread
-        (the same rows, bit for bit)."""
+        the rows (e.g. fused with another camera; intensity may then be None); only this
+        camera's columns are written, where visible. Four kernels: pack and project over every
+        point, z-buffer over the in-view ones, then occlusion + lookups; with threads=2 (clouds
+        of PARALLEL_MIN_POINTS or more) the pack runs beside the projection and each half of the
+        lookups on its own thread (the same rows, bit for bit)."""
         px, py, pz = proj_xyz if proj_xyz is not None else (x, y, z)
         use_ir, use_rgb, use_ref = ir is not None, rgb is not None, ref_depth is not None
         for img, what in ((ir, "IR image"), (rgb, "colour image"), (ref_depth, "reference depth")):
@@ -635,21 +635,19 @@ class Projector:
         if min(used, default=4) < 4 or len(set(used)) < len(used):
             raise ValueError(f"rgb_column {rgb_column} / ref_column {ref_column} must be distinct camera "
                              "columns (>= 4, not the IR column 4 when there is an IR image)")
+        if pack and intensity is None:
+            raise ValueError("intensity is needed to pack the rows")
         depth = np.empty(n, np.float32)
         uv = np.empty(n, np.int32)
         pix = np.empty(n, np.int32)
         idx = np.empty(n, np.int32)
-        if pack and intensity is None:
-            raise ValueError("intensity is needed to pack the rows")
         pool = self._helper() if n >= PARALLEL_MIN_POINTS else None
-        packed = None
-        if pack:
-            packed = pool.submit(pack_rows, x, y, z, intensity, out) if pool else pack_rows(x, y, z, intensity, out)
+        packed = pool.submit(pack_rows, x, y, z, intensity, out) if pool and pack else None
+        if pack and not pool:
+            pack_rows(x, y, z, intensity, out)
         _project_uv_kernel(px, py, pz, np.ascontiguousarray(cam_from_lidar, dtype=np.float64), i.fx, i.fy, i.cx,
                            i.cy, i.dist, i.model, i.r2_max, i.width, i.height, self.min_depth, self.max_depth,
                            depth, uv)
-        inview = _zbuffer_kernel(uv, depth, i.width, self.splat_px, self._zw, idx, pix, self._zbuf, self._coarse,
-                                 self._cw)
         visible = np.zeros(n, np.bool_)
         grid = (self._zw, self._zbuf, self._coarse, self._cw, self.rel_tol, self.abs_tol)
         cams = (visible, np.ascontiguousarray(ir) if use_ir else self._dummy_ref, np.float32(ir_scale), use_ir,
@@ -660,16 +658,24 @@ class Projector:
         def lookup(part: np.ndarray) -> int:
             return _lookup_kernel((pix, uv, part, depth), self.splat_px, grid, cams)
 
-        if pool:
+        inview, first = 0, None
+        try:
+            inview = _zbuffer_kernel(uv, depth, i.width, self.splat_px, self._zw, idx, pix, self._zbuf,
+                                     self._coarse, self._cw)
             if packed is not None:
                 packed.result()  # the lookups write into the packed rows
-            half = inview // 2
-            first = pool.submit(lookup, idx[:half])
-            occluded = lookup(idx[half:inview])
-            occluded += first.result()
-        else:
-            occluded = lookup(idx[:inview])
-        _reset_kernel(uv, idx[:inview], self.splat_px, self._zw, self._zbuf, self._coarse, self._cw)
+            if pool:
+                half = inview // 2
+                first = pool.submit(lookup, idx[:half])
+                occluded = lookup(idx[half:inview])
+                occluded += first.result()
+            else:
+                occluded = lookup(idx[:inview])
+        finally:  # whatever happened, the z-buffer is clean for the next cloud (after both threads)
+            for job in (packed, first):
+                if job is not None:
+                    wait([job])
+            _reset_kernel(uv, idx[:inview], self.splat_px, self._zw, self._zbuf, self._coarse, self._cw)
         # pix/depth hold garbage outside idx: everything downstream reads them through
         # `visible` (False there) or idx
         proj = Projection(None, None, depth, pix, idx[:inview], visible, int(occluded))
