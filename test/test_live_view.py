@@ -70,10 +70,15 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
                 topic = subs.get(sub_id)
                 if topic and topic not in decoded:
                     decoded[topic] = deserialize_message(frame[13:], wanted[topic])
+                    # one of each is enough: a client that keeps 30 fps images and 5 MB clouds
+                    # coming on a loaded machine falls behind, and the server drops what it
+                    # cannot send, the small diagnostics too
+                    ws.send(json.dumps({"op": "unsubscribe", "subscriptionIds": [sub_id]}))
         assert runner.alive()
         text = runner.output()  # the log file goes with the process
-    assert set(decoded) == set(wanted), (sorted(decoded), sorted(channels[c]["topic"] for c in channels),
-                                         text[-3000:])
+    advertised = sorted(channels[c]["topic"] for c in channels)
+    assert set(decoded) == set(wanted), (f"decoded {sorted(decoded)}; not advertised: "
+                                         f"{sorted(set(wanted) - set(advertised))}", advertised, text[-3000:])
     img = decoded["/camera/color/image_raw"]
     assert img.encoding == "rgb8" and len(img.data) == img.height * img.step and img.width > 0
     cloud = decoded["/fused/points"]
