@@ -1,7 +1,8 @@
 """LiDAR points -> a camera: transform, distortion, field-of-view culling, occlusion, and
 the camera values (IR, colour, depth) each visible point sees. ROS-free, numba kernels.
 
-Pipeline (`Projector.fuse`, one call per cloud):
+The rules, each also a plain step of its own (`project`, `visibility`, `sample_*`: the
+reference the tests hold `Projector.fuse` to, bit for bit):
 1. `project`: p_cam = T @ p_lidar; pinhole + distortion (plumb_bob / rational_polynomial,
    the same formulas as CameraModel.project incl.
    equidistant, checked against it in the tests) in one
@@ -18,7 +19,11 @@ Pipeline (`Projector.fuse`, one call per cloud):
    edge are dropped (conservative: they get no camera value rather than a wrong one).
 3. `sample_*`: the camera value at the point's pixel (nearest pixel centre) for visible
    points, NaN otherwise; colour is packed as PCL's float rgb.
-4. `pack`: the fused cloud's float32 fields, interleaved, in one kernel.
+4. `pack_rows`: the fused cloud's float32 fields, interleaved.
+
+`Projector.fuse` runs all of it per cloud in four kernels (pack; project; z-buffer; occlusion
++ lookups), writing the rows where the caller says (the outgoing message's buffer), on one
+thread or two.
 """
 from __future__ import annotations
 
