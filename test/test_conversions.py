@@ -194,6 +194,7 @@ def test_cloud_rows_are_written_in_place_and_reused():
         rows[:] = 1.5
         conv.rows_to_pointcloud2(rows, list("xyzab"), is_dense=True, out=again)
         assert msg.width == n and bytes(msg.data) == rows.tobytes()
+        assert [f.name for f in msg.fields] == list("xyzab") and msg.point_step == 20  # the fields follow the names
         del rows
     _, alive = conv.cloud_rows(3, 5, reuse=msg)
     fresh, rows = conv.cloud_rows(8, 5, reuse=msg)  # `alive` still views the old buffer

@@ -219,6 +219,31 @@ def test_fuse_adds_a_second_camera_into_the_same_rows(threads):
         Projector(c_intr).fuse(x, y, z, None, T, None, rgb=rgb, pack=False)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fuse_leaves_a_clean_z_buffer_when_a_lookup_fails(monkeypatch, threads):
+    """The z-buffer is shared from cloud to cloud: whatever stops a fusion half-way, it is
+    reset (after both threads), and the next cloud fuses exactly as on a fresh Projector."""
+    intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
+    n = projection.PARALLEL_MIN_POINTS + 1
+    x, y, z = (np.ascontiguousarray(c) for c in _scattered_cloud(n, 9).T)
+    inten = np.ones(n, np.float32)
+    proj = Projector(intr, threads=threads)
+    real = projection._lookup_kernel
+
+    def failing(*args):
+        raise RuntimeError("lookup failed")
+
+    monkeypatch.setattr(projection, "_lookup_kernel", failing)
+    with pytest.raises(RuntimeError, match="lookup failed"):
+        proj.fuse(x, y, z, inten, np.eye(4), None)
+    assert np.isinf(proj._zbuf).all() and np.isinf(proj._coarse).all()
+    monkeypatch.setattr(projection, "_lookup_kernel", real)
+    rows, p = proj.fuse(x, y, z, inten, np.eye(4), None)
+    fresh, q = Projector(intr).fuse(x, y, z, inten, np.eye(4), None)
+    assert p.in_view > 1000 and p.occluded == q.occluded
+    np.testing.assert_array_equal(p.visible, q.visible)
+
+
 def test_fuse_rejects_a_buffer_that_does_not_fit():
     intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
     x = np.ones(10, np.float32)
