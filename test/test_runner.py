@@ -167,6 +167,26 @@ def test_runner_only_starts_the_named_nodes_and_refuses_unknown_ones(tmp_path):
         assert bad.wait(timeout=60) == 2 and "--only" in bad.output()
 
 
+def test_runner_no_monitor_supervises_the_nodes_without_subscribing_to_them(tmp_path, ros_node):
+    """--no-monitor (the robot of a split pipeline): the node runs and its CPU is reported, but
+    the runner subscribes to none of its outputs; with --foxglove it is a configuration error."""
+    with NodeProcess([executable("depth-ai"), "run", "--only", "lidar", "--no-monitor", "--duration", "10",
+                      "--no-preview", "--log-dir", str(tmp_path), "--domain-id", os.environ["ROS_DOMAIN_ID"]]) as runner:
+        deadline = time.monotonic() + 60
+        while not ros_node.get_publishers_info_by_topic("/lidar/points"):
+            assert time.monotonic() < deadline and runner.alive(), runner.output()[-3000:]
+            time.sleep(0.2)
+        time.sleep(2.0)  # a monitoring runner subscribes within 0.5 s of seeing the publisher
+        subscribers = [s.node_name for s in ros_node.get_subscriptions_info_by_topic("/lidar/points")]
+        assert runner.wait(timeout=60) == 0, runner.output()[-3000:]
+        out = runner.output()
+    assert subscribers == [], subscribers
+    assert "--no-monitor" in out and "summary CPU lidar_node" in out, out[-3000:]
+    assert "summary /lidar/points" not in out, out[-3000:]
+    with NodeProcess([executable("depth-ai"), "run", "--no-monitor", "--foxglove", "--no-preview"]) as bad:
+        assert bad.wait(timeout=60) == 2 and "--no-monitor" in bad.output()
+
+
 def test_runner_multi_host_selects_the_multi_host_profile_and_reliable_sensor_qos(tmp_path):
     """--multi-host: config/fastdds_multi_host.xml, discovery beyond this machine, reliable QoS."""
     with NodeProcess([executable("depth-ai"), "run", "--only", "lidar", "--multi-host", "--duration", "4",

@@ -73,6 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: preview.png in the log folder)")
     p.add_argument("--no-preview", action="store_true", help="write no preview PNG")
     p.add_argument("--no-restart", action="store_true", help="do not restart nodes that die")
+    p.add_argument("--no-monitor", action="store_true",
+                   help="do not subscribe to the nodes' outputs: no rates, latencies or preview, the nodes "
+                        "are still started, watched, restarted and their CPU reported (the robot of a split "
+                        "pipeline: every image the runner receives costs that small computer CPU)")
     p.add_argument("--only", default="", metavar="NODES",
                    help="start only these nodes (comma list of camera, inference, lidar, fusion): split the "
                         "pipeline across machines, e.g. --only camera,lidar on the robot and --only "
@@ -135,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty()
     period = args.status_period if args.status_period is not None else (1.0 if tty else 5.0)
     relay = None
+    if args.foxglove is not None and args.no_monitor:
+        print("depth-ai run: --foxglove relays what the runner monitors: drop --no-monitor", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     if args.foxglove is not None:
         from depth_ai_nodes.tools.live_view import FoxgloveRelay
 
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_CONFIG_ERROR
     runner = Runner(planned, env=env, log_dir=log_dir, duration=args.duration,
                     status_period=period, tty=tty, stop_timeout=args.stop_timeout,
-                    restart=not args.no_restart, relay=relay)
+                    restart=not args.no_restart, relay=relay, monitor=not args.no_monitor)
     if relay is not None:
         runner.say(f"live view: Foxglove WebSocket server at {relay.url} (Foxglove or Lichtblick: "
                    f"open connection -> Foxglove WebSocket)")
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if relay is not None:
             relay.close()
-    if not args.no_preview:
+    if not (args.no_preview or args.no_monitor):
         runner.write_preview(Path(args.preview) if args.preview else log_dir / "preview.png")
     return code
 
@@ -343,8 +350,9 @@ class Runner:
     def __init__(self, planned: list[Planned], env: dict[str, str], log_dir: Path,
                  duration: float = 0.0, status_period: float = 5.0, tty: bool = False,
                  stop_timeout: float = 10.0, restart: bool = True,
-                 out: TextIO | None = None, relay: Any = None) -> None:
+                 out: TextIO | None = None, relay: Any = None, monitor: bool = True) -> None:
         self.env = env
+        self.monitor = monitor  # False: no subscriptions at all (nodes are only supervised)
         self.log_dir = log_dir
         self.duration = duration
         self.status_period = status_period
@@ -386,7 +394,7 @@ class Runner:
             child = Child(p, command + p.ros_args(), self.log_dir / f"{spec.executable}.log")
             self.children.append(child)
             params = p.effective_params()
-            for o in spec.outputs:
+            for o in spec.outputs if self.monitor else ():
                 if o.monitor and o.enabled(params):
                     self.pending[o.topic] = (o, expected_rate(o, params))
                 elif o.msgtype in (INFO, EXTRINSICS) and o.enabled(params):
@@ -411,6 +419,8 @@ class Runner:
         self.say(f"ROS_DOMAIN_ID={self.env.get('ROS_DOMAIN_ID', '0')}, DDS profile "
                  f"{self.env.get('FASTDDS_DEFAULT_PROFILES_FILE', '(none)')}, node logs in "
                  f"{self.log_dir}")
+        if not self.monitor:
+            self.say("--no-monitor: no topic is subscribed to here (no rates, latencies or preview)")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("depth_ai_run_monitor")
@@ -506,6 +516,8 @@ class Runner:
         """Subscribe to each expected topic once it has a publisher, with its QoS."""
         from depth_ai_nodes.ros.qos import matching_qos
 
+        if not self.monitor:
+            return
         self._discover()
         for topic, output in list(self.aux_pending.items()):
             if self.node.get_publishers_info_by_topic(topic):
