@@ -236,8 +236,6 @@ class CompletionNet(nn.Module):
 RESIDUAL_BOUND = 0.5  # log-depth correction limit of the network
 
 
-SMOOTH_GATE = 0.6       # peel_kinks below this: one surface, the peel fill stands (0: no gate)
-SMOOTH_SHARPNESS = 10.0  # how fast the gate opens around it
 SIDE_ITERS = 6      # rings the nearest / farthest side is carried into a hole (half resolution)
 BIG_DEPTH = 1.0e4
 
@@ -273,10 +271,9 @@ class BlendNet(nn.Module):
     residual (x0.82 .. x1.22), which is also what denoises measured pixels. A strong
     inductive bias: fewer ways to overfit 670 real frames of four scenes."""
 
-    def __init__(self, c: tuple[int, ...] = (16, 32, 64, 96, 128), smooth_gate: float = SMOOTH_GATE) -> None:
+    def __init__(self, c: tuple[int, ...] = (16, 32, 64, 96, 128)) -> None:
         super().__init__()
-        cin = 3 + 1 + 1 + 1 + 2 + 1 + 1
-        self.smooth_gate = float(smooth_gate)
+        cin = 3 + 1 + 1 + 1 + 2 + 1
         self.unet = UNet(cin, c)
         # the head runs at 1/2 resolution (the weights of three sharp candidates need not be
         # sharp themselves); only the upsampled weights and the blend touch full resolution
@@ -296,36 +293,14 @@ class BlendNet(nn.Module):
         logp = torch.log(fill)
         mu = (logp * valid).sum(dim=(2, 3), keepdim=True) / valid.sum(dim=(2, 3), keepdim=True).clamp(min=1.0)
         hp = rgb - F.avg_pool2d(rgb, 15, 1, 7, count_include_pad=False)
-        kinks = peel_kinks(logp, valid)
         x = torch.cat([hp * 4.0, logp - mu, valid, support, torch.log(near) - logp, torch.log(far) - logp,
-                       peel_jumps(logp, valid), kinks], dim=1)
+                       peel_jumps(logp, valid)], dim=1)
         y = self.unet(x)
         out = _up(self.head_out(F.relu6(self.head_feat(y) + self.head_in(F.avg_pool2d(x, 2)))))
         # softmax over the three logits, written out (onnxruntime's channel softmax is slow here)
         e = torch.exp(out[:, :3] - out[:, :3].amax(dim=1, keepdim=True))
         blend = (e[:, 0:1] * fill + e[:, 1:2] * near + e[:, 2:3] * far) / e.sum(dim=1, keepdim=True)
-        if self.smooth_gate > 0:
-            # where the peel's fronts meet without a kink the hole lies on one surface (a floor, a
-            # wall, slanted or not): the first-order fill stands, and the blend only decides at
-            # depth edges, where a side is right
-            smooth = torch.sigmoid((self.smooth_gate - kinks) * SMOOTH_SHARPNESS)
-            blend = smooth * fill + (1.0 - smooth) * blend
         return blend * torch.exp(0.2 * torch.tanh(out[:, 3:4]))
-
-
-def peel_kinks(logp: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """How sharply the peel fill bends inside a hole: the largest second difference of log
-    depth along rows or columns (half resolution) within ~14 px, x10. Where both sides of a hole
-    lie on one surface, slanted or not, the first-order fronts meet with a small bend (a steep
-    plane: 0.24-0.30); at a depth edge with a step (5 %: 0.2, 10 %: 0.4, 25 %: 1.0, 2x: 3.4).
-    Unlike peel_jumps (a first difference), a steep slope alone does not raise it."""
-    lp = F.avg_pool2d(logp, 2)
-    hole = (F.avg_pool2d(valid, 2) < 0.5).to(lp.dtype)
-    p = F.pad(lp, (1, 1, 1, 1), mode="replicate")
-    dxx = (p[..., 1:-1, 2:] - 2.0 * p[..., 1:-1, 1:-1] + p[..., 1:-1, :-2]).abs()
-    dyy = (p[..., 2:, 1:-1] - 2.0 * p[..., 1:-1, 1:-1] + p[..., :-2, 1:-1]).abs()
-    kink = F.max_pool2d(torch.maximum(dxx, dyy) * hole, 7, 1, 3)
-    return F.interpolate(kink, scale_factor=2.0, mode="nearest") * 10.0
 
 
 def peel_jumps(logp: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -614,7 +589,7 @@ def train(args: argparse.Namespace) -> CompletionNet:
     print(f"data: {n_real} real training frames, {len(real_select)} real selection frames "
           f"({len(selection.items)} masked), {len(pool) - n_real} scene/procedural, "
           f"{time.time() - t0:.0f}s", flush=True)
-    net = HEADS[args.head](smooth_gate=args.smooth_gate) if args.head == "blend" else HEADS[args.head]()
+    net = HEADS[args.head]()
     if args.init:
         net.load_state_dict(torch.load(args.init, map_location="cpu"))
         print(f"initialised from {args.init}", flush=True)
@@ -715,8 +690,6 @@ def main() -> int:
     p.add_argument("--head", choices=sorted(HEADS), default="blend",
                    help="blend: weigh peel / nearest side / farthest side (+ small residual); "
                         "residual: a bounded log-depth residual on the peel fill")
-    p.add_argument("--smooth-gate", type=float, default=SMOOTH_GATE,
-                   help="blend head: peel_kinks below which the peel fill stands (one surface); 0: no gate")
     p.add_argument("--init", type=Path, help="start from these weights (.pt), e.g. a previous stage")
     args = p.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
