@@ -118,6 +118,9 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
             cols = conv.pointcloud2_to_fields(msg, ["x", "y", "z", "intensity", "ir"])
             assert cols["x"].size > 10_000 and np.isnan(cols["ir"]).all()
         silent = len(fused)
+        # no colour camera configured: nothing advertises a colour depth that never comes
+        assert node.get_publishers_info_by_topic("/fused/points")
+        assert not node.get_publishers_info_by_topic("/lidar_depth_color")
 
         # 2. the camera talks: fused IR = the rendered IR at each point's true pixel
         camera = Camera(node)

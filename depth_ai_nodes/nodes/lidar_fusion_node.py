@@ -167,10 +167,13 @@ class LidarFusionNode(Node):
         self._last_cloud: PointCloud2 | None = None  # its buffer is reused for the next cloud
         self.depth_pub = self.create_publisher(Image, "lidar_depth", self.out_qos)
         self.depth_info_pub = self.create_publisher(CameraInfo, "lidar_depth/camera_info", self.out_qos)
-        # the same in the colour camera (when colour is on): the inference node's sparse_topic
-        self.depth_color_pub = self.create_publisher(Image, "lidar_depth_color", self.out_qos)
-        self.depth_color_info_pub = self.create_publisher(CameraInfo, "lidar_depth_color/camera_info",
-                                                          self.out_qos)
+        # the same in the colour camera (the inference node's sparse_topic), advertised only when
+        # something can be published there: a topic that never publishes misleads rviz2 users
+        colour = bool(p["color_topic"]) or p["depth_camera"] == "color"
+        self.depth_color_pub = (self.create_publisher(Image, "lidar_depth_color", self.out_qos)
+                                if colour else None)
+        self.depth_color_info_pub = (self.create_publisher(CameraInfo, "lidar_depth_color/camera_info",
+                                                           self.out_qos) if colour else None)
         self._color_key: tuple | None = None
         self.overlay_pub = (self.create_publisher(Image, "lidar_overlay", self.out_qos)
                             if p["publish_overlay"] else None)
