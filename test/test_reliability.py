@@ -304,3 +304,25 @@ def test_fusion_input_qos_reliable_subscribes_reliably_before_any_publisher_exis
         infos = ros_node.get_subscriptions_info_by_topic("/rel/lonely_points")
         assert all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
         assert fusion.stop() == 0
+
+
+def test_sigint_while_a_node_is_still_being_built_is_a_clean_stop():
+    """A launch stopped at once: SIGINT (KeyboardInterrupt) can arrive inside the node's
+    constructor, after it made its first publishers. That must exit 0 like any other SIGINT,
+    not with a traceback and -2 (seen once in CI, stopping lidar_fusion_node right after its
+    first subscription appeared)."""
+    import sys
+
+    script = ("import sys, rclpy\n"
+              "from depth_ai_nodes.ros.node_main import run_node\n"
+              "def build():\n"
+              "    node = rclpy.create_node('half_built')\n"
+              "    node.create_publisher(Image, 'half_built/out', 1)\n"
+              "    raise KeyboardInterrupt\n"
+              "from sensor_msgs.msg import Image\n"
+              "code = run_node(build, [])\n"
+              "print('rclpy ok after:', rclpy.ok())\n"
+              "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rclpy ok after: False" in done.stdout and "Traceback" not in done.stderr, done.stdout + done.stderr

@@ -4,7 +4,8 @@
   absent execution provider, ...) prints "<node>: configuration error: <what to
   fix>" and exits 2, before anything is published.
 - SIGINT and SIGTERM shut down cleanly (exit 0), so Fast DDS removes its
-  /dev/shm segments; launch and our runner stop nodes with SIGINT.
+  /dev/shm segments; launch and our runner stop nodes with SIGINT. A SIGINT that
+  arrives while the node is still being built (a launch stopped at once) too.
 - glibc malloc is tuned for large messages (halves subscriber CPU per image).
 - Fast DDS shared-memory files left in /dev/shm by processes that died (kill -9, a
   crash) are removed before the node joins DDS; files any live process maps, or
@@ -71,6 +72,8 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             # (a pybind conversion error in take_message): a clean stop, not a crash
             if rclpy.ok():
                 raise
+        return 0
+    except KeyboardInterrupt:  # SIGINT while the node was being built or set up: a clean stop too
         return 0
     finally:
         if node is not None:
