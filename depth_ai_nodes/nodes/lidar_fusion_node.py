@@ -169,11 +169,12 @@ class LidarFusionNode(Node):
         self.depth_info_pub = self.create_publisher(CameraInfo, "lidar_depth/camera_info", self.out_qos)
         # the same in the colour camera (the inference node's sparse_topic), advertised only when
         # something can be published there: a topic that never publishes misleads rviz2 users
-        colour = bool(p["color_topic"]) or p["depth_camera"] == "color"
+        # (a colour camera to fuse, or a depth in its geometry: the colour camera's info is needed)
+        self._colour_geometry = bool(p["color_topic"]) or p["depth_camera"] == "color"
         self.depth_color_pub = (self.create_publisher(Image, "lidar_depth_color", self.out_qos)
-                                if colour else None)
+                                if self._colour_geometry else None)
         self.depth_color_info_pub = (self.create_publisher(CameraInfo, "lidar_depth_color/camera_info",
-                                                           self.out_qos) if colour else None)
+                                                           self.out_qos) if self._colour_geometry else None)
         self._color_key: tuple | None = None
         self.overlay_pub = (self.create_publisher(Image, "lidar_overlay", self.out_qos)
                             if p["publish_overlay"] else None)
@@ -189,7 +190,7 @@ class LidarFusionNode(Node):
             self._wanted[p["ir_info_topic"]] = (CameraInfo, self._on_info)
             if p["color_topic"]:
                 self._want_image("color", p["color_topic"], p["color_transport"], self._on_color)
-            if p["color_topic"] or p["depth_camera"] == "color":
+            if self._colour_geometry:
                 self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
                 self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
         if p["depth_topic"]:
