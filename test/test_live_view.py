@@ -40,10 +40,12 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
         while "live view: Foxglove WebSocket server" not in runner.output():
             assert time.monotonic() < deadline and runner.alive(), runner.output()[-3000:]
             time.sleep(0.2)
+        # max_size=None: a fused cloud can exceed the client library's 1 MiB default, the app has no such limit
         with websockets.connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1"],
-                                open_timeout=10) as ws:
+                                open_timeout=10, max_size=None) as ws:
             channels: dict[int, dict] = {}
             subs: dict[int, str] = {}
+            frames: dict[str, int] = {}  # message frames received per topic (for a failure's message)
             while len(decoded) < len(wanted) and time.monotonic() < deadline + 60.0:
                 try:
                     frame = ws.recv(timeout=2.0)
@@ -68,6 +70,7 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
                     continue
                 sub_id, _ = struct.unpack_from("<IQ", frame, 1)
                 topic = subs.get(sub_id)
+                frames[topic] = frames.get(topic, 0) + 1
                 if topic and topic not in decoded:
                     decoded[topic] = deserialize_message(frame[13:], wanted[topic])
                     # one of each is enough: a client that keeps 30 fps images and 5 MB clouds
@@ -77,8 +80,9 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
         assert runner.alive()
         text = runner.output()  # the log file goes with the process
     advertised = sorted(channels[c]["topic"] for c in channels)
-    assert set(decoded) == set(wanted), (f"decoded {sorted(decoded)}; not advertised: "
-                                         f"{sorted(set(wanted) - set(advertised))}", advertised, text[-3000:])
+    assert set(decoded) == set(wanted), (f"decoded {sorted(decoded)}; message frames per topic {frames}; "
+                                         f"not advertised: {sorted(set(wanted) - set(advertised))}", advertised,
+                                         text[-3000:])
     img = decoded["/camera/color/image_raw"]
     assert img.encoding == "rgb8" and len(img.data) == img.height * img.step and img.width > 0
     cloud = decoded["/fused/points"]
