@@ -9,10 +9,11 @@ The ROS 2 message generators come from the PyPI wheels (see pyproject.toml).
   - the interface libraries (libdepth_ai_nodes__*.so) into <prefix>/lib, the
     folder the ROS wheels put on LD_LIBRARY_PATH: rclpy's typesupport loader
     finds them by name there, as it does in a colcon install/lib.
-When no tf2_msgs is importable (PyPI has no wheel for it), it also builds
-vendor/tf2_msgs (TFMessage only, upstream's field list and so its type hash) as
-a top-level `tf2_msgs` package, so the nodes publish /tf_static without a ROS
-install. colcon never sees vendor/ (COLCON_IGNORE).
+PyPI has no wheel for two message packages the nodes use, so for each one that is
+not importable it also builds the copy under vendor/ (upstream's field list, hence
+its type hash) as a top-level package: tf2_msgs (TFMessage: the nodes publish
+/tf_static) and point_cloud_interfaces (CompressedPointCloud2: point_cloud_transport's
+<cloud>/zstd and <cloud>/zlib). colcon never sees vendor/ (COLCON_IGNORE).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 PKG = "depth_ai_nodes"
+# message packages built from vendor/ when not importable (PyPI has no wheels for them)
+VENDORED = ("tf2_msgs", "point_cloud_interfaces")
 
 
 def _ros_prefix() -> Path:
@@ -63,14 +66,15 @@ class BuildMessages(build_ext):
         # Our messages: generated Python inside the package (in the tree when editable).
         self._build_interfaces(prefix, ROOT, PKG, ROOT / PKG if inplace else Path(self.build_lib) / PKG,
                                inplace, ["-DDEPTH_AI_NODES_MSGS_ONLY=ON"])
-        # tf2_msgs/TFMessage for /tf_static when no ROS install provides it (PyPI has
-        # none): a top-level package beside ours, in site-packages when editable.
-        if importlib.util.find_spec("tf2_msgs") is None or _is_vendored_tf2_msgs():
-            target = (Path(sysconfig.get_paths()["purelib"]) if inplace else Path(self.build_lib)) / "tf2_msgs"
-            self._build_interfaces(prefix, ROOT / "vendor" / "tf2_msgs", "tf2_msgs", target, inplace, [])
-            (target / "VENDORED_BY_DEPTH_AI_NODES").write_text(
-                "tf2_msgs/TFMessage built by depth_ai_nodes (vendor/tf2_msgs); a ROS install's "
-                "tf2_msgs on PYTHONPATH takes precedence.\n")
+        # Message packages PyPI has no wheel for, when no ROS install provides them: each a
+        # top-level package beside ours, in site-packages when editable.
+        for package in VENDORED:
+            if importlib.util.find_spec(package) is None or _is_vendored(package):
+                target = (Path(sysconfig.get_paths()["purelib"]) if inplace else Path(self.build_lib)) / package
+                self._build_interfaces(prefix, ROOT / "vendor" / package, package, target, inplace, [])
+                (target / "VENDORED_BY_DEPTH_AI_NODES").write_text(
+                    f"{package} built by depth_ai_nodes (vendor/{package}); a ROS install's "
+                    f"{package} on PYTHONPATH takes precedence.\n")
         self._precompile(ROOT if inplace else Path(self.build_lib))
 
     @staticmethod
@@ -132,10 +136,10 @@ class BuildMessages(build_ext):
             self.distribution.data_files.append(("lib", libs))
 
 
-def _is_vendored_tf2_msgs() -> bool:
-    """True when the importable tf2_msgs is the one an earlier install of ours built
+def _is_vendored(package: str) -> bool:
+    """True when the importable PACKAGE is the one an earlier install of ours built
     (rebuild it), False for a real ROS install's (leave it alone)."""
-    spec = importlib.util.find_spec("tf2_msgs")
+    spec = importlib.util.find_spec(package)
     origin = Path(spec.origin) if spec and spec.origin else None
     return origin is not None and (origin.parent / "VENDORED_BY_DEPTH_AI_NODES").exists()
 

@@ -102,7 +102,7 @@ def main() -> int:
     p.add_argument("--lidar", default="32x1024", help="synthetic LiDAR beams x columns (e.g. 128x2048)")
     p.add_argument("--camera", default="424x240x15", help="camera width x height x fps (e.g. 640x480x30)")
     p.add_argument("--compressed", action="store_true",
-                   help="both runners with --compressed (JPEG images, RVL depth across the link)")
+                   help="both runners with --compressed (JPEG images, RVL depth, zstd LiDAR scans across the link)")
     p.add_argument("--streams", action="store_true",
                    help="the server runs a subscriber to the crossing streams (test/stream_probe.py) instead of "
                         "the inference and fusion nodes: what the link delivers, without their CPU")

@@ -151,13 +151,16 @@ MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable"}
                      "inference": {"qos": "reliable", "input_qos": "reliable"},
                      "fusion": {"qos": "reliable", "input_qos": "reliable"}}
 # --compressed: the camera's images cross as image_transport's compressed (JPEG) and depth as
-# compressedDepth (RVL: lossless, ~1.5 ms a frame each way); its consumers subscribe to those.
-# Measured to cut the bytes 2.5-19x per stream (bench/bench_compression.py) and the network CPU
-# of a split pipeline (bench/bench_multi_host.py).
+# compressedDepth (RVL: lossless, ~1.5 ms a frame each way), LiDAR scans as point_cloud_transport's
+# zstd (lossless, ~3x smaller); their consumers subscribe to those. Measured to cut the bytes
+# 2.5-19x per stream (bench/bench_compression.py) and the network CPU of a split pipeline, and
+# needed for 128x2048 scans over a lossy link (bench/bench_multi_host.py).
 COMPRESSED_PARAMS = {"camera": {"compressed.enable": True, "compressed.format": "jpeg",
                                 "compressed_depth.enable": True, "compressed_depth.format": "rvl"},
+                     "lidar": {"compressed_points.enable": True, "compressed_points.format": "zstd"},
                      "inference": {"color_transport": "compressed", "depth_transport": "compressedDepth"},
-                     "fusion": {"ir_transport": "compressed", "color_transport": "compressed"}}
+                     "fusion": {"ir_transport": "compressed", "color_transport": "compressed",
+                                "cloud_transport": "zstd"}}
 # what the runner's --multi-host / --compressed and the launch arguments multi_host:=true /
 # compressed:=true set, per node key (the same tables for both)
 SWITCHES: dict[str, dict[str, dict[str, Any]]] = {"multi_host": MULTI_HOST_PARAMS, "compressed": COMPRESSED_PARAMS}

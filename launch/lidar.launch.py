@@ -27,7 +27,8 @@ ARGUMENTS = {
     "respawn": ("true", "restart the node if it dies (after 2 s)"),
     "multi_host": ("false", "the pipeline spans machines (as depth-ai run --multi-host): multi-host DDS "
                             "profile, discovery on the local network, reliable QoS"),
-    "compressed": ("false", "images cross as JPEG, depth as RVL compressedDepth (as depth-ai run --compressed)"),
+    "compressed": ("false", "images cross as JPEG, depth as RVL compressedDepth, LiDAR scans as zstd "
+                   "(as depth-ai run --compressed)"),
 }
 
 

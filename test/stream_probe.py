@@ -1,5 +1,5 @@
-"""Count what crosses the link: subscribe to the camera's and the LiDAR's streams (raw or
-image_transport compressed) with the QoS `depth-ai run --multi-host` gives their readers and
+"""Count what crosses the link: subscribe to the camera's and the LiDAR's streams (raw, or
+image_transport compressed and point_cloud_transport zstd) with the QoS `depth-ai run --multi-host` gives their readers and
 print, per topic, messages received, rate, bandwidth (the messages' data bytes per second),
 median latency (header stamp -> receipt) and the longest gap. Run by bench/bench_multi_host.py --streams and test_multi_host.py on the "server" while the robot runs
 `depth-ai run --only camera,lidar`; the DDS environment is the runner's (--multi-host).
@@ -35,7 +35,10 @@ def main() -> int:
 
     from depth_ai_nodes.ros.qos import qos_from_name
 
-    topics: dict[str, type] = {CLOUD: PointCloud2}
+    from depth_ai_nodes.ros.conversions import compressed_point_cloud2_type
+
+    topics: dict[str, type] = {f"{CLOUD}/zstd": compressed_point_cloud2_type()} if args.compressed \
+        else {CLOUD: PointCloud2}
     for t in IMAGES:
         if args.compressed:
             topics[f"{t}/{'compressedDepth' if 'depth' in t else 'compressed'}"] = CompressedImage
@@ -47,7 +50,8 @@ def main() -> int:
 
     def on(topic: str):
         def cb(msg) -> None:
-            got[topic].append((time.time(), msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, len(msg.data)))
+            size = len(msg.compressed_data) if hasattr(msg, "compressed_data") else len(msg.data)
+            got[topic].append((time.time(), msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec, size))
         return cb
 
     for topic, typ in topics.items():

@@ -77,10 +77,13 @@ def _diag_values(node, name_part: str, timeout: float = 4.0) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("motion", ["odom", "twist"])
-def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node, record_property, motion):
+@pytest.mark.parametrize("motion,transport", [("odom", "raw"), ("twist", "zstd")])
+def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node, record_property, motion,
+                                                                        transport):
     """De-skewed with lidar_node's odometry, or (twist) with the same motion as a
-    geometry_msgs/TwistStamped stream this process relays from it."""
+    geometry_msgs/TwistStamped stream this process relays from it. The twist case also takes
+    the scans through point_cloud_transport's zstd form (/lidar/points/zstd), which must
+    change nothing."""
     from geometry_msgs.msg import TwistStamped
     from nav_msgs.msg import Odometry
 
@@ -107,7 +110,11 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     node.create_subscription(PointCloud2, "/lidar/points", lambda m: raw.__setitem__(_stamp_ns(m), m), RELIABLE)
     tf_static: list = []
     node.create_subscription(TFMessage, "/tf_static", tf_static.append, TF_STATIC)
-    with NodeProcess.node("lidar_node", {"qos": "reliable"}) as lidar, \
+    lidar_params: dict = {"qos": "reliable"}
+    if transport != "raw":
+        lidar_params.update({"compressed_points.enable": True, "compressed_points.format": transport})
+        motion_params["cloud_transport"] = transport
+    with NodeProcess.node("lidar_node", lidar_params) as lidar, \
             NodeProcess.node("lidar_fusion_node", {"qos": "reliable", **SLOW, **motion_params}) as fusion:
         # 1. a silent camera: clouds still go out, camera fields NaN. Also wait for this process's
         # own /lidar/points subscription to match (seen taking > 2 s under load): the checks below

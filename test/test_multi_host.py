@@ -71,7 +71,7 @@ def test_five_percent_loss_keeps_eighty_percent_of_every_output_and_stops_none(s
 
 def test_compressed_streams_cross_a_lossy_link_at_full_rate_without_bursts(tmp_path):
     """`--compressed` across the link with 5 % loss: a subscriber on the server
-    (test/stream_probe.py) gets the JPEG colour and IR, the RVL depth and the LiDAR at >= 80 %
+    (test/stream_probe.py) gets the JPEG colour and IR, the RVL depth and the zstd LiDAR scans at >= 80 %
     of their rates, none silent for a second (Fast DDS's default 3 s heartbeat repaired small
     messages only every 1-1.7 s; config/fastdds_multi_host.xml sets 100 ms)."""
     why = unavailable()
@@ -85,7 +85,7 @@ def test_compressed_streams_cross_a_lossy_link_at_full_rate_without_bursts(tmp_p
     rates = runner_rates(log)
     gaps = probe_gaps(log)
     expected = {"/camera/color/image_raw/compressed": 6.0, "/camera/infra1/image_rect_raw/compressed": 6.0,
-                "/camera/aligned_depth_to_color/image_raw/compressedDepth": 6.0, "/lidar/points": 10.0}
+                "/camera/aligned_depth_to_color/image_raw/compressedDepth": 6.0, "/lidar/points/zstd": 10.0}
     for topic, hz in expected.items():
         assert rates.get(topic, 0.0) >= 0.8 * hz, f"{topic}: {rates.get(topic, 0.0):.2f} Hz\n{log[-3000:]}"
         assert gaps[topic] < 1.0, f"{topic}: silent for {gaps[topic]:.2f} s with 5 % loss\n{log[-3000:]}"

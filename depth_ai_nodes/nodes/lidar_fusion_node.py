@@ -102,6 +102,9 @@ PARAMETERS: list[Param] = [
           "(<color_topic>/compressed).", choices=("raw", "compressed")),
     Param("depth_transport", "raw", "How depth_topic arrives: raw or compressedDepth "
           "(<depth_topic>/compressedDepth, PNG or RVL).", choices=("raw", "compressedDepth")),
+    Param("cloud_transport", "raw", "How cloud_topic arrives: raw, or point_cloud_transport's zstd or "
+          "zlib (<cloud_topic>/zstd, point_cloud_interfaces/CompressedPointCloud2).",
+          choices=inputs.CLOUD_TRANSPORTS),
     *inputs.STAMP_PARAMETERS,
 ]
 
@@ -181,7 +184,12 @@ class LidarFusionNode(Node):
         self.rate = self.diag.rate("fusion", "fused", 0.0)
         self.diag.set("fusion", WARN, "waiting for clouds")
         self._subs: dict[str, Any] = {}
-        self._wanted: dict[str, tuple[type, Any]] = {p["cloud_topic"]: (PointCloud2, self._on_cloud)}
+        try:
+            cloud_sub = self.gate.cloud_transport("cloud", p["cloud_topic"], p["cloud_transport"], self._on_cloud)
+        except ImportError as err:
+            raise ConfigError(f"cloud_transport {p['cloud_transport']}: {err}") from err
+        self._cloud_topic = cloud_sub[0]
+        self._wanted: dict[str, tuple[type, Any]] = {self._cloud_topic: cloud_sub[1:]}
         if self.color_only:  # the colour camera is the camera: its frames are matched, no IR
             self._want_image("color", p["color_topic"], p["color_transport"], self._on_ir)
             self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_info)
@@ -327,7 +335,7 @@ class LidarFusionNode(Node):
             self.get_logger().info(f"extrinsics {msg.header.frame_id} -> {msg.child_frame_id} received")
 
     # --- LiDAR side -------------------------------------------------------------------
-    def _on_cloud(self, msg: PointCloud2) -> None:
+    def _on_cloud(self, msg: PointCloud2 | inputs.DecompressedCloud) -> None:
         with self._lock:
             self.counts["clouds"] += 1
         data = self.gate.read("cloud", inputs.cloud, msg)
@@ -641,7 +649,7 @@ class LidarFusionNode(Node):
             "fused with camera": counts["fused"], "without camera": counts["unmatched"],
             "rejected clouds": counts["rejected"], "dropped points": counts["dropped_points"],
             "dropped clouds (overload)": counts["dropped_overload"],
-            "lost upstream (sequence gaps)": self.gate.missing(self.p["cloud_topic"]),
+            "lost upstream (sequence gaps)": self.gate.missing(self._cloud_topic),
             "motion compensated": counts["deskewed"],
             "points": n, "points in view": in_view, "occluded": occluded,
             "sync wait (ms)": 1000.0 * m.waited,

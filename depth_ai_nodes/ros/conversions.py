@@ -217,6 +217,35 @@ def fields_to_pointcloud2(fields: Mapping[str, np.ndarray], header: Header | Non
     return msg
 
 
+def compressed_point_cloud2_type() -> type:
+    """point_cloud_interfaces/CompressedPointCloud2: a ROS install's, or the copy our pip install
+    builds from vendor/ (PyPI has no wheel for it)."""
+    try:
+        from point_cloud_interfaces.msg import CompressedPointCloud2
+    except ImportError as err:
+        raise ImportError("point_cloud_interfaces is not installed (compressed point clouds need it): "
+                          "`sudo apt install ros-$ROS_DISTRO-point-cloud-interfaces` on a ROS install; "
+                          "pip installs of depth_ai_nodes build it") from err
+    return CompressedPointCloud2
+
+
+def compress_pointcloud2(msg: PointCloud2, fmt: str, level: int) -> Any:
+    """PointCloud2 -> CompressedPointCloud2 as point_cloud_transport's `fmt` plugin writes it:
+    every field but `data` copied, `data` compressed whole (core.cloud_compression)."""
+    from depth_ai_nodes.core import cloud_compression
+
+    out = compressed_point_cloud2_type()()
+    out.header = msg.header
+    out.height, out.width = msg.height, msg.width
+    out.fields = msg.fields
+    out.is_bigendian = msg.is_bigendian
+    out.point_step, out.row_step = msg.point_step, msg.row_step
+    out.compressed_data = cloud_compression.encode(memoryview(msg.data), fmt, level)
+    out.is_dense = msg.is_dense
+    out.format = fmt
+    return out
+
+
 def depth_to_pointcloud2(depth: np.ndarray, model: CameraModel, depth_scale: float = 0.001,
                          color: np.ndarray | None = None, color_model: CameraModel | None = None,
                          depth_to_color: RigidTransform | None = None, stride: int = 1, organized: bool = False,

@@ -33,7 +33,8 @@ from depth_ai_nodes.ros.params import Param
 
 __all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
            "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
-           "twist", "extrinsics", "transform", "decompressed", "TRANSPORTS", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
+           "twist", "extrinsics", "transform", "decompressed", "TRANSPORTS", "CLOUD_TRANSPORTS", "decompressed_cloud",
+           "DecompressedCloud", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
 
 MAX_IMAGE_PIXELS = 8192 * 8192   # larger than any depth camera: a corrupt header, not a frame
 MAX_SPEED = 100.0                # m/s: faster odometry is a fault, not a robot
@@ -172,7 +173,7 @@ def camera_info(msg: CameraInfo, what: str = "camera_info") -> CameraModel:
         raise Rejected(Reason.MALFORMED, f"{what} for {msg.header.frame_id!r}: {err}") from None
 
 
-def cloud(msg: PointCloud2, extra: Sequence[str] = ("intensity", "t")) -> CloudData:
+def cloud(msg: PointCloud2 | DecompressedCloud, extra: Sequence[str] = ("intensity", "t")) -> CloudData:
     """A PointCloud2 read by field name: x, y, z (float32, finite points only) and the `extra`
     fields present. Each field must be a single scalar per point; per-point time `t` in ns
     (integer drivers) is converted to s, and a `t` that is non-finite or spans more than
@@ -249,6 +250,39 @@ def decompressed(msg: CompressedImage, transport: str) -> Image:
     else:
         encoding, arr = compressed.decode_compressed(msg.format, msg.data)
     return conv.array_to_image(arr, encoding, header=msg.header)
+
+
+CLOUD_TRANSPORTS = ("raw", "zstd", "zlib")   # point_cloud_transport's names (core.cloud_compression)
+
+
+@dataclass
+class DecompressedCloud:
+    """A CompressedPointCloud2 with its points decompressed: what `cloud` reads of a PointCloud2."""
+
+    header: Any
+    height: int
+    width: int
+    fields: Any
+    is_bigendian: bool
+    point_step: int
+    row_step: int
+    data: bytes
+    is_dense: bool
+
+
+def decompressed_cloud(msg: Any, transport: str) -> DecompressedCloud:
+    """A point_cloud_transport zstd / zlib message -> its PointCloud2 fields and points, decoded
+    as the plugins define it (core/cloud_compression.py); Rejected when corrupt or when `format`
+    names another plugin."""
+    from depth_ai_nodes.core import cloud_compression
+
+    if msg.format != transport:
+        raise Rejected(Reason.UNSUPPORTED, f"CompressedPointCloud2 on the {transport} topic has format "
+                       f"{msg.format!r}")
+    size = cloud_compression.expected_size(msg.height, msg.width, msg.point_step, msg.row_step)
+    data = cloud_compression.decode(msg.format, memoryview(msg.compressed_data), size)
+    return DecompressedCloud(msg.header, int(msg.height), int(msg.width), msg.fields, bool(msg.is_bigendian),
+                             int(msg.point_step), int(msg.row_step), data, bool(msg.is_dense))
 
 
 def twist(msg: Odometry | TwistStamped) -> TwistData:
@@ -355,6 +389,21 @@ class InputGate:
             if img is not None:
                 callback(img)
         return f"{topic.rstrip('/')}/{transport}", CompressedImage, decode
+
+    def cloud_transport(self, stream: str, topic: str, transport: str, callback: Callable[[Any], None]
+                        ) -> tuple[str, type, Callable[[Any], None]]:
+        """(topic, message type, callback) to subscribe to a point cloud through `transport`:
+        raw as is; zstd / zlib (point_cloud_transport) on <topic>/<transport>, decompressed here
+        and handed on as a PointCloud2-like DecompressedCloud (a corrupt one is rejected and
+        counted). ImportError when point_cloud_interfaces is missing."""
+        if transport == "raw":
+            return topic, PointCloud2, callback
+
+        def decode(msg: Any) -> None:
+            cloud = self.read(stream, decompressed_cloud, msg, transport, stamped=False)
+            if cloud is not None:
+                callback(cloud)
+        return f"{topic.rstrip('/')}/{transport}", conv.compressed_point_cloud2_type(), decode
 
     def count_gaps(self, stream: str, info: Any) -> int:
         """Messages of `stream` lost upstream (publisher sequence numbers from rclpy's

@@ -86,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "network (ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET), reliable QoS on the sensor streams "
                         "so a lost frame is resent; the same ROS_DOMAIN_ID on every machine")
     p.add_argument("--compressed", action="store_true",
-                   help="camera images travel as <image>/compressed (JPEG) and depth as <depth>/compressedDepth "
-                        "(RVL, lossless); the inference and fusion nodes subscribe to those (for a slow link; "
-                        "the same flag on every machine)")
+                   help="camera images travel as <image>/compressed (JPEG), depth as <depth>/compressedDepth "
+                        "(RVL, lossless) and LiDAR scans as <points>/zstd (lossless); the inference and fusion "
+                        "nodes subscribe to those (for a slow link; the same flag on every machine)")
     p.add_argument("--foxglove", nargs="?", type=int, const=8765, default=None, metavar="PORT",
                    help="live view: a Foxglove WebSocket server on PORT (default 8765) relaying images, "
                         "depth, clouds and /diagnostics to Foxglove or Lichtblick (needs foxglove-sdk)")
