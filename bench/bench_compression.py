@@ -1,4 +1,4 @@
-"""Bytes and CPU of image_transport's compressed formats per stream (issue #12).
+"""Bytes and CPU of image_transport's and point_cloud_transport's compressed formats per stream (issue #12).
 
     python bench/bench_compression.py [--frames 30]
 
@@ -8,6 +8,10 @@ bytes per frame (and per second at 30 fps), and the CPU time of encoding + decod
 with core/compressed.py (Pillow + numba, what camera_node and the subscribing nodes run).
 Goals: compressedDepth >= 3x smaller than raw on the scene and the D435, encode + decode
 <= 20 % of a core at 30 fps (<= 6.7 ms per frame).
+LiDAR scans as lidar_node packs them (24-byte points) through point_cloud_transport's zstd and
+zlib (core/cloud_compression.py) at 10 Hz: the built-in scene at 128x2048, and when
+../shared/data is present a real KITTI HDL-64 scan and a real Ouster OS-2-128 scan (needs
+ouster-sdk).
 """
 from __future__ import annotations
 
@@ -76,9 +80,43 @@ def bound_rows(name: str, frames: list[np.ndarray]) -> str:
     return f"| {name} | {np.mean(bounds):.2f}x ({min(bounds):.2f}-{max(bounds):.2f}x) |"
 
 
-def measure(name: str, frames: list[np.ndarray], codecs: list[tuple[str, object, object]]) -> list[str]:
+def lidar_scans(count: int) -> dict[str, list[bytes]]:
+    """PointCloud2 data of LiDAR scans as lidar_node packs them (x y z intensity t ring, 24 bytes)."""
+    from depth_ai_nodes.core import pointcloud
+    from depth_ai_nodes.lidar import SourceError, open_source
+    from depth_ai_nodes.lidar.base import POINT_FIELDS
+
+    def packed(source, n: int) -> list[bytes]:
+        out = []
+        for _ in range(n):
+            scan = source.read(2.0)
+            if scan is not None:
+                cols = {k: np.asarray(scan.points[k], t) for k, t in POINT_FIELDS}
+                out.append(bytes(pointcloud.pack(cols, point_step=24).data))
+        source.close()
+        return out
+
+    scans = {"scene 128x2048": packed(open_source("synthetic", beams=128, columns=2048, rate_hz=50.0,
+                                                  real_time=False), count)}
+    data = ROOT.parent / "shared" / "data"
+    if (data / "kitti" / "velodyne").is_dir():
+        scans["KITTI HDL-64 (unorganized)"] = packed(open_source("kitti", path=str(data / "kitti"), rate_hz=10.0,
+                                                                 loop=False, real_time=False), 1)
+    pcap = data / "ouster" / "OS-2-128-U1_v2.3.0_1024x10.pcap"
+    if pcap.is_file():
+        try:
+            scans["Ouster OS-2-128 1024x10"] = packed(open_source("ouster", pcap=str(pcap), metadata="",
+                                                                  rate_hz=10.0, loop=False, real_time=False),
+                                                      min(count, 5))
+        except SourceError as err:
+            print(f"(Ouster scan skipped: {err})", file=sys.stderr)
+    return {k: v for k, v in scans.items() if v}
+
+
+def measure(name: str, frames: list, codecs: list[tuple[str, object, object]], rate_hz: float = 30.0
+            ) -> list[str]:
     rows = []
-    raw = frames[0].nbytes
+    raw = frames[0].nbytes if isinstance(frames[0], np.ndarray) else len(frames[0])
     for label, enc, dec in codecs:
         sizes, t_enc, t_dec = [], [], []
         for a in frames:
@@ -93,8 +131,8 @@ def measure(name: str, frames: list[np.ndarray], codecs: list[tuple[str, object,
         size = float(np.mean(sizes))
         cpu = 1e3 * (np.median(t_enc) + np.median(t_dec))
         rows.append(f"| {name} | {label} | {raw / 1e3:.0f} | {size / 1e3:.1f} | {raw / size:.2f}x | "
-                    f"{30 * raw * 8 / 1e6:.0f} -> {30 * size * 8 / 1e6:.1f} | {1e3 * np.median(t_enc):.2f} | "
-                    f"{1e3 * np.median(t_dec):.2f} | {cpu * 30 / 10:.0f} % |")
+                    f"{rate_hz * raw * 8 / 1e6:.0f} -> {rate_hz * size * 8 / 1e6:.1f} | "
+                    f"{1e3 * np.median(t_enc):.2f} | {1e3 * np.median(t_dec):.2f} | {cpu * rate_hz / 10:.0f} % |")
     return rows
 
 
@@ -127,6 +165,21 @@ def main() -> int:
           "| CPU at 30 fps (% of a core) |")
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    from depth_ai_nodes.core import cloud_compression as cc
+
+    # encode -> ((format, raw size), payload), as a message carries the size beside the payload
+    cloud_codecs = [(f"{fmt} level {level}", lambda d, f=fmt, lv=level: ((f, len(d)), cc.encode(d, f, lv)),
+                     lambda key, payload: cc.decode(key[0], payload, key[1]))
+                    for fmt, level in (("zstd", 1), ("zstd", 3), ("zstd", -1), ("zlib", 1), ("zlib", 6))]
+    cloud_rows = []
+    for name, scans in lidar_scans(max(3, args.frames // 5)).items():
+        cloud_rows += measure(name, scans, cloud_codecs, rate_hz=10.0)
+    print("\nLiDAR scans (24-byte points as lidar_node publishes them) at 10 Hz; CPU = median encode + "
+          "decode of one scan on one core")
+    print("| scan | format | raw kB | compressed kB | ratio | Mbit/s at 10 Hz | encode ms | decode ms "
+          "| CPU at 10 Hz (% of a core) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(cloud_rows))
     print("\nlossless bound: 16 bits / zero-order entropy of the JPEG-LS (median edge detector) residual, "
           "mean (range) over the frames")
     print("| stream | bound |")
