@@ -171,6 +171,11 @@ def main() -> int:
     cloud_codecs = [(f"{fmt} level {level}", lambda d, f=fmt, lv=level: ((f, len(d)), cc.encode(d, f, lv)),
                      lambda key, payload: cc.decode(key[0], payload, key[1]))
                     for fmt, level in (("zstd", 1), ("zstd", 3), ("zstd", -1), ("zlib", 1), ("zlib", 6))]
+    # lidar_node's compressed_points.resolution 0.001: x y z rounded (lossy) before zstd level 1
+    cloud_codecs.append(("zstd level 1, x y z to 1 mm",
+                         lambda d: (("zstd", len(d)), cc.encode(cc.round_coordinates(d, 24, (0, 4, 8), 0.001),
+                                                                "zstd", 1)),
+                         lambda key, payload: cc.decode(key[0], payload, key[1])))
     cloud_rows = []
     for name, scans in lidar_scans(max(3, args.frames // 5)).items():
         cloud_rows += measure(name, scans, cloud_codecs, rate_hz=10.0)

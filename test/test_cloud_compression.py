@@ -166,3 +166,30 @@ def test_fusion_node_reads_zstd_clouds_and_rejects_corrupt_ones_with_a_reason(ro
         for k in "xyz":   # lossless: the fused cloud holds the input's points as they were
             np.testing.assert_array_equal(out[k], cols[k])
         assert fusion.alive() and fusion.stop() == 0
+
+
+def test_rounding_coordinates_bounds_the_error_keeps_other_fields_and_helps_compression():
+    """compressed_points.resolution: x, y, z rounded to a power-of-two step <= the resolution
+    (error within half of it, NaN kept); intensity, t and ring untouched byte for byte; a noisy
+    real-like cloud then compresses clearly better."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    cols = {"x": rng.uniform(-40, 40, n).astype(np.float32), "y": rng.uniform(-40, 40, n).astype(np.float32),
+            "z": rng.normal(0, 2, n).astype(np.float32), "intensity": rng.integers(0, 3000, n).astype(np.float32),
+            "t": np.linspace(0, 0.1, n, dtype=np.float32), "ring": (np.arange(n) % 128).astype(np.uint16)}
+    cols["x"][::97] = np.nan
+    data = bytes(pointcloud.pack(cols, point_step=24).data)
+    rounded = cc.round_coordinates(data, 24, (0, 4, 8), 0.001)
+    assert rounded.nbytes == len(data)
+    before = np.frombuffer(data, np.uint8).reshape(n, 24)
+    after = rounded.reshape(n, 24)
+    np.testing.assert_array_equal(after[:, 12:], before[:, 12:])   # intensity, t, ring
+    xyz0, xyz1 = before[:, :12].copy().view("<f4"), after[:, :12].copy().view("<f4")
+    np.testing.assert_array_equal(np.isnan(xyz0), np.isnan(xyz1))
+    err = np.abs(xyz1 - xyz0)[~np.isnan(xyz0)]
+    assert err.max() <= 2.0 ** -11 + 1e-6 and err.max() > 1e-5   # step 2^-10 m: half of it at most
+    lossless = len(cc.encode(data, "zstd", 1))
+    lossy = len(cc.encode(rounded, "zstd", 1))
+    assert lossy < 0.85 * lossless, (lossy, lossless)
+    with pytest.raises(ValueError):
+        cc.round_coordinates(data, 24, (0, 4, 8), 0.0)

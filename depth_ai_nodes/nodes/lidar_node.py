@@ -67,6 +67,9 @@ PARAMETERS: list[Param] = [
           choices=cloud_compression.FORMATS),
     Param("compressed_points.level", 1, "Compression level: zstd -7..22 (1: ~15 ms for 6.3 MB on "
           "one core), zlib -1..9."),
+    Param("compressed_points.resolution", 0.0, "0: lossless. Otherwise x, y, z of the compressed scans "
+          "are rounded to the largest power-of-two step not above this (error within half of it): "
+          "0.001 makes real scans ~1.75x smaller instead of ~1.4x, far below a LiDAR's noise.", "m"),
 ]
 
 
@@ -110,6 +113,9 @@ class LidarNode(Node):
         if not p["compressed_points.enable"]:
             return None
         fmt, level = p["compressed_points.format"], int(p["compressed_points.level"])
+        if not 0.0 <= float(p["compressed_points.resolution"]) <= 1.0:
+            raise ConfigError(f"compressed_points.resolution {p['compressed_points.resolution']} m: use 0 "
+                              f"(lossless) or a step up to 1 m (e.g. 0.001)")
         try:
             cloud_compression.check_level(fmt, level)
             msg_type = conv.compressed_point_cloud2_type()
@@ -175,7 +181,8 @@ class LidarNode(Node):
                 self.pub.publish(msg)
             if packed_wanted:
                 self.compressed_pub.publish(conv.compress_pointcloud2(
-                    msg, self.p["compressed_points.format"], int(self.p["compressed_points.level"])))
+                    msg, self.p["compressed_points.format"], int(self.p["compressed_points.level"]),
+                    float(self.p["compressed_points.resolution"])))
         self.rate.tick(time.time() - scan.stamp_ns * 1e-9)
         self.diag.update("scans", points=len(scan))
         if self.nir_pub is not None and scan.near_ir is not None:

@@ -229,9 +229,10 @@ def compressed_point_cloud2_type() -> type:
     return CompressedPointCloud2
 
 
-def compress_pointcloud2(msg: PointCloud2, fmt: str, level: int) -> Any:
+def compress_pointcloud2(msg: PointCloud2, fmt: str, level: int, resolution: float = 0.0) -> Any:
     """PointCloud2 -> CompressedPointCloud2 as point_cloud_transport's `fmt` plugin writes it:
-    every field but `data` copied, `data` compressed whole (core.cloud_compression)."""
+    every field but `data` copied, `data` compressed whole (core.cloud_compression). With a
+    `resolution` (m) > 0, float32 x, y, z are first rounded to it (lossy, within half of it)."""
     from depth_ai_nodes.core import cloud_compression
 
     out = compressed_point_cloud2_type()()
@@ -240,7 +241,12 @@ def compress_pointcloud2(msg: PointCloud2, fmt: str, level: int) -> Any:
     out.fields = msg.fields
     out.is_bigendian = msg.is_bigendian
     out.point_step, out.row_step = msg.point_step, msg.row_step
-    out.compressed_data = cloud_compression.encode(memoryview(msg.data), fmt, level)
+    data: Any = memoryview(msg.data)
+    if resolution > 0:
+        xyz = [f.offset for f in msg.fields if f.name in ("x", "y", "z") and f.datatype == PointField.FLOAT32]
+        if len(xyz) == 3 and not msg.is_bigendian:
+            data = cloud_compression.round_coordinates(data, msg.point_step, tuple(xyz), resolution)
+    out.compressed_data = cloud_compression.encode(data, fmt, level)
     out.is_dense = msg.is_dense
     out.format = fmt
     return out
