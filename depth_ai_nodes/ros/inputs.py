@@ -383,12 +383,8 @@ class InputGate:
         handed on as an Image (a corrupt one is rejected and counted)."""
         if transport == "raw":
             return topic, Image, callback
-
-        def decode(msg: CompressedImage) -> None:
-            img = self.read(stream, decompressed, msg, transport, stamped=False)
-            if img is not None:
-                callback(img)
-        return f"{topic.rstrip('/')}/{transport}", CompressedImage, decode
+        return f"{topic.rstrip('/')}/{transport}", CompressedImage, self._decoding(stream, decompressed,
+                                                                                    transport, callback)
 
     def cloud_transport(self, stream: str, topic: str, transport: str, callback: Callable[[Any], None]
                         ) -> tuple[str, type, Callable[[Any], None]]:
@@ -398,12 +394,18 @@ class InputGate:
         counted). ImportError when point_cloud_interfaces is missing."""
         if transport == "raw":
             return topic, PointCloud2, callback
+        return (f"{topic.rstrip('/')}/{transport}", conv.compressed_point_cloud2_type(),
+                self._decoding(stream, decompressed_cloud, transport, callback))
 
+    def _decoding(self, stream: str, reader: Callable[[Any, str], Any], transport: str,
+                  callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A subscription callback that decodes each message with reader(msg, transport) at the
+        boundary (a corrupt one is rejected and counted) and hands on what it gives."""
         def decode(msg: Any) -> None:
-            cloud = self.read(stream, decompressed_cloud, msg, transport, stamped=False)
-            if cloud is not None:
-                callback(cloud)
-        return f"{topic.rstrip('/')}/{transport}", conv.compressed_point_cloud2_type(), decode
+            data = self.read(stream, reader, msg, transport, stamped=False)
+            if data is not None:
+                callback(data)
+        return decode
 
     def count_gaps(self, stream: str, info: Any) -> int:
         """Messages of `stream` lost upstream (publisher sequence numbers from rclpy's
