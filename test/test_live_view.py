@@ -46,6 +46,7 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
             channels: dict[int, dict] = {}
             subs: dict[int, str] = {}
             frames: dict[str, int] = {}  # message frames received per topic (for a failure's message)
+            other: dict[int, int] = {}   # binary frames of other opcodes, by opcode
             while len(decoded) < len(wanted) and time.monotonic() < deadline + 60.0:
                 try:
                     frame = ws.recv(timeout=2.0)
@@ -67,6 +68,7 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
                                                     "subscriptions": [{"id": sub_id, "channelId": ch["id"]}]}))
                     continue
                 if frame[0] != 0x01:  # message data: op, subscription id, receive time, payload
+                    other[frame[0]] = other.get(frame[0], 0) + 1
                     continue
                 sub_id, _ = struct.unpack_from("<IQ", frame, 1)
                 topic = subs.get(sub_id)
@@ -80,9 +82,10 @@ def test_runner_streams_images_clouds_and_diagnostics_to_a_foxglove_client(tmp_p
         assert runner.alive()
         text = runner.output()  # the log file goes with the process
     advertised = sorted(channels[c]["topic"] for c in channels)
+    ids = {t: sorted(c for c in channels if channels[c]["topic"] == t) for t in wanted}
     assert set(decoded) == set(wanted), (f"decoded {sorted(decoded)}; message frames per topic {frames}; "
-                                         f"not advertised: {sorted(set(wanted) - set(advertised))}", advertised,
-                                         text[-3000:])
+                                         f"not advertised: {sorted(set(wanted) - set(advertised))}; channel ids "
+                                         f"{ids}; subscriptions {subs}; other frames {other}", text[-1500:])
     img = decoded["/camera/color/image_raw"]
     assert img.encoding == "rgb8" and len(img.data) == img.height * img.step and img.width > 0
     cloud = decoded["/fused/points"]

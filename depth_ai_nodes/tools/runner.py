@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
                     status_period=period, tty=tty, stop_timeout=args.stop_timeout,
                     restart=not args.no_restart, relay=relay, monitor=not args.no_monitor)
     if relay is not None:
+        runner.advertise_live()
         runner.say(f"live view: Foxglove WebSocket server at {relay.url} (Foxglove or Lichtblick: "
                    f"open connection -> Foxglove WebSocket)")
     try:
@@ -399,6 +400,20 @@ class Runner:
                     self.pending[o.topic] = (o, expected_rate(o, params))
                 elif o.msgtype in (INFO, EXTRINSICS) and o.enabled(params):
                     self.aux_pending[o.topic] = o  # for the preview only
+
+    def advertise_live(self) -> None:
+        """The live view's channel of every topic this runner will monitor, created now, before
+        a client is told where to connect: with foxglove-sdk 0.30, a subscription a client makes
+        while another channel is being created is now and then lost, and its panel stays empty
+        (3 of 20 connections at start-up when channels appeared as their publishers did; 0 of 25
+        with them created first)."""
+        if self.relay is None:
+            return
+        for topic, (output, _) in self.pending.items():
+            self.relay.relay(topic, output.msgtype)
+        for topic, output in self.aux_pending.items():
+            self.relay.relay(topic, output.msgtype)
+        self.relay.relay("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
 
     def say(self, line: str) -> None:
         """An event line (above the live table on a terminal)."""
