@@ -232,7 +232,8 @@ def compressed_point_cloud2_type() -> type:
 def compress_pointcloud2(msg: PointCloud2, fmt: str, level: int, resolution: float = 0.0) -> Any:
     """PointCloud2 -> CompressedPointCloud2 as point_cloud_transport's `fmt` plugin writes it:
     every field but `data` copied, `data` compressed whole (core.cloud_compression). With a
-    `resolution` (m) > 0, float32 x, y, z are first rounded to it (lossy, within half of it)."""
+    `resolution` (m) > 0, x, y, z are first rounded to it (lossy, within half of it) when they
+    are little-endian float32, as every cloud of lidar_node is; other layouts stay lossless."""
     from depth_ai_nodes.core import cloud_compression
 
     out = compressed_point_cloud2_type()()

@@ -405,7 +405,7 @@ class Runner:
         """The live view's channel of every topic this runner will monitor, created now, before
         a client is told where to connect: with foxglove-sdk 0.30, a subscription a client makes
         while another channel is being created is now and then lost, and its panel stays empty
-        (3 of 20 connections at start-up when channels appeared as their publishers did; 0 of 25
+        (3 of 20 connections at start-up when channels appeared as their publishers did; 0 of 55
         with them created first)."""
         if self.relay is None:
             return
