@@ -193,3 +193,29 @@ def test_rounding_coordinates_bounds_the_error_keeps_other_fields_and_helps_comp
     assert lossy < 0.85 * lossless, (lossy, lossless)
     with pytest.raises(ValueError):
         cc.round_coordinates(data, 24, (0, 4, 8), 0.0)
+
+
+def test_a_missing_zstd_library_is_named_with_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zstandard", None)   # import zstandard -> ImportError
+    with pytest.raises(ImportError, match="pip install zstandard"):
+        cc.require("zstd")
+    cc.require("zlib")   # in Python's standard library
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("params,reason", [
+    ({"compressed_points.level": 99}, r"compressed_points: zstd level 99: use -7\.\.22"),
+    ({"compressed_points.format": "zlib", "compressed_points.resolution": -0.5},
+     r"compressed_points.resolution -0.5 m: use 0"),
+])
+def test_lidar_node_compression_settings_are_configuration_errors(params, reason):
+    import re
+
+    from harness import NodeProcess
+
+    with NodeProcess.node("lidar_node", {"compressed_points.enable": True, **params}) as proc:
+        code = proc.wait(timeout=60)
+        out = proc.output()
+    assert code == 2 and "configuration error" in out and re.search(reason, out), out[-2000:]

@@ -23,7 +23,7 @@ import numpy as np
 
 from .rejection import Reason, Rejected
 
-__all__ = ["FORMATS", "LEVELS", "check_level", "encode", "decode", "expected_size", "round_coordinates",
+__all__ = ["FORMATS", "LEVELS", "check_level", "require", "encode", "decode", "expected_size", "round_coordinates",
            "MAX_CLOUD_BYTES"]
 
 FORMATS = ("zstd", "zlib")
@@ -41,6 +41,17 @@ def check_level(fmt: str, level: int) -> None:
     lo, hi = LEVELS[fmt]
     if not lo <= level <= hi:
         raise ValueError(f"{fmt} level {level}: use {lo}..{hi}")
+
+
+def require(fmt: str) -> None:
+    """ImportError saying what to install when `fmt`'s codec library is missing (zstd needs
+    the `zstandard` module; zlib is in Python), so a node says so at start-up, not per scan."""
+    if fmt == "zstd":
+        try:
+            import zstandard  # noqa: F401
+        except ImportError as err:
+            raise ImportError("zstd needs the zstandard module: `pip install zstandard` or "
+                              "`sudo apt install python3-zstandard`") from err
 
 
 def encode(data: bytes | memoryview, fmt: str, level: int) -> bytes:

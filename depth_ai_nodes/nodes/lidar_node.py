@@ -118,6 +118,7 @@ class LidarNode(Node):
                               f"(lossless) or a step up to 1 m (e.g. 0.001)")
         try:
             cloud_compression.check_level(fmt, level)
+            cloud_compression.require(fmt)
             msg_type = conv.compressed_point_cloud2_type()
         except (ValueError, ImportError) as err:
             raise ConfigError(f"compressed_points: {err}") from err

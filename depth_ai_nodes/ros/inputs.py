@@ -394,6 +394,9 @@ class InputGate:
         counted). ImportError when point_cloud_interfaces is missing."""
         if transport == "raw":
             return topic, PointCloud2, callback
+        from depth_ai_nodes.core import cloud_compression
+
+        cloud_compression.require(transport)
         return (f"{topic.rstrip('/')}/{transport}", conv.compressed_point_cloud2_type(),
                 self._decoding(stream, decompressed_cloud, transport, callback))
 
