@@ -222,7 +222,8 @@ def test_fuse_adds_a_second_camera_into_the_same_rows(threads):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fuse_leaves_a_clean_z_buffer_when_a_lookup_fails(monkeypatch, threads):
     """The z-buffer is shared from cloud to cloud: whatever stops a fusion half-way, it is
-    reset (after both threads), and the next cloud fuses exactly as on a fresh Projector."""
+    reset (after both threads; with two, on the helper, which the next cloud waits for), and
+    the next cloud fuses exactly as on a fresh Projector."""
     intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
     n = projection.PARALLEL_MIN_POINTS + 1
     x, y, z = (np.ascontiguousarray(c) for c in _scattered_cloud(n, 9).T)
@@ -236,6 +237,8 @@ def test_fuse_leaves_a_clean_z_buffer_when_a_lookup_fails(monkeypatch, threads):
     monkeypatch.setattr(projection, "_lookup_kernel", failing)
     with pytest.raises(RuntimeError, match="lookup failed"):
         proj.fuse(x, y, z, inten, np.eye(4), None)
+    if proj._reset is not None:  # the helper's clean-up, which the next fuse would wait for
+        proj._reset.result()
     assert np.isinf(proj._zbuf).all() and np.isinf(proj._coarse).all()
     monkeypatch.setattr(projection, "_lookup_kernel", real)
     rows, p = proj.fuse(x, y, z, inten, np.eye(4), None)
