@@ -1,6 +1,6 @@
 """Count what crosses the link: subscribe to the camera's and the LiDAR's streams (raw, or
-image_transport compressed and point_cloud_transport zstd) with the QoS `depth-ai run --multi-host` gives their readers and
-print, per topic, messages received, rate, bandwidth (the messages' data bytes per second),
+image_transport compressed and point_cloud_transport zstd) with the QoS `depth-ai run
+--multi-host` gives their readers and print, per topic, messages received, rate, bandwidth (the messages' data bytes per second),
 median latency (header stamp -> receipt) and the longest gap. Run by bench/bench_multi_host.py --streams and test_multi_host.py on the "server" while the robot runs
 `depth-ai run --only camera,lidar`; the DDS environment is the runner's (--multi-host).
 
