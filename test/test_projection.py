@@ -247,6 +247,35 @@ def test_fuse_leaves_a_clean_z_buffer_when_a_lookup_fails(monkeypatch, threads):
     np.testing.assert_array_equal(p.visible, q.visible)
 
 
+def test_the_next_cloud_waits_for_the_deferred_z_buffer_clean_up(monkeypatch):
+    """With two threads the z-buffer's clean-up runs on the helper after fuse returns; a slow
+    clean-up (held back 0.3 s here) must still finish before the next cloud's z-buffer pass,
+    or that cloud would see the previous one's depths and fuse differently."""
+    import time
+
+    intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
+    n = projection.PARALLEL_MIN_POINTS + 1
+    near = [np.ascontiguousarray(c) for c in _scattered_cloud(n, 3).T]
+    far = [np.ascontiguousarray(c) for c in _scattered_cloud(n, 4).T]
+    far[2] = far[2] + np.float32(20.0)  # behind every point of `near`: occluded if its depths linger
+    inten = np.ones(n, np.float32)
+    real = projection._reset_kernel
+
+    def slow_reset(*args):
+        time.sleep(0.3)
+        real(*args)
+
+    monkeypatch.setattr(projection, "_reset_kernel", slow_reset)
+    proj = Projector(intr, threads=2)
+    proj.fuse(*near, inten, np.eye(4), None)
+    assert proj._reset is not None and not proj._reset.done()  # the clean-up is still pending
+    _, p = proj.fuse(*far, inten, np.eye(4), None)
+    _, q = Projector(intr).fuse(*far, inten, np.eye(4), None)
+    assert p.in_view > 1000 and p.occluded == q.occluded
+    np.testing.assert_array_equal(p.visible, q.visible)
+    proj.close()
+
+
 def test_fuse_rejects_a_buffer_that_does_not_fit():
     intr = Intrinsics.from_k(np.array([[400.0, 0, 320], [0, 400, 240], [0, 0, 1]]), 640, 480)
     x = np.ones(10, np.float32)

@@ -83,7 +83,8 @@ def round_coordinates(data: bytes | memoryview, point_step: int, offsets: tuple[
             raise ValueError(f"field offset {off} does not fit in point_step {point_step}")
         col = out[:, off:off + 4].view("<f4")
         np.multiply(np.round(col / step), step, out=col)
-    return np.concatenate([out.reshape(-1), raw[n * point_step:]])
+    tail = raw[n * point_step:]   # bytes past the last whole point (none in a well-formed cloud)
+    return out.reshape(-1) if tail.size == 0 else np.concatenate([out.reshape(-1), tail])
 
 
 def expected_size(height: int, width: int, point_step: int, row_step: int) -> int:

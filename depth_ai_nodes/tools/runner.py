@@ -37,6 +37,7 @@ RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 CPU_WARM_UP_S = 5.0    # a node's CPU share is reported from this long after its start (imports, JIT load)
 STABLE_AFTER_S = 30.0   # a node that ran this long restarts with the shortest backoff again
 EXIT_CONFIG_ERROR = 2
+DIAGNOSTICS = ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")  # relayed by the live view too
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -154,7 +155,6 @@ def run(args: argparse.Namespace) -> int:
                     status_period=period, tty=tty, stop_timeout=args.stop_timeout,
                     restart=not args.no_restart, relay=relay, monitor=not args.no_monitor)
     if relay is not None:
-        runner.advertise_live()
         runner.say(f"live view: Foxglove WebSocket server at {relay.url} (Foxglove or Lichtblick: "
                    f"open connection -> Foxglove WebSocket)")
     try:
@@ -400,8 +400,9 @@ class Runner:
                     self.pending[o.topic] = (o, expected_rate(o, params))
                 elif o.msgtype in (INFO, EXTRINSICS) and o.enabled(params):
                     self.aux_pending[o.topic] = o  # for the preview only
+        self._advertise_live()
 
-    def advertise_live(self) -> None:
+    def _advertise_live(self) -> None:
         """The live view's channel of every topic this runner will monitor, created now, before
         a client is told where to connect: with foxglove-sdk 0.30, a subscription a client makes
         while another channel is being created is now and then lost, and its panel stays empty
@@ -413,7 +414,7 @@ class Runner:
             self.relay.relay(topic, output.msgtype)
         for topic, output in self.aux_pending.items():
             self.relay.relay(topic, output.msgtype)
-        self.relay.relay("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
+        self.relay.relay(*DIAGNOSTICS)
 
     def say(self, line: str) -> None:
         """An event line (above the live table on a terminal)."""
@@ -561,7 +562,7 @@ class Runner:
             from diagnostic_msgs.msg import DiagnosticArray
 
             self.subs["/diagnostics"] = self.node.create_subscription(
-                DiagnosticArray, "/diagnostics", self.relay.relay("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray"),
+                DiagnosticArray, "/diagnostics", self.relay.relay(*DIAGNOSTICS),
                 10, raw=True)
 
     def _also_live(self, topic: str, msgtype: str, callback: Any) -> Any:
