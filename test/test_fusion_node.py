@@ -202,7 +202,8 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     figures = {"ir_points_checked": checked, "ir_equal_fraction": equal / max(checked, 1),
                "depth_pixels_checked": d_checked, "depth_close_fraction": d_close / max(d_checked, 1),
                "depth_median_abs_err_m": float(np.median(np.concatenate(d_errors))) if d_errors else None,
-               "depth_far_fraction_of_misses": d_lidar_farther / max(d_checked - d_close, 1)}
+               "depth_far_fraction_of_misses": d_lidar_farther / max(d_checked - d_close, 1),
+               "depth_nearer_fraction": (d_checked - d_close - d_lidar_farther) / max(d_checked, 1)}
     record_property("fusion_scene", figures)
     print("fusion on the scene:", figures)
     assert checked > 1000 and d_checked > 1000, (len(with_camera), len(depths), skipped)
@@ -211,12 +212,14 @@ def test_fusion_on_the_scene_matches_rendered_ir_and_ground_truth_depth(ros_node
     assert figures["ir_equal_fraction"] > 0.95
     # lidar_depth is what the LiDAR measured. Where the camera sees a surface the LiDAR never
     # hit (it sits 0.5 m lower and looks under the table; the dark box returns too weakly to
-    # the LiDAR), a LiDAR point behind that surface cannot be known to be hidden: 5-17 % of
-    # the pixels here, depending on where the robot is. Those misses must all be of that kind
-    # (LiDAR farther than the camera's surface), never the symmetric errors of a wrong
-    # calibration or projection.
-    assert figures["depth_close_fraction"] > 0.8
-    assert figures["depth_far_fraction_of_misses"] > 0.75  # moving objects, grazing floor: the rest
+    # the LiDAR), a LiDAR point behind that surface cannot be known to be hidden: 5-21 % of
+    # the pixels here, depending on where the robot is during the test (20.5 % seen once in CI).
+    # Those misses must be of that kind (LiDAR farther than the camera's surface), never the
+    # errors of a wrong calibration or projection, which put LiDAR depth in front of the
+    # surface as often as behind it: nearer misses are 0.2-1.0 % of the pixels (moving objects,
+    # grazing floor).
+    assert figures["depth_close_fraction"] > 0.7
+    assert figures["depth_nearer_fraction"] < 0.03
     assert figures["depth_median_abs_err_m"] < 0.01
 
 

@@ -205,9 +205,19 @@ def test_fusion_under_overload_drops_the_oldest_clouds_and_counts_them(ros_node)
         spin_until(ros_node, lambda: False, 2.0)
         got = [t for t in out_stamps if t in sent]
         assert got, fusion.output()[-2000:]
-        # every cloud is fused or counted as dropped (up to the few in flight at the end)
-        assert spin_until(ros_node, lambda: len(got) + int(rig.fusion_value("dropped clouds (overload)") or 0)
-                          >= len(sent) - 3, 5.0), (len(got), len(sent), rig.fusion_value("dropped clouds (overload)"))
+        keys = ("clouds", "fused with camera", "without camera", "dropped clouds (overload)", "rejected clouds")
+
+        def counts() -> dict[str, int]:
+            return {k: int(rig.fusion_value(k) or 0) for k in keys}
+
+        def accounted() -> bool:
+            c = counts()
+            return c["clouds"] > 0 and sum(c[k] for k in keys[1:]) >= c["clouds"]
+
+        # every cloud the node took in is fused or counted as dropped, none vanishes inside it
+        # (the node's own counts: this process's best-effort reader may miss some fused clouds)
+        assert spin_until(ros_node, accounted, 5.0), (counts(), len(got), len(sent))
+        print("overload:", counts(), "sent", len(sent), "seen fused", len(got))
         # the last cloud out is one of the last few in: no backlog of stale clouds
         assert sent.index(got[-1]) >= len(sent) - 3, (sent.index(got[-1]), len(sent))
         assert spin_until(ros_node, lambda: int(rig.fusion_value("dropped clouds (overload)") or 0) > 0, 5.0)
