@@ -79,9 +79,26 @@ def _compressed() -> None:
     rvl_decode(rvl_encode(np.arange(48, dtype=np.uint16).reshape(6, 8)))
 
 
+def _pcd_lzf() -> None:
+    from depth_ai_nodes.lidar.files import _lzf_decompress
+
+    # read-only input, as the reader passes it (np.frombuffer of the file's bytes): a
+    # writable array would compile a second signature
+    _lzf_decompress(np.frombuffer(bytes([3, 1, 2, 3, 4]), np.uint8), np.empty(4, np.uint8))
+
+
+def _edge_snap() -> None:
+    from depth_ai_nodes.core.edge_snap import snap_to_edges
+
+    d = np.zeros((8, 8), np.float32)
+    d[:, :3], d[:, 5:] = 1.0, 3.0
+    snap_to_edges(np.full((8, 8), 2.0, np.float32), d, 3)
+
+
 STEPS: dict[str, Callable[[], None]] = {
     "scene": _scene, "registration": _registration, "fusion": _fusion,
-    "depth cloud": _depth_cloud, "compressed depth": _compressed,
+    "depth cloud": _depth_cloud, "compressed depth": _compressed, "PCD lzf": _pcd_lzf,
+    "edge snap": _edge_snap,
 }
 
 

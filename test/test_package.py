@@ -215,6 +215,14 @@ def test_wheel_ships_numba_caches_that_load_without_compiling(tmp_path):
     for kernel in ("core/__pycache__/registration._register-", "core/__pycache__/projection._lookup_kernel-",
                    "core/scene/__pycache__/kernels.render_depth_ir-"):
         assert any(n.startswith(f"depth_ai_nodes/{kernel}") and n.endswith(".nbi") for n in names), kernel
+    # every module with cached kernels has some in the wheel: a module precompile.py forgets
+    # compiles on its node's first start
+    for py in (target / "depth_ai_nodes").rglob("*.py"):
+        text = py.read_text()
+        if "njit" in text and "cache=True" in text:
+            rel = py.relative_to(target).parent.as_posix()
+            assert any(n.startswith(f"{rel}/__pycache__/{py.stem}.") and n.endswith(".nbi") for n in names), \
+                f"{py.relative_to(target)} has cached numba kernels; depth_ai_nodes/precompile.py compiles none"
     probe = subprocess.run([sys.executable, "-c", (
         "import depth_ai_nodes\n"
         "from depth_ai_nodes.core import registration\n"

@@ -23,6 +23,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
 from depth_ai_nodes.core.depth_pipeline import ALIGN_MODES, REFERENCES, DepthPipeline, PipelineConfig
+from depth_ai_nodes.core.edge_snap import check_window
 from depth_ai_nodes.core.metric_alignment import AlignmentConfig
 from depth_ai_nodes.msg import InferenceStats
 from depth_ai_nodes.resources import model_path
@@ -64,6 +65,9 @@ PARAMETERS: list[Param] = [
     Param("alignment.inlier_threshold", 0.05, "Relative depth error counted as inlier.", unit="1"),
     Param("alignment.smoothing", 0.3, "Weight of each new fit in the temporal filter (1: none).",
           unit="1"),
+    Param("edge_snap", 7, "Completion models: a filled pixel left between the two sides of a "
+          "depth edge (both measured within this window) moves to the nearer side, so no pixel "
+          "floats in mid-air (docs/inference.md). Window side, odd; 0: off.", unit="px"),
     Param("min_depth", 0.1, "Output below this is invalid (NaN).", unit="m"),
     Param("max_depth", 20.0, "Output above this is invalid (NaN).", unit="m"),
     Param("publish_points", False, "Also publish points (PointCloud2 x, y, z in the colour "
@@ -92,6 +96,10 @@ class DepthInferenceNode(Node):
         p = self.p
         spec = p["model"] or str(model_path(DEFAULT_SPEC))
         try:
+            check_window(p["edge_snap"])
+        except ValueError as err:
+            raise ConfigError(f"parameter edge_snap={p['edge_snap']!r} is not valid: {err}") from err
+        try:
             self.model = DepthModel(Path(spec).expanduser(), providers=list(p["providers"]),
                                     intra_op_threads=int(p["intra_op_threads"]),
                                     inter_op_threads=int(p["inter_op_threads"]))
@@ -100,7 +108,8 @@ class DepthInferenceNode(Node):
                 alignment=AlignmentConfig(min_references=int(p["alignment.min_references"]),
                                           inlier_threshold=float(p["alignment.inlier_threshold"]),
                                           smoothing=float(p["alignment.smoothing"])),
-                min_depth_m=float(p["min_depth"]), max_depth_m=float(p["max_depth"]))
+                min_depth_m=float(p["min_depth"]), max_depth_m=float(p["max_depth"]),
+                edge_snap_px=int(p["edge_snap"]))
             self.pipeline = DepthPipeline(self.model, cfg)
         except ModelError as err:
             raise ConfigError(str(err)) from err
@@ -266,7 +275,7 @@ class DepthInferenceNode(Node):
                       processing_overhead_ms=(time.monotonic() - taken - res.run_s) * 1e3, scale=a.scale, shift=a.shift,
                       fit_residual=a.residual, reference_points=a.references, confidence=a.confidence,
                       frames_dropped=self.dropped, frame_errors=self.errors,
-                      aligned=res.aligned)
+                      aligned=res.aligned, edge_snapped_px=res.edge_snapped)
         if res.alignment.wrong_sign:  # a spec error only the data can reveal: loud, every 5 s
             self.get_logger().error(f"model spec error: {res.warnings[-1]}", throttle_duration_sec=5.0)
             self.diag.set("inference", ERROR, f"model spec error: {res.warnings[-1]}", **values)

@@ -172,13 +172,14 @@ def rs_hole_filling(depth_m: np.ndarray, mode: int = 1) -> np.ndarray:
     return out / 1000.0
 
 
-def model_method(spec: str | None, threads: int) -> tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+def model_method(spec: str | None, threads: int,
+                 edge_snap: int = 7) -> tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     from depth_ai_nodes.core.depth_model import DepthModel
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
     from depth_ai_nodes.resources import model_path
 
     model = DepthModel(spec or str(model_path("depth_completion.yaml")), intra_op_threads=threads)
-    pipe = DepthPipeline(model, PipelineConfig(max_depth_m=100.0, min_depth_m=0.01))
+    pipe = DepthPipeline(model, PipelineConfig(max_depth_m=100.0, min_depth_m=0.01, edge_snap_px=edge_snap))
 
     def run(rgb: np.ndarray, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pipe.aligner.reset()  # independent samples: no temporal smoothing across them
@@ -232,7 +233,14 @@ def write_png(path: Path, sample: Sample, inp: np.ndarray, preds: dict[str, np.n
 
 def run(args: argparse.Namespace) -> int:
     methods: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-    name, fn = model_method(args.model, args.threads)
+    from depth_ai_nodes.core.edge_snap import check_window
+
+    try:
+        check_window(args.edge_snap)
+    except ValueError as err:
+        print(f"depth-ai eval: --edge-snap: {err}", file=sys.stderr)
+        return 2
+    name, fn = model_method(args.model, args.threads, args.edge_snap)
     methods[name] = fn
     model_name = name
     if not args.no_baselines:
@@ -351,6 +359,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="model spec YAML (default: the shipped model)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    p.add_argument("--edge-snap", type=int, default=7,
+                   help="the pipeline's edge snap window (px, odd; 0: off), as the node's `edge_snap`")
     p.add_argument("--no-baselines", action="store_true", help="skip telea and rs_hole")
     p.add_argument("--out", default="eval_out", help="folder for the per-sample PNGs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

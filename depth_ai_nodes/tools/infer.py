@@ -59,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
     from depth_ai_nodes.resources import model_path
 
+    from depth_ai_nodes.core.edge_snap import check_window
+
+    try:
+        check_window(args.edge_snap)
+    except ValueError as err:
+        print(f"depth-ai infer: --edge-snap: {err}", file=sys.stderr)
+        return 2
     spec = args.model or str(model_path("depth_completion.yaml"))
     try:
         model = DepthModel(spec, providers=args.providers.split(","), intra_op_threads=args.threads)
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = DepthPipeline(model, PipelineConfig(
         align=args.align, reference=args.reference, min_depth_m=args.min_depth, max_depth_m=args.max_depth,
-        alignment=AlignmentConfig(min_references=args.min_references, inlier_threshold=args.inlier_threshold)))
+        edge_snap_px=args.edge_snap, alignment=AlignmentConfig(min_references=args.min_references, inlier_threshold=args.inlier_threshold)))
     try:
         res = pipe.process(rgb, depth, sparse)
     except FrameError as err:
@@ -129,4 +136,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="relative error counted as inlier; `alignment.inlier_threshold`")
     p.add_argument("--min-depth", type=float, default=0.1, help="output below this is invalid (m); `min_depth`")
     p.add_argument("--max-depth", type=float, default=20.0, help="output above this is invalid (m); `max_depth`")
+    p.add_argument("--edge-snap", type=int, default=7,
+                   help="completion models: edge snap window (px, odd; 0: off); `edge_snap`")
     p.set_defaults(func=run)

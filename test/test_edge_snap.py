@@ -1,0 +1,117 @@
+"""Edge snap (core/edge_snap.py): fills left between the two sides of a depth edge move to the
+nearer side; measured pixels, smooth surfaces and fills already on a side stay as they are."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from depth_ai_nodes.core.depth_metrics import _window_extremes, flying_pixels
+from depth_ai_nodes.core.edge_snap import check_window, measured_extremes, snap_to_edges
+
+
+def step_edge(h: int = 20, w: int = 30, near: float = 1.0, far: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Truth with a vertical depth step at column 15, and the sensor depth with a 3 px band
+    hidden across it (columns 14..16): a 7 px window around each hidden pixel holds both sides."""
+    gt = np.full((h, w), near, np.float32)
+    gt[:, 15:] = far
+    inp = gt.copy()
+    inp[:, 14:17] = 0.0
+    return gt, inp
+
+
+def test_a_hedged_fill_across_a_step_moves_to_the_side_it_is_nearer_to():
+    gt, inp = step_edge()
+    hole = inp == 0
+    for fill, side in ((2.0, 3.0), (1.5, 1.0)):  # log: 2 m is nearer 3 m than 1 m; 1.5 m nearer 1 m
+        pred = np.where(hole, fill, gt).astype(np.float32)
+        out, snapped = snap_to_edges(pred, inp, window=7)
+        assert snapped.sum() == hole.sum()
+        np.testing.assert_array_equal(out[hole], side)
+        np.testing.assert_array_equal(out[~hole], pred[~hole])
+        assert flying_pixels(out, gt, hole)[0] == 0 < flying_pixels(pred, gt, hole)[0]
+
+
+def test_what_is_not_flying_stays():
+    gt, inp = step_edge()
+    hole = inp == 0
+    # a fill within 10 % of a side belongs to it; a fill beyond both sides is not "between"
+    for fill in (1.08, 2.8, 0.5, 4.0):
+        pred = np.where(hole, fill, gt).astype(np.float32)
+        out, snapped = snap_to_edges(pred, inp, window=7)
+        assert not snapped.any(), fill
+        np.testing.assert_array_equal(out, pred)
+    # measured pixels keep the model's value, even when it is between two sides
+    pred = np.full_like(gt, 2.0)
+    out, snapped = snap_to_edges(pred, inp, window=7)
+    assert not snapped[~hole].any() and (out[~hole] == 2.0).all()
+
+
+def test_smooth_slopes_and_far_hole_centres_are_left_alone():
+    h, w = 40, 40
+    yy = np.mgrid[0:h, 0:w][0].astype(np.float32)
+    ramp = 1.0 + 0.02 * yy                   # 2 % per pixel: a 7 px window spans 12 %
+    inp = ramp.copy()
+    inp[15:25] = 0.0
+    pred = np.where(inp > 0, ramp, ramp[15:25].mean()).astype(np.float32)
+    assert not snap_to_edges(pred, inp, window=7)[1].any()
+    # the window's reach: a band of 6 px across the step leaves no hidden pixel with both
+    # sides within 3 px (a band of up to 5 px has some), so nothing moves; a wider window does
+    gt, inp = step_edge()
+    inp[:, 12:18] = 0.0
+    pred = np.where(inp > 0, gt, 2.0).astype(np.float32)
+    assert not snap_to_edges(pred, inp, window=7)[1].any()
+    inp[:, 12] = gt[:, 12]
+    assert snap_to_edges(pred, inp, window=7)[1].sum() == gt.shape[0]  # 5 px band: its middle column
+    assert snap_to_edges(pred, inp, window=13)[1].any()
+
+
+def test_window_zero_is_off_and_bad_windows_are_refused():
+    gt, inp = step_edge()
+    pred = np.full_like(gt, 2.0)
+    out, snapped = snap_to_edges(pred, inp, window=0)
+    assert not snapped.any() and np.array_equal(out, pred)
+    for bad in (1, 2, 4, -3):
+        with pytest.raises(ValueError, match="odd"):
+            check_window(bad)
+    with pytest.raises(ValueError, match="must be the same"):
+        snap_to_edges(pred[:, :10], inp, 7)
+
+
+def test_extremes_match_a_brute_force_window_and_ignore_nan_and_zero():
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0.3, 8.0, (37, 53)).astype(np.float32)
+    d[rng.uniform(size=d.shape) < 0.4] = 0.0
+    d[rng.uniform(size=d.shape) < 0.05] = np.nan
+    measured = np.isfinite(d) & (d > 0)
+    for window in (3, 7, 11):
+        near, far = measured_extremes(d, window)
+        ref_near, ref_far = _window_extremes(np.where(measured, d, np.nan), window // 2)
+        np.testing.assert_array_equal(near, np.where(np.isfinite(ref_near), ref_near, np.inf).astype(np.float32))
+        np.testing.assert_array_equal(far, np.where(np.isfinite(ref_far), ref_far, 0.0).astype(np.float32))
+
+
+def test_the_pipeline_snaps_completion_fills_and_halves_their_confidence():
+    """The shipped completion model through DepthPipeline on a step edge with a hidden band:
+    with the default window no filled pixel is left between the sides (the issue's
+    flying-pixel rule on the truth), and the snapped ones carry half the confidence."""
+    from depth_ai_nodes.core.depth_model import DepthModel
+    from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
+    from depth_ai_nodes.resources import model_path
+
+    gt, inp = step_edge(64, 96)
+    gt[:, 15:], inp[:, 15:] = 1.0, 1.0      # the step moves to column 48, the band to 47..49
+    gt[:, 48:], inp[:, 48:] = 2.5, 2.5
+    inp[:, 47:50] = 0.0
+    hole = inp == 0
+    rgb = np.full(gt.shape + (3,), 128, np.uint8)
+    model = DepthModel(str(model_path("depth_completion.yaml")), intra_op_threads=1)
+    off = DepthPipeline(model, PipelineConfig(edge_snap_px=0)).process(rgb, inp)
+    on = DepthPipeline(model, PipelineConfig()).process(rgb, inp)
+    assert off.edge_snapped == 0 and on.edge_snapped > 0
+    moved = on.depth != off.depth
+    assert moved.sum() == on.edge_snapped and moved[hole].sum() == on.edge_snapped
+    assert flying_pixels(off.depth, gt, hole)[0] > 0 == flying_pixels(on.depth, gt, hole)[0]
+    np.testing.assert_allclose(on.confidence[moved], 0.5 * off.confidence[moved], rtol=1e-6)
+    np.testing.assert_array_equal(on.confidence[~moved], off.confidence[~moved])
+    with pytest.raises(ValueError, match="odd"):
+        DepthPipeline(model, PipelineConfig(edge_snap_px=4))
