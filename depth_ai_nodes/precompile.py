@@ -79,6 +79,14 @@ def _compressed() -> None:
     rvl_decode(rvl_encode(np.arange(48, dtype=np.uint16).reshape(6, 8)))
 
 
+def _undistort() -> None:
+    from depth_ai_nodes.core.camera_model import CameraModel
+
+    # a calibrated (distorted) camera: its rays for registration, point clouds and the scene
+    cam = CameraModel(8, 6, np.array([[5.0, 0, 4], [0, 5.0, 3], [0, 0, 1]]), np.array([0.1, -0.05, 0, 0, 0]))
+    cam.ray_grid()
+
+
 def _pcd_lzf() -> None:
     from depth_ai_nodes.lidar.files import _lzf_decompress
 
@@ -98,7 +106,7 @@ def _edge_snap() -> None:
 STEPS: dict[str, Callable[[], None]] = {
     "scene": _scene, "registration": _registration, "fusion": _fusion,
     "depth cloud": _depth_cloud, "compressed depth": _compressed, "PCD lzf": _pcd_lzf,
-    "edge snap": _edge_snap,
+    "edge snap": _edge_snap, "undistortion": _undistort,
 }
 
 
