@@ -113,5 +113,7 @@ def test_the_pipeline_snaps_completion_fills_and_halves_their_confidence():
     assert flying_pixels(off.depth, gt, hole)[0] > 0 == flying_pixels(on.depth, gt, hole)[0]
     np.testing.assert_allclose(on.confidence[moved], 0.5 * off.confidence[moved], rtol=1e-6)
     np.testing.assert_array_equal(on.confidence[~moved], off.confidence[~moved])
+    # sparse input (projected LiDAR) is not snapped: its gaps are not holes at edges
+    assert DepthPipeline(model, PipelineConfig()).process(rgb, None, inp).edge_snapped == 0
     with pytest.raises(ValueError, match="odd"):
         DepthPipeline(model, PipelineConfig(edge_snap_px=4))

@@ -29,8 +29,8 @@ class PipelineConfig:
     min_depth_m: float = 0.1         # output outside [min, max] is published as NaN (invalid)
     max_depth_m: float = 20.0
     support_radius_px: int = 8       # confidence falls with distance from reference depth
-    # completion models: a fill left between the two sides of a depth edge in this window of
-    # measured depth moves to the nearer side (core/edge_snap.py); 0 turns it off
+    # completion models fed dense sensor depth: a fill left between the two sides of a depth
+    # edge in this window of measured depth moves to the nearer side (core/edge_snap.py); 0: off
     edge_snap_px: int = 7
 
 
@@ -149,8 +149,10 @@ class DepthPipeline:
                 res = AlignmentResult(confidence=0.1, ok=True, reason="no valid input depth")
         c = self.config
         snapped = None
-        if c.edge_snap_px and self.model.spec.needs_depth and model_depth is not None:
-            depth, snapped = snap_to_edges(depth, model_depth, c.edge_snap_px)
+        # dense sensor depth only: between the scan lines of sparse (LiDAR) depth a window's two
+        # "sides" are often one slanted surface, not the two sides of an edge
+        if c.edge_snap_px and self.model.spec.needs_depth and depth_m is not None:
+            depth, snapped = snap_to_edges(depth, depth_m, c.edge_snap_px)
         bad = ~np.isfinite(depth) | (depth < c.min_depth_m) | (depth > c.max_depth_m)
         depth[bad] = np.nan
         if ref_valid is not None and (self.model.spec.needs_depth or aligned):
