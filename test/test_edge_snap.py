@@ -117,3 +117,13 @@ def test_the_pipeline_snaps_completion_fills_and_halves_their_confidence():
     assert DepthPipeline(model, PipelineConfig()).process(rgb, None, inp).edge_snapped == 0
     with pytest.raises(ValueError, match="odd"):
         DepthPipeline(model, PipelineConfig(edge_snap_px=4))
+
+
+def test_the_commands_refuse_a_bad_window(tmp_path, capsys):
+    from depth_ai_nodes.tools.cli import main as cli
+
+    assert cli(["infer", "--color", str(tmp_path / "none.png"), "--edge-snap", "4",
+                "--out", str(tmp_path / "o.npy")]) == 2
+    assert cli(["eval", "--scene", "--edge-snap", "2", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("--edge-snap: edge snap window must be 0 (off) or an odd number") == 2, err

@@ -57,9 +57,8 @@ def save_outputs(out: Path, depth: np.ndarray) -> Path:
 def run(args: argparse.Namespace) -> int:
     from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
-    from depth_ai_nodes.resources import model_path
-
     from depth_ai_nodes.core.edge_snap import check_window
+    from depth_ai_nodes.resources import model_path
 
     try:
         check_window(args.edge_snap)
@@ -83,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = DepthPipeline(model, PipelineConfig(
         align=args.align, reference=args.reference, min_depth_m=args.min_depth, max_depth_m=args.max_depth,
-        edge_snap_px=args.edge_snap, alignment=AlignmentConfig(min_references=args.min_references, inlier_threshold=args.inlier_threshold)))
+        edge_snap_px=args.edge_snap,
+        alignment=AlignmentConfig(min_references=args.min_references, inlier_threshold=args.inlier_threshold)))
     try:
         res = pipe.process(rgb, depth, sparse)
     except FrameError as err:
