@@ -6,7 +6,8 @@ Times onnxruntime's session.run (CPU provider, `--threads` intra-op threads) on 
 640x480 frame (colour, depth with 20 % holes, mask), interleaving the models run by run so
 machine load hits them alike. The baseline is the model shipped before the real-data
 retraining, taken from git (`--baseline` names a revision or an .onnx file); the default
-model list is the shipped one. Prints medians and the ratio to the baseline.
+model list is the two shipped ones (the completion model, and its classical fill alone, the
+node's default). Prints medians and the ratio to the baseline.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def main() -> int:
     import onnxruntime as ort
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("models", nargs="*", type=Path, default=[ROOT / "models" / "depth_completion.onnx"])
+    p.add_argument("models", nargs="*", type=Path,
+                   default=[ROOT / "models" / "depth_completion.onnx", ROOT / "models" / "depth_fill_classical.onnx"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--baseline", default=BASELINE_REV)

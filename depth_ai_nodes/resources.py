@@ -41,3 +41,25 @@ def config_path(name: str) -> Path:
 def model_path(name: str) -> Path:
     """A file in models/, e.g. model_path('depth_completion.yaml')."""
     return share_dir() / "models" / name
+
+
+# the default: the completion model's classical fill, without the network that does not improve
+# it on held-out data (models/MODEL_CARD.md); `depth_completion` is the full model
+DEFAULT_MODEL_SPEC = "depth_fill_classical.yaml"
+
+
+def model_spec(value: str = "") -> Path:
+    """The model spec a `model` setting names: empty for the shipped default; a path; or the
+    name of a spec shipped in models/ or models/specs/, with or without `.yaml` (e.g.
+    `depth_fill_classical`, `midas_v21_small`). A name found nowhere comes back as a path, so
+    the caller's error names what was asked for."""
+    if not value:
+        return model_path(DEFAULT_MODEL_SPEC)
+    path = Path(value).expanduser()
+    if path.exists() or "/" in value or "\\" in value:
+        return path
+    for folder in (share_dir() / "models", share_dir() / "models" / "specs"):
+        for name in (value, f"{value}.yaml"):
+            if (folder / name).is_file():
+                return folder / name
+    return path

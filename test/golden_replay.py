@@ -272,9 +272,9 @@ def compare(now: dict[str, dict[str, dict[str, float]]],
 def model_digest() -> str:
     """sha256 of the shipped model the inference node runs by default (context for a
     failing comparison: a retrained model changes the outputs)."""
-    from depth_ai_nodes.resources import model_path
+    from depth_ai_nodes.resources import DEFAULT_MODEL_SPEC, model_path
 
-    path = model_path("depth_completion.onnx")
+    path = model_path(DEFAULT_MODEL_SPEC.replace(".yaml", ".onnx"))
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 

@@ -90,7 +90,7 @@ def test_eval_command_on_a_folder(tmp_path, capsys):
     assert cli(["eval", "--folder", str(tmp_path), "--masks", "2", "--out", str(tmp_path / "ev"),
                 "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "| a | depth_completion |" in text and "| a | telea |" in text and "| a | rs_hole |" in text
+    assert "| a | depth_fill_classical |" in text and "| a | telea |" in text and "| a | rs_hole |" in text
     assert sorted(p.name for p in (tmp_path / "ev").glob("*.png")) == ["a_m0.png", "a_m1.png"]
 
 

@@ -53,7 +53,7 @@ def test_inference_and_fusion_outputs_match_the_golden_references(input_bag, ros
         problems += gr.compare(got, ref["outputs"])
     model_note = ""
     if refs["inference"].get("model_sha256") not in (None, gr.model_digest()):
-        model_note = "models/depth_completion.onnx changed since the references were made. "
+        model_note = "the default model's .onnx changed since the references were made. "
     assert not problems, (f"outputs differ from the golden references. {model_note}If the "
                           f"change is intended: python test/golden_replay.py\n"
                           + "\n".join(problems[:40]))

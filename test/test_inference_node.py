@@ -105,7 +105,7 @@ def test_scene_depth_accuracy_and_bad_frames(ros_node):
         z = z[np.isfinite(z)]
         assert 0.1 < np.median(z) < 20.0
         st = got[f"{NS}/stats"][-1][1]
-        assert st.model == "depth_completion" and st.model_latency_ms > 0
+        assert st.model == "depth_fill_classical" and st.model_latency_ms > 0
         assert st.node_latency_ms >= st.model_latency_ms
         cam.stop()
 

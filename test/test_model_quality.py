@@ -28,14 +28,16 @@ def held_out_frames(root, per_folder: int = 2):
 
 
 @pytest.mark.data
-def test_shipped_model_beats_telea_on_held_out_training_frames(shared_data):
+@pytest.mark.parametrize("spec", ["depth_completion.yaml", "depth_fill_classical.yaml"])
+def test_shipped_model_beats_telea_on_held_out_training_frames(shared_data, spec):
+    """Both shipped specs: the model, and its classical fill alone."""
     pytest.importorskip("cv2", reason="opencv (the eval extra) is needed for Telea")
     from depth_ai_nodes.core.depth_model import DepthModel
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
     from depth_ai_nodes.resources import model_path
     from depth_ai_nodes.tools.evaluate import telea
 
-    pipe = DepthPipeline(DepthModel(str(model_path("depth_completion.yaml")), intra_op_threads=2),
+    pipe = DepthPipeline(DepthModel(str(model_path(spec)), intra_op_threads=2),
                          PipelineConfig(max_depth_m=100.0, min_depth_m=0.01))
     sq_model = sq_telea = 0.0
     for k, (folder, rgb, depth) in enumerate(held_out_frames(shared_data / "rgbd-train")):
@@ -46,5 +48,5 @@ def test_shipped_model_beats_telea_on_held_out_training_frames(shared_data):
             sq_model += float(((pred - depth)[hide] ** 2).sum())
             sq_telea += float(((telea(inp) - depth)[hide] ** 2).sum())
     ratio = np.sqrt(sq_model / sq_telea)
-    print(f"held-out rgbd-train: model RMSE / Telea RMSE = {ratio:.3f}")
-    assert ratio < MARGIN, f"shipped model RMSE / Telea RMSE = {ratio:.3f} on held-out rgbd-train frames"
+    print(f"held-out rgbd-train: {spec} RMSE / Telea RMSE = {ratio:.3f}")
+    assert ratio < MARGIN, f"{spec} RMSE / Telea RMSE = {ratio:.3f} on held-out rgbd-train frames"

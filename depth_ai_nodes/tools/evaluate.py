@@ -176,9 +176,9 @@ def model_method(spec: str | None, threads: int,
                  edge_snap: int = 7) -> tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     from depth_ai_nodes.core.depth_model import DepthModel
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
-    from depth_ai_nodes.resources import model_path
+    from depth_ai_nodes.resources import model_spec
 
-    model = DepthModel(spec or str(model_path("depth_completion.yaml")), intra_op_threads=threads)
+    model = DepthModel(str(model_spec(spec or "")), intra_op_threads=threads)
     pipe = DepthPipeline(model, PipelineConfig(max_depth_m=100.0, min_depth_m=0.01, edge_snap_px=edge_snap))
 
     def run(rgb: np.ndarray, depth_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -357,7 +357,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", type=int, default=20,
                    help="seeded hole masks per real frame (20: with 3 the verdict depends on the seeds)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="model spec YAML (default: the shipped model)")
+    p.add_argument("--model", help="model spec YAML, or the name of a shipped one, e.g. depth_fill_classical "
+                   "(default: the shipped depth completion model)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     p.add_argument("--edge-snap", type=int, default=7,
                    help="the pipeline's edge snap window (px, odd; 0: off), as the node's `edge_snap`")

@@ -58,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
     from depth_ai_nodes.core.edge_snap import check_window
-    from depth_ai_nodes.resources import model_path
+    from depth_ai_nodes.resources import model_spec
 
     try:
         check_window(args.edge_snap)
     except ValueError as err:
         print(f"depth-ai infer: --edge-snap: {err}", file=sys.stderr)
         return 2
-    spec = args.model or str(model_path("depth_completion.yaml"))
+    spec = str(model_spec(args.model or ""))
     try:
         model = DepthModel(spec, providers=args.providers.split(","), intra_op_threads=args.threads)
     except ModelError as err:
@@ -120,7 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--color", required=True, help="colour image (PNG, JPEG, PPM, ...)")
     p.add_argument("--depth", help="sensor depth registered to colour: 16-bit PNG mm or .npy m")
     p.add_argument("--sparse", help="sparse metric depth (e.g. LiDAR) registered to colour")
-    p.add_argument("--model", help="model spec YAML (default: the shipped depth completion model)")
+    p.add_argument("--model", help="model spec YAML, or the name of a shipped one, e.g. depth_fill_classical "
+                   "(default: the shipped depth completion model)")
     p.add_argument("--out", required=True, help="output .npy (float32 metres); a .png is written beside it")
     p.add_argument("--providers", default="CPUExecutionProvider", help="comma-separated providers")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: default)")

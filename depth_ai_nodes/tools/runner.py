@@ -48,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="camera source (default: the built-in scene; images: your files, with images.* "
                         "in a --params-file, docs/camera_node.md)")
     p.add_argument("--file", default="", help="RealSense recording (.bag/.db3) for --source file")
-    p.add_argument("--model", default="", help="model spec YAML for the inference node "
-                   "(default: the node's shipped model)")
+    p.add_argument("--model", default="", help="model spec YAML for the inference node, or the name "
+                   "of a shipped one, e.g. depth_fill_classical (default: the node's shipped model)")
     p.add_argument("--lidar", choices=("synthetic", "kitti", "ouster", "files", "none"),
                    default="synthetic", help="LiDAR source (none: no LiDAR, no fusion)")
     p.add_argument("--lidar-path", default="", help="KITTI folder, Ouster pcap, or a folder / glob of "
