@@ -16,7 +16,8 @@ from launch_ros.substitutions import FindPackageShare
 from depth_ai_nodes.launch_support import dds_environment_actions, switched_parameters
 
 ARGUMENTS = {
-    "model": ("", "model spec YAML (empty: the shipped depth completion model)"),
+    "model": ("", "model spec YAML, or a shipped spec's name (empty: the shipped default, "
+                  "depth_fill_classical; depth_completion: the learned model)"),
     "inference_namespace": ("depth_inference", "namespace of the inference node"),
     "enable_inference": ("true", "start depth_inference_node"),
     "use_sim_time": ("false", "use /clock (e.g. from depth-ai play --clock)"),

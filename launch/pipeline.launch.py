@@ -25,7 +25,7 @@ ARGUMENTS = {
     "images_camera_info": ("", "camera: camera_info YAML for source:=images"),
     "camera_name": ("camera", "camera node name; topics are /<camera_namespace>/<camera_name>/..."),
     "camera_namespace": ("", "namespace of the camera node"),
-    "model": ("", "inference: model spec YAML (empty: the shipped model)"),
+    "model": ("", "inference: model spec YAML or a shipped spec's name (empty: the shipped default)"),
     "inference_namespace": ("depth_inference", "namespace of the inference node"),
     "lidar_source": ("synthetic", "LiDAR: synthetic, kitti, ouster or files"),
     "points_path": ("", "LiDAR: folder or glob of .bin / .pcd files for lidar_source:=files"),
