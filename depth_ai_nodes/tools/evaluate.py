@@ -358,7 +358,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seeded hole masks per real frame (20: with 3 the verdict depends on the seeds)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="model spec YAML, or the name of a shipped one, e.g. depth_fill_classical "
-                   "(default: the shipped depth completion model)")
+                   "(default: the shipped default, depth_fill_classical; depth_completion: the learned model)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     p.add_argument("--edge-snap", type=int, default=7,
                    help="the pipeline's edge snap window (px, odd; 0: off), as the node's `edge_snap`")

@@ -121,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", help="sensor depth registered to colour: 16-bit PNG mm or .npy m")
     p.add_argument("--sparse", help="sparse metric depth (e.g. LiDAR) registered to colour")
     p.add_argument("--model", help="model spec YAML, or the name of a shipped one, e.g. depth_fill_classical "
-                   "(default: the shipped depth completion model)")
+                   "(default: the shipped default, depth_fill_classical; depth_completion: the learned model)")
     p.add_argument("--out", required=True, help="output .npy (float32 metres); a .png is written beside it")
     p.add_argument("--providers", default="CPUExecutionProvider", help="comma-separated providers")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: default)")
