@@ -7,7 +7,8 @@ Times onnxruntime's session.run (CPU provider, `--threads` intra-op threads) on 
 machine load hits them alike. The baseline is the model shipped before the real-data
 retraining, taken from git (`--baseline` names a revision or an .onnx file); the default
 model list is the two shipped ones (the completion model, and its classical fill alone, the
-node's default). Prints medians and the ratio to the baseline.
+node's default), then the edge snap the pipeline runs after a completion model. Prints medians
+and the ratio to the baseline.
 """
 from __future__ import annotations
 
@@ -71,6 +72,18 @@ def main() -> int:
     for k, t in times.items():
         print(f"| {k} ({files[k].name if k != 'baseline' else args.baseline}) | {1e3 * np.median(t):.1f} | "
               f"{np.median(t) / base:.2f} |")
+    # what the pipeline adds after a completion model: the edge snap on the same frame (one thread)
+    from depth_ai_nodes.core.edge_snap import snap_to_edges
+
+    pred = np.where(mask[0, 0] > 0, depth[0, 0], 2.75).astype(np.float32)  # holes between the sides
+    snap_to_edges(pred, feeds["depth"][0, 0], 7)
+    snap_t = []
+    for _ in range(max(args.runs, 20)):
+        t0 = time.perf_counter()
+        snap_to_edges(pred, feeds["depth"][0, 0], 7)
+        snap_t.append(time.perf_counter() - t0)
+    print(f"| edge snap, 7 px (core/edge_snap.py, after the model) | {1e3 * np.median(snap_t):.2f} | "
+          f"{np.median(snap_t) / base:.3f} |")
     return 0
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from depth_ai_nodes.core.depth_metrics import _window_extremes, flying_pixels
-from depth_ai_nodes.core.edge_snap import check_window, measured_extremes, snap_to_edges
+from depth_ai_nodes.core.edge_snap import check_window, snap_to_edges
 
 
 def step_edge(h: int = 20, w: int = 30, near: float = 1.0, far: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -77,17 +77,27 @@ def test_window_zero_is_off_and_bad_windows_are_refused():
         snap_to_edges(pred[:, :10], inp, 7)
 
 
-def test_extremes_match_a_brute_force_window_and_ignore_nan_and_zero():
+def test_the_kernel_follows_the_rule_on_random_images_with_nan_and_zero():
+    """The whole kernel (row and column passes, decision) against the rule written out in
+    numpy on the brute-force window extremes of depth_metrics."""
     rng = np.random.default_rng(3)
-    d = rng.uniform(0.3, 8.0, (37, 53)).astype(np.float32)
-    d[rng.uniform(size=d.shape) < 0.4] = 0.0
-    d[rng.uniform(size=d.shape) < 0.05] = np.nan
-    measured = np.isfinite(d) & (d > 0)
     for window in (3, 7, 11):
-        near, far = measured_extremes(d, window)
-        ref_near, ref_far = _window_extremes(np.where(measured, d, np.nan), window // 2)
-        np.testing.assert_array_equal(near, np.where(np.isfinite(ref_near), ref_near, np.inf).astype(np.float32))
-        np.testing.assert_array_equal(far, np.where(np.isfinite(ref_far), ref_far, 0.0).astype(np.float32))
+        d = rng.uniform(0.3, 8.0, (37, 53)).astype(np.float32)
+        d[rng.uniform(size=d.shape) < 0.4] = 0.0
+        d[rng.uniform(size=d.shape) < 0.05] = np.nan
+        pred = rng.uniform(0.2, 9.0, d.shape).astype(np.float32)
+        pred[0, :3] = np.nan
+        measured = np.isfinite(d) & (d > 0)
+        near, far = _window_extremes(np.where(measured, d, np.nan), window // 2)
+        with np.errstate(invalid="ignore"):
+            flying = (~measured & np.isfinite(near) & (far > 1.2 * near) & (pred > 1.1 * near)
+                      & (pred < 0.9 * far))
+        want = pred.copy()
+        want[flying] = np.where(pred * pred <= near * far, near, far)[flying]
+        out, snapped = snap_to_edges(pred, d, window)
+        assert flying.sum() > 20
+        np.testing.assert_array_equal(snapped, flying)
+        np.testing.assert_array_equal(out, want.astype(np.float32))
 
 
 def test_the_pipeline_snaps_completion_fills_and_halves_their_confidence():

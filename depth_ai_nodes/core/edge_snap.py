@@ -87,20 +87,6 @@ def _snap_kernel(pred: np.ndarray, depth: np.ndarray, r: int, span: float, tol: 
     return moved
 
 
-def measured_extremes(depth: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest and farthest measured depth (> 0, finite) in each window x window around a
-    pixel: +inf / 0 where the window holds none. (snap_to_edges computes them row by row;
-    this whole-image form is for tests and figures.)"""
-    d = np.ascontiguousarray(depth, dtype=np.float32)
-    r = check_window(window) // 2
-    lo, hi = np.empty_like(d), np.empty_like(d)
-    _extremes_rows(d, r, lo, hi)
-    h = d.shape[0]
-    near = np.stack([lo[max(y - r, 0):y + r + 1].min(axis=0) for y in range(h)])
-    far = np.stack([hi[max(y - r, 0):y + r + 1].max(axis=0) for y in range(h)])
-    return near, far
-
-
 def snap_to_edges(pred: np.ndarray, depth_in: np.ndarray, window: int = 7, edge_span: float = EDGE_SPAN,
                   tolerance: float = TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
     """(depth, snapped): `pred` (H, W) metres with its flying fills moved to the nearer side,
