@@ -170,6 +170,35 @@ def test_spec_file_problems(tmp_path):
         load_spec(tmp_path / "model.onnx")
 
 
+def test_graph_optimization_level_comes_from_the_spec(tmp_path):
+    """`graph_optimization` sets onnxruntime's level for that model (the shipped specs use
+    extended); default all, onnxruntime's own; a value it does not have is refused."""
+    import onnxruntime as ort
+
+    onnx_path = G.channel_mean_nchw(tmp_path / "mean.onnx")
+    inputs = [{"name": "rgb", "data": "rgb", "layout": "NCHW", "size": "dynamic"}]
+    output = {"name": "out", "kind": "metric_depth"}
+    levels = ort.GraphOptimizationLevel
+    for value, level in ((None, levels.ORT_ENABLE_ALL), ("extended", levels.ORT_ENABLE_EXTENDED),
+                         ("Disabled", levels.ORT_DISABLE_ALL)):
+        spec = G.write_spec(tmp_path / "mean.yaml", onnx_path, inputs, output)
+        if value is not None:
+            with open(spec, "a") as f:
+                f.write(f"graph_optimization: {value}\n")
+        model = DepthModel(spec)
+        assert model.session.get_session_options().graph_optimization_level == level
+    spec = G.write_spec(tmp_path / "mean.yaml", onnx_path, inputs, output)
+    with open(spec, "a") as f:
+        f.write("graph_optimization: fastest\n")
+    with pytest.raises(SpecError, match="graph_optimization 'fastest' is not valid; use one of all, extended"):
+        load_spec(spec)
+    with pytest.raises(ModelError, match="graph_optimization"):
+        DepthModel(spec)
+    from depth_ai_nodes.resources import model_path
+
+    assert load_spec(model_path("depth_fill_classical.yaml")).graph_optimization == "extended"
+
+
 def test_shipped_spec_matches_shipped_model():
     from depth_ai_nodes.resources import model_path
 

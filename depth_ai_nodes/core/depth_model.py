@@ -32,6 +32,15 @@ class FrameError(ValueError):
     """One frame could not be processed; the node logs it and keeps running."""
 
 
+def session_level(name: str):
+    """onnxruntime's GraphOptimizationLevel for a spec's `graph_optimization`."""
+    import onnxruntime as ort
+
+    levels = ort.GraphOptimizationLevel
+    return {"all": levels.ORT_ENABLE_ALL, "extended": levels.ORT_ENABLE_EXTENDED,
+            "basic": levels.ORT_ENABLE_BASIC, "disabled": levels.ORT_DISABLE_ALL}[name]
+
+
 def resolve_providers(names: Sequence[str], available: Sequence[str] | None = None) -> list[str]:
     """Short or full provider names -> full names; an absent one is a ModelError."""
     import onnxruntime as ort
@@ -151,6 +160,7 @@ class DepthModel:
         opts.intra_op_num_threads = max(0, int(intra_op_threads))
         opts.inter_op_num_threads = max(0, int(inter_op_threads))
         opts.log_severity_level = 3
+        opts.graph_optimization_level = session_level(self.spec.graph_optimization)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=self.providers)
         except Exception as err:  # onnxruntime raises several types for bad files
