@@ -39,7 +39,7 @@ PARAMETERS: list[Param] = [
     Param("model", "", "Model spec YAML (see docs/inference.md): a path, or the name of a spec "
           "shipped in models/ or models/specs/ (e.g. depth_completion, the learned completion "
           "model); empty: the shipped default, models/depth_fill_classical.yaml (that model's "
-          "classical fill alone, as good on held-out data at 0.67x the cost)."),
+          "classical fill alone: as good on held-out data at under half the cost)."),
     Param("providers", ["CPUExecutionProvider"], "onnxruntime execution providers in order of "
           "preference (cpu, cuda, tensorrt, openvino or full names); one the installed "
           "onnxruntime lacks is a start-up error."),
