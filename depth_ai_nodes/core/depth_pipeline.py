@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .depth_model import DepthModel, FrameError
-from .edge_snap import check_window, snap_to_edges
+from .edge_snap import DEFAULT_WINDOW, check_window, snap_to_edges
 from .hole_masks import box_mean
 from .metric_alignment import AlignmentConfig, AlignmentResult, MetricAligner
 
@@ -31,7 +31,7 @@ class PipelineConfig:
     support_radius_px: int = 8       # confidence falls with distance from reference depth
     # completion models fed dense sensor depth: a fill left between the two sides of a depth
     # edge in this window of measured depth moves to the nearer side (core/edge_snap.py); 0: off
-    edge_snap_px: int = 7
+    edge_snap_px: int = DEFAULT_WINDOW
 
 
 @dataclass

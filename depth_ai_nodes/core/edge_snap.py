@@ -15,16 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-EDGE_SPAN = 0.2     # farthest / nearest - 1 above which a window holds a depth edge
-TOLERANCE = 0.1     # a fill this close (relative) to a side belongs to that side
+from .edge_snap_rule import DEFAULT_WINDOW, EDGE_SPAN, TOLERANCE, check_window
 
-
-def check_window(window: int) -> int:
-    """The window side in pixels: 0 (off) or an odd number >= 3."""
-    w = int(window)
-    if w != 0 and (w < 3 or w % 2 == 0):
-        raise ValueError(f"edge snap window must be 0 (off) or an odd number of pixels >= 3; got {window}")
-    return w
+__all__ = ["DEFAULT_WINDOW", "EDGE_SPAN", "TOLERANCE", "check_window", "snap_to_edges"]
 
 
 @njit(cache=True, nogil=True)
@@ -87,8 +80,8 @@ def _snap_kernel(pred: np.ndarray, depth: np.ndarray, r: int, span: float, tol: 
     return moved
 
 
-def snap_to_edges(pred: np.ndarray, depth_in: np.ndarray, window: int = 7, edge_span: float = EDGE_SPAN,
-                  tolerance: float = TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+def snap_to_edges(pred: np.ndarray, depth_in: np.ndarray, window: int = DEFAULT_WINDOW,
+                  edge_span: float = EDGE_SPAN, tolerance: float = TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
     """(depth, snapped): `pred` (H, W) metres with its flying fills moved to the nearer side,
     and the mask of the pixels moved. `depth_in`: the measured depth the fill started from
     (0 / NaN where none). window 0: nothing changes."""

@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
 from depth_ai_nodes.core.depth_pipeline import ALIGN_MODES, REFERENCES, DepthPipeline, PipelineConfig
-from depth_ai_nodes.core.edge_snap import check_window
+from depth_ai_nodes.core.edge_snap import DEFAULT_WINDOW, check_window
 from depth_ai_nodes.core.metric_alignment import AlignmentConfig
 from depth_ai_nodes.msg import InferenceStats
 from depth_ai_nodes.resources import model_spec
@@ -65,7 +65,7 @@ PARAMETERS: list[Param] = [
     Param("alignment.inlier_threshold", 0.05, "Relative depth error counted as inlier.", unit="1"),
     Param("alignment.smoothing", 0.3, "Weight of each new fit in the temporal filter (1: none).",
           unit="1"),
-    Param("edge_snap", 7, "Completion models fed depth_topic: a filled pixel left between the "
+    Param("edge_snap", DEFAULT_WINDOW, "Completion models fed depth_topic: a filled pixel left between the "
           "two sides of a depth edge (both measured within this window) moves to the nearer side, "
           "so no pixel floats in mid-air (docs/inference.md). Window side, odd; 0: off.", unit="px"),
     Param("min_depth", 0.1, "Output below this is invalid (NaN).", unit="m"),

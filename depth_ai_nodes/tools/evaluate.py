@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from depth_ai_nodes.core.depth_metrics import confidence_separation, depth_metrics, flying_pixels
+from depth_ai_nodes.core.edge_snap_rule import DEFAULT_WINDOW
 from depth_ai_nodes.core.hole_masks import make_hole_mask
 
 
@@ -173,7 +174,7 @@ def rs_hole_filling(depth_m: np.ndarray, mode: int = 1) -> np.ndarray:
 
 
 def model_method(spec: str | None, threads: int,
-                 edge_snap: int = 7) -> tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+                 edge_snap: int = DEFAULT_WINDOW) -> tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     from depth_ai_nodes.core.depth_model import DepthModel
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
     from depth_ai_nodes.resources import model_spec
@@ -233,7 +234,7 @@ def write_png(path: Path, sample: Sample, inp: np.ndarray, preds: dict[str, np.n
 
 def run(args: argparse.Namespace) -> int:
     methods: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-    from depth_ai_nodes.core.edge_snap import check_window
+    from depth_ai_nodes.core.edge_snap_rule import check_window
 
     try:
         check_window(args.edge_snap)
@@ -360,7 +361,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model spec YAML, or the name of a shipped one, e.g. depth_fill_classical "
                    "(default: the shipped default, depth_fill_classical; depth_completion: the learned model)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
-    p.add_argument("--edge-snap", type=int, default=7,
+    p.add_argument("--edge-snap", type=int, default=DEFAULT_WINDOW,
                    help="the pipeline's edge snap window (px, odd; 0: off), as the node's `edge_snap`")
     p.add_argument("--no-baselines", action="store_true", help="skip telea and rs_hole")
     p.add_argument("--out", default="eval_out", help="folder for the per-sample PNGs")

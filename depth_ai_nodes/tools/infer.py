@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from depth_ai_nodes.core.edge_snap_rule import DEFAULT_WINDOW
+
 
 def load_color(path: str | Path) -> np.ndarray:
     """Any image Pillow reads -> (H, W, 3) uint8 RGB."""
@@ -57,7 +59,7 @@ def save_outputs(out: Path, depth: np.ndarray) -> Path:
 def run(args: argparse.Namespace) -> int:
     from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
     from depth_ai_nodes.core.depth_pipeline import DepthPipeline, PipelineConfig
-    from depth_ai_nodes.core.edge_snap import check_window
+    from depth_ai_nodes.core.edge_snap_rule import check_window
     from depth_ai_nodes.resources import model_spec
 
     try:
@@ -137,6 +139,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="relative error counted as inlier; `alignment.inlier_threshold`")
     p.add_argument("--min-depth", type=float, default=0.1, help="output below this is invalid (m); `min_depth`")
     p.add_argument("--max-depth", type=float, default=20.0, help="output above this is invalid (m); `max_depth`")
-    p.add_argument("--edge-snap", type=int, default=7,
+    p.add_argument("--edge-snap", type=int, default=DEFAULT_WINDOW,
                    help="completion models: edge snap window (px, odd; 0: off); `edge_snap`")
     p.set_defaults(func=run)
