@@ -89,16 +89,16 @@ def main() -> int:
         print(f"| {k} ({name}, {level}) | {1e3 * np.median(t):.1f} | {np.median(t) / base:.2f} | "
               f"{1e3 * np.percentile(t, 10):.1f} | {np.percentile(t, 10) / base10:.2f} |")
     # what the pipeline adds after a completion model: the edge snap on the same frame (one thread)
-    from depth_ai_nodes.core.edge_snap import snap_to_edges
+    from depth_ai_nodes.core.edge_snap import DEFAULT_WINDOW, snap_to_edges
 
     pred = np.where(mask[0, 0] > 0, depth[0, 0], 2.75).astype(np.float32)  # holes between the sides
-    snap_to_edges(pred, feeds["depth"][0, 0], 7)
+    snap_to_edges(pred, feeds["depth"][0, 0], DEFAULT_WINDOW)
     snap_t = []
     for _ in range(max(args.runs, 20)):
         t0 = time.perf_counter()
-        snap_to_edges(pred, feeds["depth"][0, 0], 7)
+        snap_to_edges(pred, feeds["depth"][0, 0], DEFAULT_WINDOW)
         snap_t.append(time.perf_counter() - t0)
-    print(f"| edge snap, 7 px (core/edge_snap.py, after the model) | {1e3 * np.median(snap_t):.2f} | "
+    print(f"| edge snap, {DEFAULT_WINDOW} px (core/edge_snap.py, after the model) | {1e3 * np.median(snap_t):.2f} | "
           f"{np.median(snap_t) / base:.3f} | {1e3 * np.percentile(snap_t, 10):.2f} | "
           f"{np.percentile(snap_t, 10) / base10:.3f} |")
     return 0

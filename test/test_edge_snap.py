@@ -19,14 +19,17 @@ def step_edge(h: int = 20, w: int = 30, near: float = 1.0, far: float = 3.0) -> 
     return gt, inp
 
 
-def test_a_hedged_fill_across_a_step_moves_to_the_side_it_is_nearer_to():
+def test_a_hedged_fill_across_a_step_takes_the_side_measured_closest():
+    """Band columns 14..16 over a step at 15: column 14 is 1 px from the near side and 3 px from
+    the far one, column 16 the reverse, whatever the fill; column 15, 2 px from both, takes
+    the side its fill leans to in log depth (2 m: 3 m; 1.5 m: 1 m)."""
     gt, inp = step_edge()
     hole = inp == 0
-    for fill, side in ((2.0, 3.0), (1.5, 1.0)):  # log: 2 m is nearer 3 m than 1 m; 1.5 m nearer 1 m
+    for fill, middle in ((2.0, 3.0), (1.5, 1.0)):
         pred = np.where(hole, fill, gt).astype(np.float32)
         out, snapped = snap_to_edges(pred, inp, window=7)
         assert snapped.sum() == hole.sum()
-        np.testing.assert_array_equal(out[hole], side)
+        assert (out[:, 14] == 1.0).all() and (out[:, 16] == 3.0).all() and (out[:, 15] == middle).all()
         np.testing.assert_array_equal(out[~hole], pred[~hole])
         assert flying_pixels(out, gt, hole)[0] == 0 < flying_pixels(pred, gt, hole)[0]
 
@@ -65,6 +68,22 @@ def test_smooth_slopes_and_far_hole_centres_are_left_alone():
     assert snap_to_edges(pred, inp, window=13)[1].any()
 
 
+def test_the_default_window_reaches_across_a_7_px_band():
+    """The shipped 9 px window reaches 4 px from a hidden pixel: across a 7 px band hidden over a
+    step, the middle column sees both sides and moves; 7 px (3 px of reach) moves nothing."""
+    from depth_ai_nodes.core.edge_snap import DEFAULT_WINDOW
+
+    gt, inp = step_edge()
+    inp[:, 12:19] = 0.0
+    hole = inp == 0
+    pred = np.where(hole, 2.0, gt).astype(np.float32)
+    assert DEFAULT_WINDOW == 9
+    assert not snap_to_edges(pred, inp, window=7)[1].any()
+    out, snapped = snap_to_edges(pred, inp)
+    assert snapped.sum() == gt.shape[0] and snapped[:, 15].all()
+    assert flying_pixels(out, gt, hole)[0] == flying_pixels(pred, gt, hole)[0] - gt.shape[0]
+
+
 def test_window_zero_is_off_and_bad_windows_are_refused():
     gt, inp = step_edge()
     pred = np.full_like(gt, 2.0)
@@ -93,7 +112,15 @@ def test_the_kernel_follows_the_rule_on_random_images_with_nan_and_zero():
             flying = (~measured & np.isfinite(near) & (far > 1.2 * near) & (pred > 1.1 * near)
                       & (pred < 0.9 * far))
         want = pred.copy()
-        want[flying] = np.where(pred * pred <= near * far, near, far)[flying]
+        r = window // 2
+        for y, x in zip(*np.nonzero(flying)):  # the side measured closest; a tie: the fill's lean
+            n, f = near[y, x], far[y, x]
+            nf = np.float32(n) * np.float32(f)  # the sides split at the geometric mean
+            ys, xs = np.nonzero(measured[max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1])
+            v = d[max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1][ys, xs]
+            d2 = (ys + max(y - r, 0) - y) ** 2 + (xs + max(x - r, 0) - x) ** 2
+            dn, df = d2[v * v < nf].min(), d2[v * v >= nf].min()
+            want[y, x] = (n if dn < df else f) if dn != df else (n if pred[y, x] ** 2 <= n * f else f)
         out, snapped = snap_to_edges(pred, d, window)
         assert flying.sum() > 20
         np.testing.assert_array_equal(snapped, flying)

@@ -30,7 +30,8 @@ class PipelineConfig:
     max_depth_m: float = 20.0
     support_radius_px: int = 8       # confidence falls with distance from reference depth
     # completion models fed dense sensor depth: a fill left between the two sides of a depth
-    # edge in this window of measured depth moves to the nearer side (core/edge_snap.py); 0: off
+    # edge in this window of measured depth takes the side measured closest to it
+    # (core/edge_snap.py); 0: off
     edge_snap_px: int = DEFAULT_WINDOW
 
 

@@ -65,9 +65,10 @@ PARAMETERS: list[Param] = [
     Param("alignment.inlier_threshold", 0.05, "Relative depth error counted as inlier.", unit="1"),
     Param("alignment.smoothing", 0.3, "Weight of each new fit in the temporal filter (1: none).",
           unit="1"),
-    Param("edge_snap", DEFAULT_WINDOW, "Completion models fed depth_topic: a filled pixel left between the "
-          "two sides of a depth edge (both measured within this window) moves to the nearer side, "
-          "so no pixel floats in mid-air (docs/inference.md). Window side, odd; 0: off.", unit="px"),
+    Param("edge_snap", DEFAULT_WINDOW, "Completion models fed depth_topic: a filled pixel left "
+          "between the two sides of a depth edge (both measured within this window) takes the depth "
+          "of the side measured closest to it, so no pixel floats in mid-air (docs/inference.md). "
+          "Window side, odd; 0: off.", unit="px"),
     Param("min_depth", 0.1, "Output below this is invalid (NaN).", unit="m"),
     Param("max_depth", 20.0, "Output above this is invalid (NaN).", unit="m"),
     Param("publish_points", False, "Also publish points (PointCloud2 x, y, z in the colour "
