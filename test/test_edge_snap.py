@@ -32,6 +32,11 @@ def test_a_hedged_fill_across_a_step_takes_the_side_measured_closest():
         assert (out[:, 14] == 1.0).all() and (out[:, 16] == 3.0).all() and (out[:, 15] == middle).all()
         np.testing.assert_array_equal(out[~hole], pred[~hole])
         assert flying_pixels(out, gt, hole)[0] == 0 < flying_pixels(pred, gt, hole)[0]
+        # the previous rule, kept for the benchmark: every column follows the fill's lean
+        lean = snap_to_edges(pred, inp, window=7, side="lean")[0]
+        np.testing.assert_array_equal(lean[hole], 3.0 if fill == 2.0 else 1.0)
+    with pytest.raises(ValueError, match="side"):
+        snap_to_edges(pred, inp, side="nearest")
 
 
 def test_what_is_not_flying_stays():

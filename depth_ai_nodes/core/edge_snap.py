@@ -21,7 +21,7 @@ from numba import njit
 
 from .edge_snap_rule import DEFAULT_WINDOW, EDGE_SPAN, TOLERANCE, check_window
 
-__all__ = ["DEFAULT_WINDOW", "EDGE_SPAN", "TOLERANCE", "check_window", "snap_to_edges"]
+__all__ = ["DEFAULT_WINDOW", "EDGE_SPAN", "SIDES", "TOLERANCE", "check_window", "snap_to_edges"]
 
 
 @njit(cache=True, nogil=True)
@@ -92,7 +92,7 @@ def _closer_side(depth: np.ndarray, y: int, x: int, r: int, n: np.float32, f: np
 
 
 @njit(cache=True, nogil=True)
-def _snap_kernel(pred: np.ndarray, depth: np.ndarray, r: int, span: float, tol: float,
+def _snap_kernel(pred: np.ndarray, depth: np.ndarray, r: int, span: float, tol: float, closer: bool,
                  out: np.ndarray, snapped: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarray) -> int:
     """snap_to_edges' rule over the image: the row extremes, then per output row the column
     extremes of 2r+1 rows and the decision. Returns the number of pixels moved."""
@@ -126,17 +126,25 @@ def _snap_kernel(pred: np.ndarray, depth: np.ndarray, r: int, span: float, tol: 
                 moved += 1
         # the few moved pixels take the side measured closest to them: a second, scalar pass, so
         # that the loop above stays branch-free and vectorized
-        for x in range(w):
-            if snapped[y, x]:
-                out[y, x] = _closer_side(depth, y, x, r, near[x], far[x], pred[y, x])
+        if closer:
+            for x in range(w):
+                if snapped[y, x]:
+                    out[y, x] = _closer_side(depth, y, x, r, near[x], far[x], pred[y, x])
     return moved
 
 
+SIDES = ("closer", "lean")
+
+
 def snap_to_edges(pred: np.ndarray, depth_in: np.ndarray, window: int = DEFAULT_WINDOW,
-                  edge_span: float = EDGE_SPAN, tolerance: float = TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+                  edge_span: float = EDGE_SPAN, tolerance: float = TOLERANCE,
+                  side: str = "closer") -> tuple[np.ndarray, np.ndarray]:
     """(depth, snapped): `pred` (H, W) metres with its flying fills moved to a side (the rule above),
     and the mask of the pixels moved. `depth_in`: the measured depth the fill started from
-    (0 / NaN where none). window 0: nothing changes."""
+    (0 / NaN where none). window 0: nothing changes. side "lean": the side the fill is nearer
+    to in log depth (the rule before 2026-12-07 evening, kept for bench/bench_edge_snap.py)."""
+    if side not in SIDES:
+        raise ValueError(f"edge snap side must be one of {SIDES}; got {side!r}")
     p = np.ascontiguousarray(pred, dtype=np.float32)
     if p.ndim != 2 or p.shape != np.shape(depth_in):
         raise ValueError(f"prediction {p.shape} and input depth {np.shape(depth_in)} must be the same (H, W)")
@@ -144,6 +152,6 @@ def snap_to_edges(pred: np.ndarray, depth_in: np.ndarray, window: int = DEFAULT_
         return p, np.zeros(p.shape, bool)
     d = np.ascontiguousarray(depth_in, dtype=np.float32)
     out, snapped = np.empty_like(p), np.empty(p.shape, np.bool_)
-    _snap_kernel(p, d, window // 2, float(edge_span), float(tolerance), out, snapped, np.empty_like(d),
-                 np.empty_like(d))
+    _snap_kernel(p, d, window // 2, float(edge_span), float(tolerance), side == "closer", out, snapped,
+                 np.empty_like(d), np.empty_like(d))
     return out, snapped
