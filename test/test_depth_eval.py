@@ -91,6 +91,11 @@ def test_eval_command_on_a_folder(tmp_path, capsys):
                 "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "| a | depth_fill_classical |" in text and "| a | telea |" in text and "| a | rs_hole |" in text
+    # the flying share comes with its counts: "12.50 % (5 / 40)"
+    row = next(line for line in text.splitlines() if line.startswith("| a | telea |"))
+    share, counts = row.split("|")[9].strip().split(" % ")
+    flying, near = (int(v) for v in counts.strip("()").split(" / "))
+    assert near > 0 and float(share) == pytest.approx(100 * flying / near, abs=0.006)
     assert sorted(p.name for p in (tmp_path / "ev").glob("*.png")) == ["a_m0.png", "a_m1.png"]
 
 
