@@ -28,21 +28,18 @@ from PIL import Image
 from depth_ai_nodes.core.depth_metrics import _window_extremes, flying_pixels
 from depth_ai_nodes.core.edge_snap import DEFAULT_WINDOW, snap_to_edges
 from depth_ai_nodes.core.hole_masks import make_hole_mask
-from depth_ai_nodes.tools.evaluate import load_scene, model_method, telea
-
-FOLDERS = ("7scenes_redkitchen", "sun3d_office", "apc_f200", "osd_kinect")
-HOLDOUT = 0.12
-UNREGISTERED = {"7scenes_redkitchen"}  # colour 10-20 px off its depth: grey, as in training
+from depth_ai_nodes.tools.evaluate import (RGBD_TRAIN_FOLDERS, RGBD_TRAIN_UNREGISTERED, load_scene, model_method,
+                                           rgbd_train_split, telea)
 
 
 def held_out(root: Path):
-    """(folder, rgb, depth in metres) of the held-out frames."""
-    for folder in FOLDERS:
-        files = sorted((root / folder).glob("*_depth.png"))
-        for dp in files[len(files) - max(1, int(round(HOLDOUT * len(files)))):]:
+    """(folder, rgb, depth in metres) of the held-out frames; unregistered colour is grey, as in
+    training and the quality guard."""
+    for folder in RGBD_TRAIN_FOLDERS:
+        for dp in rgbd_train_split(root / folder)[1]:
             depth = np.asarray(Image.open(dp), dtype=np.float32) / 1000.0
             rgb = np.asarray(Image.open(str(dp).replace("_depth.png", "_color.jpg")).convert("RGB"))
-            yield folder, (np.full_like(rgb, 128) if folder in UNREGISTERED else rgb), depth
+            yield folder, (np.full_like(rgb, 128) if folder in RGBD_TRAIN_UNREGISTERED else rgb), depth
 
 
 class Tally:
@@ -102,7 +99,7 @@ def main() -> int:
             for name, p in preds.items():
                 for group in (folder, "pooled"):
                     split.add(group, name, p, depth, sel)
-    split.print(f"held-out rgbd-train split, {args.masks} masks per frame", [*FOLDERS, "pooled"])
+    split.print(f"held-out rgbd-train split, {args.masks} masks per frame", [*RGBD_TRAIN_FOLDERS, "pooled"])
 
     scene = Tally()
     for s in load_scene(args.scene_frames, 777):

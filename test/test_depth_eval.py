@@ -147,3 +147,17 @@ def test_flying_pixels_are_fills_between_the_two_sides_of_a_depth_edge():
     conf = rng.uniform(0, 1, 1000)
     assert confidence_separation(1.0 - conf, conf) > 5       # error falls with confidence
     assert 0.8 < confidence_separation(rng.uniform(0, 1, 1000), conf) < 1.25  # unrelated
+
+
+def test_rgbd_train_split_holds_out_the_last_frames_of_each_folder(tmp_path):
+    """The one split training, the quality guard and bench_edge_snap share: the last
+    round(12 %) of a folder's frames (at least one), in frame order, disjoint from training."""
+    from depth_ai_nodes.tools.evaluate import rgbd_train_split
+
+    assert rgbd_train_split(tmp_path) == ([], [])
+    for i in range(25):
+        (tmp_path / f"{i:06d}_depth.png").touch()
+    train, select = rgbd_train_split(tmp_path)
+    assert [p.name for p in select] == ["000022_depth.png", "000023_depth.png", "000024_depth.png"]
+    assert len(train) == 22 and train == sorted(train) and not set(train) & set(select)
+    assert [p.name for p in rgbd_train_split(tmp_path, 0.01)[1]] == ["000024_depth.png"]

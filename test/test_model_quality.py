@@ -10,19 +10,19 @@ from PIL import Image
 
 from depth_ai_nodes.core.hole_masks import make_hole_mask
 
-FOLDERS = ("7scenes_redkitchen", "sun3d_office", "apc_f200", "osd_kinect")
-HOLDOUT = 0.12      # training/train_completion.py --holdout: these frames were never trained on
 MARGIN = 0.98       # pooled RMSE model / Telea must be below this
 
 
 def held_out_frames(root, per_folder: int = 2):
-    for folder in FOLDERS:
-        files = sorted((root / folder).glob("*_depth.png"))
-        n_sel = max(1, int(round(HOLDOUT * len(files))))
-        for dp in files[len(files) - n_sel:][:: max(1, n_sel // per_folder)][:per_folder]:
+    """A few of each folder's selection frames (never trained on), spread over the block."""
+    from depth_ai_nodes.tools.evaluate import RGBD_TRAIN_FOLDERS, RGBD_TRAIN_UNREGISTERED, rgbd_train_split
+
+    for folder in RGBD_TRAIN_FOLDERS:
+        selection = rgbd_train_split(root / folder)[1]
+        for dp in selection[:: max(1, len(selection) // per_folder)][:per_folder]:
             depth = np.asarray(Image.open(dp), dtype=np.float32) / 1000.0
             rgb = np.asarray(Image.open(str(dp).replace("_depth.png", "_color.jpg")).convert("RGB"))
-            if folder == "7scenes_redkitchen":  # unregistered colour: grey, as in training
+            if folder in RGBD_TRAIN_UNREGISTERED:  # unregistered colour: grey, as in training
                 rgb = np.full_like(rgb, 128)
             yield folder, rgb, depth
 

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from depth_ai_nodes.core.hole_masks import make_hole_mask, smooth_noise  # noqa: E402
+from depth_ai_nodes.tools.evaluate import SELECTION_SHARE  # noqa: E402
 
 LEVELS = 5          # push-pull octaves: input H, W must be multiples of 2**LEVELS
 MULTIPLE = 2 ** LEVELS
@@ -444,8 +445,6 @@ def scene_frames(n: int, h: int, w: int, seed: int) -> list[tuple[np.ndarray, np
     return out
 
 
-REAL_FOLDERS = ("7scenes_redkitchen", "sun3d_office", "apc_f200", "osd_kinect")
-UNREGISTERED = {"7scenes_redkitchen"}   # colour 10-20 px off its depth: colour is withheld
 
 
 def real_frames(root: Path, holdout: float) -> tuple[list[tuple], list[tuple]]:
@@ -455,20 +454,22 @@ def real_frames(root: Path, holdout: float) -> tuple[list[tuple], list[tuple]]:
     frames). Unregistered colour (7-Scenes) is replaced by flat grey: the net sees depth only."""
     from PIL import Image
 
+    from depth_ai_nodes.tools.evaluate import RGBD_TRAIN_FOLDERS, RGBD_TRAIN_UNREGISTERED, rgbd_train_split
+
     train_set, select_set = [], []
-    for folder in REAL_FOLDERS:
-        files = sorted((root / folder).glob("*_depth.png"))
-        if not files:
+    for folder in RGBD_TRAIN_FOLDERS:
+        train_files, select_files = rgbd_train_split(root / folder, holdout)
+        if not select_files:
             raise SystemExit(f"no frames in {root / folder}: is --real-data right?")
-        n_sel = max(1, int(round(holdout * len(files))))
-        for i, dp in enumerate(files):
-            depth = np.asarray(Image.open(dp), dtype=np.float32) / 1000.0
-            if folder in UNREGISTERED:
-                rgb = np.full(depth.shape + (3,), 0.5, np.float32)
-            else:
-                rgb = np.asarray(Image.open(str(dp).replace("_depth.png", "_color.jpg")).convert("RGB"),
-                                 dtype=np.float32) / 255.0
-            (select_set if i >= len(files) - n_sel else train_set).append((folder, rgb, depth))
+        for files, out in ((train_files, train_set), (select_files, select_set)):
+            for dp in files:
+                depth = np.asarray(Image.open(dp), dtype=np.float32) / 1000.0
+                if folder in RGBD_TRAIN_UNREGISTERED:  # colour withheld: the net sees depth only
+                    rgb = np.full(depth.shape + (3,), 0.5, np.float32)
+                else:
+                    rgb = np.asarray(Image.open(str(dp).replace("_depth.png", "_color.jpg")).convert("RGB"),
+                                     dtype=np.float32) / 255.0
+                out.append((folder, rgb, depth))
     return train_set, select_set
 
 
@@ -664,7 +665,7 @@ def main() -> int:
                    help="where to write the model (not models/: these weights are not the shipped ones)")
     p.add_argument("--real-data", type=Path, default=ROOT.parent / "shared" / "data" / "rgbd-train",
                    help="rgbd-train folder (never the evaluation frames)")
-    p.add_argument("--holdout", type=float, default=0.12,
+    p.add_argument("--holdout", type=float, default=SELECTION_SHARE,
                    help="share of each rgbd-train folder kept for model selection (its last frames)")
     p.add_argument("--real-share", type=float, default=0.9, help="share of samples from real frames")
     p.add_argument("--seed", type=int, default=0)

@@ -118,6 +118,22 @@ def load_folder(root: Path) -> Iterator[Sample]:
                 break
 
 
+# ../shared/data/rgbd-train: its folders, those whose colour is not registered to depth, and the
+# share of each folder (its last frames: one contiguous block of the sequence) that training
+# never sees and model choices are made on. Training, the quality guard and bench_edge_snap all
+# split it here.
+RGBD_TRAIN_FOLDERS = ("7scenes_redkitchen", "sun3d_office", "apc_f200", "osd_kinect")
+RGBD_TRAIN_UNREGISTERED = frozenset({"7scenes_redkitchen"})  # colour 10-20 px off its depth
+SELECTION_SHARE = 0.12
+
+
+def rgbd_train_split(folder: Path, share: float = SELECTION_SHARE) -> tuple[list[Path], list[Path]]:
+    """(training, selection) depth files of one rgbd-train folder, in frame order."""
+    files = sorted(Path(folder).glob("*_depth.png"))
+    n_sel = max(1, int(round(share * len(files)))) if files else 0
+    return files[:len(files) - n_sel], files[len(files) - n_sel:]
+
+
 def load_scene(frames: int, seed: int) -> Iterator[Sample]:
     """Built-in scene frames at 640x480: sensor depth and exact ground truth, both in the
     depth/IR geometry (the IR image, grey, stands in for colour there, since the colour
