@@ -1,6 +1,7 @@
 """How large a reliable message can cross a lossy link with the multi-host profile, as root.
 
     sudo python bench/bench_dds_sample_size.py [--sizes 0.9,3,4,5,6.3] [--loss 5] [--rate 10] [--seconds 10]
+                                               [--kernel-buffers 212992,8388608]
 
 One publisher of sensor_msgs/Image messages of each size (MB) at --rate Hz in the "robot"
 network namespace, one subscriber in the "server" namespace (test/netns_hosts.py: veth,
@@ -15,6 +16,11 @@ submessages that each name missing fragments within 256 of the first one missing
 repair of a sample of N 1400-byte fragments takes about N / 256 round trips: the larger the
 sample, the longer it stays incomplete, until the writer's history (keep last 10) overwrites
 it. This measures where that happens.
+
+--kernel-buffers runs every size once per value of the kernel's socket-buffer caps
+(net.core.rmem_max and wmem_max, bytes; the values before the run are restored after it):
+stock Linux caps them at 212992 bytes, below the 8 MiB the profile asks for
+(depth_ai_nodes.ros.dds.socket_buffer_shortfall, which the nodes and the runner log).
 """
 from __future__ import annotations
 
@@ -105,12 +111,25 @@ def _run(size: int, loss: int, rate: float, seconds: float, domain: int) -> dict
             "gap": float(values.get("gap", "nan"))}
 
 
+def _set_kernel_buffers(value: int | None) -> dict[Path, str]:
+    """Set both caps to `value` (None: leave them); returns the previous contents."""
+    from depth_ai_nodes.ros.dds import KERNEL_BUFFER_LIMITS
+
+    before = {p: p.read_text() for p in KERNEL_BUFFER_LIMITS.values()}
+    if value is not None:
+        for p in before:
+            p.write_text(str(value))
+    return before
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="0.9,3,4,5,6.3", help="message sizes, MB (comma list)")
     p.add_argument("--loss", type=int, default=5, help="percent of the frames dropped in each direction")
     p.add_argument("--rate", type=float, default=10.0, help="messages per second")
     p.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
+    p.add_argument("--kernel-buffers", default="",
+                   help="comma list of socket-buffer caps (bytes) to run each size under; default: as set")
     p.add_argument("--role", choices=("pub", "sub"), help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -129,16 +148,24 @@ def main() -> int:
     domain = 140 + os.getpid() % 50
     print(f"reliable sensor_msgs/Image at {args.rate:g} Hz for {args.seconds:g} s, config/fastdds_multi_host.xml, "
           f"robot -> server namespace; received rate as a share of {args.rate:g} Hz")
-    print(f"| MB | clean: rate | clean: latency ms | {args.loss} % loss: rate | loss: latency ms | "
-          f"loss: longest gap s | loss: messages received |")
-    print("|---|---|---|---|---|---|---|")
+    caps = [int(c) for c in args.kernel_buffers.split(",") if c.strip()] or [None]
+    print(f"| MB | kernel buffer cap | clean: rate | clean: latency ms | {args.loss} % loss: rate | "
+          f"loss: latency ms | loss: longest gap s | loss: messages received |")
+    print("|---|---|---|---|---|---|---|---|")
     for mb in (float(s) for s in args.sizes.split(",")):
         size = int(mb * 1e6)
-        clean = _run(size, 0, args.rate, args.seconds, domain)
-        lossy = _run(size, args.loss, args.rate, args.seconds, domain)
-        print(f"| {mb:g} | {clean['rate'] / args.rate:.2f} | {clean['latency']:.0f} | {lossy['rate'] / args.rate:.2f} | "
-              f"{lossy['latency']:.0f} | {lossy['gap']:.2f} | {lossy['received']:.0f} of {lossy['published']:.0f} |",
-              flush=True)
+        for cap in caps:
+            before = _set_kernel_buffers(cap)
+            try:
+                shown = Path("/proc/sys/net/core/rmem_max").read_text().strip()
+                clean = _run(size, 0, args.rate, args.seconds, domain)
+                lossy = _run(size, args.loss, args.rate, args.seconds, domain)
+            finally:
+                for path, text in before.items():
+                    path.write_text(text)
+            print(f"| {mb:g} | {shown} | {clean['rate'] / args.rate:.2f} | {clean['latency']:.0f} | "
+                  f"{lossy['rate'] / args.rate:.2f} | {lossy['latency']:.0f} | {lossy['gap']:.2f} | "
+                  f"{lossy['received']:.0f} of {lossy['published']:.0f} |", flush=True)
     return 0
 
 

@@ -37,3 +37,34 @@ def test_multi_host_replaces_an_exported_single_host_set_up_but_keeps_a_profile_
     assert multi["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
     own = dds_environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_dds.xml"}, multi_host=True)
     assert own["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/my_dds.xml"
+
+
+def test_socket_buffer_shortfall_names_the_sysctls_to_raise_when_the_kernel_caps_the_profile(tmp_path):
+    """The multi-host profile asks for 8 MiB UDP socket buffers; stock Linux caps them at
+    212992 bytes, silently. The nodes, the runner and `depth-ai env --multi-host` say so."""
+    from depth_ai_nodes.resources import config_path
+    from depth_ai_nodes.ros.dds import profile_udp_buffers, socket_buffer_shortfall
+
+    multi, single = config_path("fastdds_multi_host.xml"), config_path("fastdds_large_data.xml")
+    assert profile_udp_buffers(multi) == {"receiveBufferSize": 8388608, "sendBufferSize": 8388608}
+    stock = {"receiveBufferSize": 212992, "sendBufferSize": 212992}
+    line = socket_buffer_shortfall(multi, stock)
+    assert line and "net.core.rmem_max = 212992" in line and "net.core.wmem_max = 212992" in line
+    assert "sudo sysctl -w net.core.rmem_max=8388608 net.core.wmem_max=8388608" in line
+    only_rx = socket_buffer_shortfall(multi, {"receiveBufferSize": 212992, "sendBufferSize": 8388608})
+    assert only_rx and "rmem_max" in only_rx and "wmem_max" not in only_rx
+    assert socket_buffer_shortfall(multi, {"receiveBufferSize": 8388608, "sendBufferSize": 16 << 20}) is None
+    assert socket_buffer_shortfall(single, stock) is None  # shared memory + default UDP: nothing asked
+    assert socket_buffer_shortfall(tmp_path / "missing.xml", stock) is None
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<dds><profiles>")
+    assert socket_buffer_shortfall(broken, stock) is None
+    own = tmp_path / "own.xml"  # a user's profile: namespaced XML, UDPv6, only a receive buffer
+    own.write_text('<dds xmlns="http://www.eprosima.com"><profiles><transport_descriptors>'
+                   '<transport_descriptor><transport_id>t</transport_id><type>UDPv6</type>'
+                   '<receiveBufferSize>1048576</receiveBufferSize></transport_descriptor>'
+                   '<transport_descriptor><transport_id>s</transport_id><type>SHM</type>'
+                   '<receiveBufferSize>99999999</receiveBufferSize></transport_descriptor>'
+                   '</transport_descriptors></profiles></dds>')
+    assert profile_udp_buffers(own) == {"receiveBufferSize": 1048576}
+    assert "net.core.rmem_max=1048576" in socket_buffer_shortfall(own, stock)

@@ -50,6 +50,66 @@ def dds_environment(base: Mapping[str, str] | None = None, *, profile: bool = Tr
     return env
 
 
+# The kernel's caps on the socket buffers a process may ask for (setsockopt SO_SNDBUF / SO_RCVBUF);
+# a larger request is silently cut to them. Stock Linux: 212992 bytes.
+KERNEL_BUFFER_LIMITS = {"receiveBufferSize": Path("/proc/sys/net/core/rmem_max"),
+                        "sendBufferSize": Path("/proc/sys/net/core/wmem_max")}
+_SYSCTL_NAME = {"receiveBufferSize": "net.core.rmem_max", "sendBufferSize": "net.core.wmem_max"}
+
+
+def profile_udp_buffers(profile: Path) -> dict[str, int]:
+    """The largest socket buffers (receiveBufferSize / sendBufferSize, bytes) a Fast DDS XML
+    profile asks for in its UDP transports; empty when it sets none or cannot be read."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(profile).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    asked: dict[str, int] = {}
+    for desc in root.iter():
+        if not desc.tag.endswith("transport_descriptor"):
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in desc}
+        if not fields.get("type", "").startswith("UDP"):
+            continue
+        for key in KERNEL_BUFFER_LIMITS:
+            if fields.get(key, "").isdigit():
+                asked[key] = max(asked.get(key, 0), int(fields[key]))
+    return asked
+
+
+def socket_buffer_shortfall(profile: str | Path | None = None,
+                            limits: Mapping[str, int] | None = None) -> str | None:
+    """One line when the kernel caps UDP socket buffers below what the Fast DDS profile asks for
+    (`profile`: default $FASTDDS_DEFAULT_PROFILES_FILE), with the command that lifts the cap;
+    None when it does not, or when either side cannot be read. The multi-host profile asks for
+    8 MiB: with the stock 208 KiB cap a 4 MB message between hosts arrived 201 ms after its
+    stamp instead of 41 ms and, with 5 % loss, at 0.74 of its rate instead of 1.0
+    (bench/bench_dds_sample_size.py --kernel-buffers, bench/RESULTS.md). `limits`: the caps
+    (receiveBufferSize / sendBufferSize -> bytes) instead of /proc's, for tests."""
+    path = profile if profile is not None else os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")
+    if not path:
+        return None
+    asked = profile_udp_buffers(Path(path))
+    short = []
+    for key, want in sorted(asked.items()):
+        try:
+            cap = int(limits[key]) if limits is not None else int(KERNEL_BUFFER_LIMITS[key].read_text())
+        except (KeyError, OSError, ValueError):
+            continue
+        if cap < want:
+            short.append((key, want, cap))
+    if not short:
+        return None
+    caps = ", ".join(f"{_SYSCTL_NAME[k]} = {cap}" for k, _, cap in short)
+    fix = " ".join(f"{_SYSCTL_NAME[k]}={want}" for k, want, _ in short)
+    return (f"the kernel caps UDP socket buffers below what {Path(path).name} asks for ({caps}; it asks for "
+            f"{max(w for _, w, _ in short)} bytes): large messages between hosts arrive later and, on a lossy "
+            f"link, fewer of them. Lift the cap on each machine: sudo sysctl -w {fix} "
+            f"(to keep it: a file in /etc/sysctl.d)")
+
+
 def _mapped_shm_files() -> set[str]:
     """Every /dev/shm file some live process has mapped (or open)."""
     used: set[str] = set()

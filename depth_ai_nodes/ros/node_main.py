@@ -10,6 +10,8 @@
 - Fast DDS shared-memory files left in /dev/shm by processes that died (kill -9, a
   crash) are removed before the node joins DDS; files any live process maps, or
   created in the last few seconds, are never touched.
+- When the kernel caps UDP socket buffers below what the DDS profile asks for (the
+  multi-host profile on a stock Linux), one warning says so and how to lift the cap.
 """
 from __future__ import annotations
 
@@ -60,6 +62,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
         if removed:
             node.get_logger().info(f"removed {removed} Fast DDS shared-memory file(s) left in /dev/shm "
                                    f"by processes that no longer exist")
+        shortfall = _socket_buffer_shortfall()
+        if shortfall:
+            node.get_logger().warn(shortfall)
         signal.signal(signal.SIGTERM, lambda *_: _request_shutdown())
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
@@ -112,6 +117,16 @@ def _clean_shm() -> int:
         return len(clean_stale_fastdds_shm(min_age_s=STALE_SHM_MIN_AGE_S))
     except Exception:  # housekeeping must never stop a node from starting
         return 0
+
+
+def _socket_buffer_shortfall() -> str | None:
+    """ros.dds.socket_buffer_shortfall for the active profile; None on any problem."""
+    try:
+        from depth_ai_nodes.ros.dds import socket_buffer_shortfall
+
+        return socket_buffer_shortfall()
+    except Exception:  # a diagnosis must never stop a node from starting
+        return None
 
 
 STALE_SHM_MIN_AGE_S = 5.0

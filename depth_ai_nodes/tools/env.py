@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
-from depth_ai_nodes.ros.dds import dds_environment
+from depth_ai_nodes.ros.dds import dds_environment, socket_buffer_shortfall
 
 
 KEYS = ("FASTDDS_DEFAULT_PROFILES_FILE", "RMW_FASTRTPS_USE_QOS_FROM_XML", "RMW_IMPLEMENTATION",
@@ -29,6 +30,10 @@ def lines(fmt: str = "sh", localhost_only: bool = True, multi_host: bool = False
 
 def run(args: argparse.Namespace) -> int:
     print("\n".join(lines(args.format, not args.any_host, args.multi_host)))
+    if args.multi_host:  # on stderr: what a shell evals stays the lines above
+        shortfall = socket_buffer_shortfall(dds_environment({}, multi_host=True)["FASTDDS_DEFAULT_PROFILES_FILE"])
+        if shortfall:
+            print(f"depth-ai env: warning: {shortfall}", file=sys.stderr)
     return 0
 
 

@@ -437,6 +437,11 @@ class Runner:
                  f"{self.log_dir}")
         if not self.monitor:
             self.say("--no-monitor: no topic is subscribed to here (no rates, latencies or preview)")
+        from depth_ai_nodes.ros.dds import socket_buffer_shortfall
+
+        shortfall = socket_buffer_shortfall(self.env.get("FASTDDS_DEFAULT_PROFILES_FILE"))
+        if shortfall:
+            self.say(f"warning: {shortfall}")
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("depth_ai_run_monitor")
