@@ -54,6 +54,9 @@ def test_socket_buffer_shortfall_names_the_sysctls_to_raise_when_the_kernel_caps
     only_rx = socket_buffer_shortfall(multi, {"receiveBufferSize": 212992, "sendBufferSize": 8388608})
     assert only_rx and "rmem_max" in only_rx and "wmem_max" not in only_rx
     assert socket_buffer_shortfall(multi, {"receiveBufferSize": 8388608, "sendBufferSize": 16 << 20}) is None
+    # the kernel grants twice what it sets: a cap of half the request is enough, less is not
+    assert socket_buffer_shortfall(multi, {"receiveBufferSize": 4194304, "sendBufferSize": 4194304}) is None
+    assert socket_buffer_shortfall(multi, {"receiveBufferSize": 4194303, "sendBufferSize": 4194304})
     assert socket_buffer_shortfall(single, stock) is None  # shared memory + default UDP: nothing asked
     assert socket_buffer_shortfall(tmp_path / "missing.xml", stock) is None
     broken = tmp_path / "broken.xml"
@@ -68,3 +71,4 @@ def test_socket_buffer_shortfall_names_the_sysctls_to_raise_when_the_kernel_caps
                    '</transport_descriptors></profiles></dds>')
     assert profile_udp_buffers(own) == {"receiveBufferSize": 1048576}
     assert "net.core.rmem_max=1048576" in socket_buffer_shortfall(own, stock)
+    assert socket_buffer_shortfall(own, {"receiveBufferSize": 524288}) is None

@@ -206,6 +206,30 @@ def test_runner_multi_host_selects_the_multi_host_profile_and_reliable_sensor_qo
     assert ("the kernel caps UDP socket buffers" in log) == short, log[:2000]
 
 
+def test_runner_and_nodes_warn_when_the_kernel_caps_the_profiles_socket_buffers(tmp_path):
+    """A profile asking for UDP buffers above what the kernel grants (twice its cap): the runner
+    and each node say so once, with the sysctl to raise. A user's own profile is kept under
+    --multi-host, so a copy of the shipped one asking for more than this machine allows shows it."""
+    from depth_ai_nodes.resources import config_path
+    from depth_ai_nodes.ros.dds import KERNEL_BUFFER_LIMITS
+
+    cap = max(int(p.read_text()) for p in KERNEL_BUFFER_LIMITS.values())
+    profile = tmp_path / "my_dds.xml"
+    profile.write_text(config_path("fastdds_multi_host.xml").read_text()
+                       .replace("<receiveBufferSize>8388608<", f"<receiveBufferSize>{2 * cap + 2}<")
+                       .replace("<sendBufferSize>8388608<", f"<sendBufferSize>{2 * cap + 2}<"))
+    env = {**os.environ, "FASTDDS_DEFAULT_PROFILES_FILE": str(profile)}
+    with NodeProcess([executable("depth-ai"), "run", "--only", "lidar", "--multi-host", "--duration", "3",
+                      "--no-preview", "--no-monitor", "--log-dir", str(tmp_path)], env=env) as runner:
+        assert runner.wait(timeout=90) == 0, runner.output()[-3000:]
+        out = runner.output()
+    fix = f"sudo sysctl -w net.core.rmem_max={2 * cap + 2} net.core.wmem_max={2 * cap + 2}"
+    assert out.count("warning: the kernel caps UDP socket buffers below what my_dds.xml asks for") == 1, out[-2000:]
+    assert fix in out
+    log = (tmp_path / "lidar_node.log").read_text()
+    assert log.count("the kernel caps UDP socket buffers") == 1 and fix in log, log[:2000]
+
+
 def _fused_with_camera(diags: list) -> int:
     """The fusion node's "fused with camera" count in the newest /diagnostics that has it."""
     for _, arr in reversed(diags):
