@@ -117,6 +117,9 @@ def test_bad_source_settings_are_config_errors():
     with NodeProcess.node("lidar_node", {"source": "kitti"}) as node:
         assert node.wait(30) == 2
         assert "configuration error" in node.output() and "kitti_path" in node.output()
+    with NodeProcess.node("lidar_node", {"qos_depth": -1}) as node:
+        assert node.wait(30) == 2
+        assert "configuration error" in node.output() and "qos_depth -1: use 0" in node.output()
 
 
 def _lzf_literals(raw: bytes) -> bytes:

@@ -195,7 +195,7 @@ def test_runner_multi_host_selects_the_multi_host_profile_and_reliable_sensor_qo
         out = runner.output()
     assert "fastdds_multi_host.xml" in out, out[-2000:]
     log = (tmp_path / "lidar_node.log").read_text()
-    assert "qos:=reliable" in log and "lidar_node stopped (exit 0)" in out, log[:2000]
+    assert "qos:=reliable" in log and "qos_depth:=40" in log and "lidar_node stopped (exit 0)" in out, log[:2000]
     # the kernel's socket-buffer caps against the profile's 8 MiB: said by the runner and the node
     # exactly when this machine's caps are lower (stock Linux: 212992 bytes)
     from depth_ai_nodes.resources import config_path
