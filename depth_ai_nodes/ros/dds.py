@@ -107,8 +107,8 @@ def socket_buffer_shortfall(profile: str | Path | None = None,
     caps = ", ".join(f"{_SYSCTL_NAME[k]} = {cap}" for k, _, cap in short)
     fix = " ".join(f"{_SYSCTL_NAME[k]}={want}" for k, want, _ in short)
     return (f"the kernel caps UDP socket buffers below what {Path(path).name} asks for ({caps}; it asks for "
-            f"{max(w for _, w, _ in short)} bytes): large messages between hosts arrive later and, on a lossy "
-            f"link, fewer of them. Lift the cap on each machine: sudo sysctl -w {fix} "
+            f"{max(w for _, w, _ in short)} bytes): large messages between hosts arrive later, the largest at a "
+            f"lower rate. Lift the cap on each machine: sudo sysctl -w {fix} "
             f"(to keep it: a file in /etc/sysctl.d)")
 
 
