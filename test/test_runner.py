@@ -214,6 +214,8 @@ def test_runner_and_nodes_warn_when_the_kernel_caps_the_profiles_socket_buffers(
     from depth_ai_nodes.ros.dds import KERNEL_BUFFER_LIMITS
 
     cap = max(int(p.read_text()) for p in KERNEL_BUFFER_LIMITS.values())
+    if 2 * cap + 2 > 2**32 - 1:
+        pytest.skip(f"this kernel's socket-buffer cap ({cap} bytes) leaves no larger request a profile can make")
     profile = tmp_path / "my_dds.xml"
     profile.write_text(config_path("fastdds_multi_host.xml").read_text()
                        .replace("<receiveBufferSize>8388608<", f"<receiveBufferSize>{2 * cap + 2}<")
