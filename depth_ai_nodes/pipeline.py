@@ -147,9 +147,10 @@ BY_KEY = {n.key: n for n in NODES}
 
 # --multi-host: reliable QoS on the streams that may cross machines (a lost fragment is resent;
 # best effort loses the whole image), every node's outputs and the inference node's inputs; the
-# LiDAR's writer keeps 40 scans, as a 6.3 MB scan takes ~1 s to repair over a lossy link (with the
-# default 10 none arrived: bench/bench_dds_sample_size.py)
-MULTI_HOST_PARAMS = {"camera": {"qos": "reliable"}, "lidar": {"qos": "reliable", "qos_depth": 40},
+# sensors' writers keep more messages, as large ones take longer to repair over a lossy link than
+# the default 10 last (a 6.3 MB scan ~1 s; a 2.7 MB 1280x720 image at 30 Hz: none arrived with 10:
+# bench/bench_dds_sample_size.py): 4 s of LiDAR scans at 10 Hz, 1 s of camera frames at 30 Hz
+MULTI_HOST_PARAMS = {"camera": {"qos": "reliable", "qos_depth": 30}, "lidar": {"qos": "reliable", "qos_depth": 40},
                      "inference": {"qos": "reliable", "input_qos": "reliable"},
                      "fusion": {"qos": "reliable", "input_qos": "reliable"}}
 # --compressed: the camera's images cross as image_transport's compressed (JPEG) and depth as

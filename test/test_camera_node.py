@@ -266,9 +266,10 @@ def test_frames_the_source_skipped_count_as_dropped(ros_node):
     ({"source": "synthetic", "depth_module.infra_profile": "320,240,30"},
      "must have the depth profile's size"),
     ({"source": "synthetic", "qos": "fast"}, "qos='fast' is not valid"),
+    ({"source": "synthetic", "qos_depth": -1}, "qos_depth -1: use 0"),
     ({"source": "realsense"}, "no RealSense device connected"),
 ], ids=["unknown-source", "file-without-path", "missing-file", "bad-profile",
-        "ir-size-mismatch", "unknown-qos", "no-camera"])
+        "ir-size-mismatch", "unknown-qos", "negative-qos-depth", "no-camera"])
 def test_configuration_errors_exit_2_with_what_to_fix(params, message):
     if params.get("source") == "realsense":
         rs = pytest.importorskip("pyrealsense2")

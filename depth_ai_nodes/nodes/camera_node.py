@@ -32,7 +32,7 @@ from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, announce_first_compile, run_node
 from depth_ai_nodes.ros.params import Param, declare
-from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
+from depth_ai_nodes.ros.qos import QOS_DEPTH_HELP, QOS_NAMES, latched_qos, output_qos
 from depth_ai_nodes.sources.base import (ENDED, RECONNECTING, STREAMING, Frameset, FrameSource,
                                          SourceError, frames_missing, parse_profile)
 from depth_ai_nodes.sources.frames import FrameNames, matrix_of, static_transforms
@@ -125,6 +125,7 @@ PARAMETERS: list[Param] = [
           "rate, stamped now; otherwise once on /tf_static (latched).", unit="Hz"),
     Param("qos", "sensor_data", "QoS of image, camera_info and point cloud topics.",
           choices=QOS_NAMES),
+    Param("qos_depth", 0, QOS_DEPTH_HELP),
     Param("compressed.enable", False, "Also publish <image>/compressed (sensor_msgs/CompressedImage "
           "as image_transport's compressed plugin writes it) for colour and IR, encoded only while "
           "someone subscribes."),
@@ -243,7 +244,7 @@ class CameraNode(Node):
             raise ConfigError(f"{err}; quote strings (serial_no:=\"'123'\"), write floats with "
                               f"a decimal point (max_distance:=4.0)") from None
         try:
-            self.qos = qos_from_name(self.p["qos"])
+            self.qos = output_qos(self.p["qos"], self.p["qos_depth"])
         except ValueError as err:
             raise ConfigError(str(err)) from None
         if int(self.p["pointcloud.stride"]) < 1:

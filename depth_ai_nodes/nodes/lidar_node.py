@@ -28,7 +28,7 @@ from depth_ai_nodes.ros import tf
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
-from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, qos_from_name
+from depth_ai_nodes.ros.qos import QOS_DEPTH_HELP, QOS_NAMES, latched_qos, output_qos
 
 NODE_NAME = "lidar"  # like camera_node ("camera"): a plain start gives /lidar/points
 
@@ -59,10 +59,7 @@ PARAMETERS: list[Param] = [
     Param("ouster_metadata", "", "ouster: metadata .json (empty: next to the pcap)."),
     Param("loop", True, "kitti/ouster/files: start again at the end."),
     Param("qos", "sensor_data", "QoS of points, odometry and NEAR_IR.", choices=QOS_NAMES),
-    Param("qos_depth", 0, "History depth (KEEP_LAST) of points, odometry and NEAR_IR; 0: that of `qos` "
-          "(sensor_data 5, the others 10). A reliable writer keeps a scan in it until every reader has "
-          "all of it: across a link with 5 % loss a raw 128x2048 scan (6.3 MB) takes ~1 s to repair, "
-          "longer than 10 scans at 10 Hz, and none arrived until --multi-host set 40 (bench/RESULTS.md)."),
+    Param("qos_depth", 0, QOS_DEPTH_HELP),
     Param("compressed_points.enable", False, "Also publish ~/points/<format> "
           "(point_cloud_interfaces/CompressedPointCloud2 as point_cloud_transport's zstd or zlib plugin "
           "writes it), compressed only while it has subscribers: for a slow or lossy link (a 128x2048 "
@@ -88,9 +85,10 @@ class LidarNode(Node):
         except SourceError as err:
             raise ConfigError(str(err)) from err
         self.frame_id = p["frame_id"] or self.source.frame_id
-        if int(p["qos_depth"]) < 0:
-            raise ConfigError(f"qos_depth {p['qos_depth']}: use 0 (the depth of qos) or a history depth >= 1")
-        qos = qos_from_name(p["qos"], depth=int(p["qos_depth"]) or None)
+        try:
+            qos = output_qos(p["qos"], p["qos_depth"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self.pub = self.create_publisher(PointCloud2, "~/points", qos)
         self.compressed_pub = self._compressed_publisher(p, qos)
         self.odom_pub = self.extr_pub = self.nir_pub = self.nir_info_pub = self._tf = None

@@ -37,6 +37,24 @@ def qos_from_name(name: str, depth: int | None = None) -> QoSProfile:
     return profile
 
 
+# What a node's `qos_depth` parameter says (one text for every node that has it)
+QOS_DEPTH_HELP = ("History depth (KEEP_LAST) of these topics; 0: that of `qos` (sensor_data 5, the others "
+                  "10). A reliable writer keeps a message in it until every reader has all of it, and over a "
+                  "lossy link a large message can take longer to repair than 10 messages last: with one frame "
+                  "in 20 lost, none of the 6.3 MB LiDAR scans at 10 Hz or 2.7 MB 1280x720 images at 30 Hz "
+                  "arrived; keeping 40 scans or 30 images, 0.96-1.06 of them did. --multi-host sets those "
+                  "(bench/RESULTS.md).")
+
+
+def output_qos(name: str, depth: int = 0) -> QoSProfile:
+    """A node's output QoS from its `qos` and `qos_depth` parameters (0: the depth of `qos`).
+
+    Raises ValueError naming what to set, for start-up config errors."""
+    if int(depth) < 0:
+        raise ValueError(f"qos_depth {depth}: use 0 (the depth of qos) or a history depth >= 1")
+    return qos_from_name(name, depth=int(depth) or None)
+
+
 def latched_qos() -> QoSProfile:
     """Reliable + transient local depth 1: static data such as extrinsics."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
