@@ -72,3 +72,22 @@ def test_socket_buffer_shortfall_names_the_sysctls_to_raise_when_the_kernel_caps
     assert profile_udp_buffers(own) == {"receiveBufferSize": 1048576}
     assert "net.core.rmem_max=1048576" in socket_buffer_shortfall(own, stock)
     assert socket_buffer_shortfall(own, {"receiveBufferSize": 524288}) is None
+
+
+def test_output_qos_takes_the_depth_a_node_sets_and_keeps_the_named_qos_otherwise():
+    """`qos_depth` (camera_node, lidar_node): 0 keeps the named QoS's own depth, n > 0 replaces
+    it (what --multi-host sets: 30 camera frames, 40 LiDAR scans), below 0 is refused with the fix."""
+    import pytest
+    from rclpy.qos import ReliabilityPolicy
+
+    from depth_ai_nodes.pipeline import MULTI_HOST_PARAMS
+    from depth_ai_nodes.ros.qos import output_qos, qos_from_name
+
+    assert output_qos("sensor_data").depth == qos_from_name("sensor_data").depth == 5
+    assert output_qos("reliable", 0).depth == 10
+    deep = output_qos("reliable", 40)
+    assert deep.depth == 40 and deep.reliability == ReliabilityPolicy.RELIABLE
+    assert output_qos("sensor_data", 7).reliability == ReliabilityPolicy.BEST_EFFORT
+    with pytest.raises(ValueError, match="qos_depth -1: use 0"):
+        output_qos("reliable", -1)
+    assert MULTI_HOST_PARAMS["camera"]["qos_depth"] == 30 and MULTI_HOST_PARAMS["lidar"]["qos_depth"] == 40

@@ -445,8 +445,6 @@ def scene_frames(n: int, h: int, w: int, seed: int) -> list[tuple[np.ndarray, np
     return out
 
 
-
-
 def real_frames(root: Path, holdout: float) -> tuple[list[tuple], list[tuple]]:
     """The real frames of rgbd-train as (folder, rgb float 0..1, depth m), split per folder into
     training and selection frames. Frames are sequences, so the selection frames are the last
