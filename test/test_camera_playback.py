@@ -310,6 +310,8 @@ def test_recorded_software_camera_through_node(ros_node, recording):
         if depth is None or aligned is None:
             continue
         k = frame_index(np.frombuffer(depth.data, np.uint16).reshape(H, W))
+        if k not in theirs:  # the reference plays in real time until set_real_time(False)
+            continue         # takes hold, and can drop its first frameset under load
         ours = np.frombuffer(aligned.data, np.uint16).reshape(H, W)
         assert aligned.header.frame_id == "camera_color_optical_frame"
         assert (ours == theirs[k]).mean() >= 0.999, f"frame {k}: {(ours == theirs[k]).mean()}"

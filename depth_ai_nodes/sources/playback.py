@@ -52,13 +52,22 @@ class PlaybackSource(PipelineSource):
         return (f"cannot play {str(self.path)!r} as a RealSense recording ({err}); record it "
                 f"with the RealSense Viewer, rs-record or pyrealsense2's rs.recorder")
 
-    def _after_start(self, profile: Any) -> None:
-        device = profile.get_device()
-        streams = {s.stream_type() for s in profile.get_streams()}
-        if _rs().stream.depth not in streams:
+    def _before_start(self, cfg: Any, pipeline: Any) -> None:
+        # A file without depth is refused from its resolved profile, before playback
+        # starts: stopping a playback pipeline that has just begun reading can abort
+        # the process inside librealsense (seen once in CI).
+        rs = _rs()
+        try:
+            resolved = cfg.resolve(rs.pipeline_wrapper(pipeline))
+        except RuntimeError as err:
+            raise SourceError(self._start_error(err)) from err
+        streams = {s.stream_type() for s in resolved.get_streams()}
+        if rs.stream.depth not in streams:
             raise SourceError(f"{str(self.path)!r} has no depth stream; camera_node needs one "
                               f"(streams in the file: {sorted(str(s) for s in streams)})")
-        self._playback = device.as_playback()
+
+    def _after_start(self, profile: Any) -> None:
+        self._playback = profile.get_device().as_playback()
         self._playback.set_real_time(bool(self.real_time))
         self.info.setdefault("file", str(self.path))
 

@@ -239,6 +239,7 @@ class PipelineSource:
         rs = _rs()
         cfg = self._config()
         pipeline = rs.pipeline()
+        self._before_start(cfg, pipeline)
         try:
             profile = pipeline.start(cfg)
         except RuntimeError as err:
@@ -256,6 +257,9 @@ class PipelineSource:
         self.fps = float(rates[0]) if rates else 0.0
         self._converter = FramesetConverter(build_filters(self.streams.filters),
                                             self.depth_scale, dict(self.info), self._stamp)
+
+    def _before_start(self, cfg: Any, pipeline: Any) -> None:
+        """Refuse a configuration before anything streams (nothing to check by default)."""
 
     def _start_error(self, err: Exception) -> str:
         return f"cannot start the RealSense pipeline: {err}"
