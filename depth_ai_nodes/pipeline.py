@@ -149,7 +149,10 @@ BY_KEY = {n.key: n for n in NODES}
 # best effort loses the whole image), every node's outputs and the inference node's inputs; the
 # sensors' writers keep more messages, as large ones take longer to repair over a lossy link than
 # the default 10 last (a 6.3 MB scan ~1 s; a 2.7 MB 1280x720 image at 30 Hz: none arrived with 10:
-# bench/bench_dds_sample_size.py): 4 s of LiDAR scans at 10 Hz, 1 s of camera frames at 30 Hz
+# bench/bench_dds_sample_size.py): 4 s of LiDAR scans at 10 Hz, 1 s of camera frames at 30 Hz.
+# The readers keep their defaults (input_qos_depth 0): deeper ones also help a large message
+# survive loss, but a node that cannot keep up then works through seconds of backlog (a fusion
+# node keeping 40 scans on a full core fused 1.1 Hz instead of 2.9, 5.7 s late: bench/RESULTS.md)
 MULTI_HOST_PARAMS = {"camera": {"qos": "reliable", "qos_depth": 30}, "lidar": {"qos": "reliable", "qos_depth": 40},
                      "inference": {"qos": "reliable", "input_qos": "reliable"},
                      "fusion": {"qos": "reliable", "input_qos": "reliable"}}

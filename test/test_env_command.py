@@ -91,3 +91,21 @@ def test_output_qos_takes_the_depth_a_node_sets_and_keeps_the_named_qos_otherwis
     with pytest.raises(ValueError, match="qos_depth -1: use 0"):
         output_qos("reliable", -1)
     assert MULTI_HOST_PARAMS["camera"]["qos_depth"] == 30 and MULTI_HOST_PARAMS["lidar"]["qos_depth"] == 40
+
+
+def test_input_qos_depth_is_checked_and_multi_host_leaves_the_readers_at_their_defaults():
+    """`input_qos_depth` (inference, fusion): 0 keeps the node's depth, n > 0 replaces it, below 0
+    is refused with the fix. --multi-host does not raise it: a deeper reader helps a large message
+    survive loss, but a fusion node keeping 40 scans on a full core fell from 2.9 to 1.1 fused
+    clouds a second, 5.7 s late (bench/RESULTS.md)."""
+    import pytest
+
+    from depth_ai_nodes.pipeline import MULTI_HOST_PARAMS
+    from depth_ai_nodes.ros.qos import history_depth
+
+    assert history_depth(0) == 0 and history_depth(40, "input_qos_depth") == 40
+    with pytest.raises(ValueError, match="input_qos_depth -2: use 0"):
+        history_depth(-2, "input_qos_depth")
+    for key in ("inference", "fusion"):
+        assert MULTI_HOST_PARAMS[key]["input_qos"] == "reliable"
+        assert "input_qos_depth" not in MULTI_HOST_PARAMS[key]

@@ -180,6 +180,7 @@ def test_scene_depth_accuracy_and_bad_frames(ros_node):
     ({"model": "/nonexistent/spec.yaml"}, "model spec /nonexistent/spec.yaml does not exist"),
     ({"providers": "[TensorrtExecutionProvider]"}, "TensorrtExecutionProvider.*not available"),
     ({"edge_snap": 4}, "edge_snap=4 is not valid.*odd number"),
+    ({"input_qos_depth": -1}, "input_qos_depth -1: use 0"),
 ])
 def test_config_errors_exit_2(params, reason):
     import re

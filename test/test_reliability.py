@@ -234,6 +234,7 @@ def _cdr_stamp_ns(raw: bytes) -> int:
      "extrinsics_matrix has 7 numbers"),
     ({"min_depth": 5.0, "max_depth": 1.0}, "min_depth .* must be below max_depth"),
     ({"max_stamp_ahead": -1.0}, "max_stamp_ahead .* must be >= 0"),
+    ({"input_qos_depth": -3}, "input_qos_depth -3: use 0"),
 ])
 def test_fusion_configuration_errors_exit_2(params, reason):
     proc = NodeProcess.node("lidar_fusion_node", params)

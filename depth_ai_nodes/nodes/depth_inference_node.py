@@ -32,7 +32,7 @@ from depth_ai_nodes.ros.inputs import InputGate
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, run_node
 from depth_ai_nodes.ros.params import Param, declare
-from depth_ai_nodes.ros.qos import QOS_NAMES, qos_from_name
+from depth_ai_nodes.ros.qos import QOS_NAMES, history_depth, input_qos_depth_help, qos_from_name
 
 
 PARAMETERS: list[Param] = [
@@ -78,6 +78,7 @@ PARAMETERS: list[Param] = [
           choices=QOS_NAMES),
     Param("input_qos", "best_effort", "QoS of the subscriptions (best_effort matches both "
           "reliable and best-effort publishers).", choices=QOS_NAMES),
+    Param("input_qos_depth", 0, input_qos_depth_help("that of input_qos (sensor_data 5, the others 10)")),
     Param("expected_rate", 0.0, "Expected output rate for diagnostics (0: do not check).",
           unit="Hz"),
     Param("color_transport", "raw", "How the colour image arrives: raw, or image_transport's "
@@ -120,7 +121,10 @@ class DepthInferenceNode(Node):
         if int(p["points_stride"]) < 1:
             raise ConfigError("points_stride must be >= 1")
         out_qos = qos_from_name(p["qos"])
-        in_qos = qos_from_name(p["input_qos"])
+        try:
+            in_qos = qos_from_name(p["input_qos"], history_depth(p["input_qos_depth"], "input_qos_depth") or None)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self.depth_pub = self.create_publisher(Image, "depth", out_qos)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", out_qos)
         self.conf_pub = self.create_publisher(Image, "confidence", out_qos)

@@ -36,7 +36,12 @@ from depth_ai_nodes.ros.inputs import CloudData, InputGate, Reason, Rejected
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, announce_first_compile, run_node
 from depth_ai_nodes.ros.params import Param, declare
-from depth_ai_nodes.ros.qos import QOS_NAMES, latched_qos, matching_qos, qos_from_name
+from depth_ai_nodes.ros.qos import (QOS_NAMES, history_depth, input_qos_depth_help, latched_qos, matching_qos,
+                                    qos_from_name)
+
+# subscription depths: a few sensor messages (the newest pair is what fuses), more odometry (the
+# de-skew interpolates between samples around a scan)
+SENSOR_DEPTH, ODOMETRY_DEPTH = 5, 20
 
 PARAMETERS: list[Param] = [
     Param("cloud_topic", "/lidar/points", "Input LiDAR PointCloud2 (needs x, y, z; intensity, t used if present)."),
@@ -96,6 +101,8 @@ PARAMETERS: list[Param] = [
     Param("input_qos", "auto", "QoS of the sensor subscriptions: auto (match the publishers found at "
           "start, best effort when none: it matches both), or reliable (across machines: a lost "
           "fragment is resent; needs reliable publishers).", choices=("auto", "reliable")),
+    Param("input_qos_depth", 0, input_qos_depth_help(f"{SENSOR_DEPTH} for images and clouds, "
+                                                     f"{ODOMETRY_DEPTH} for odometry")),
     Param("ir_transport", "raw", "How the IR image arrives: raw, or image_transport's compressed "
           "(<ir_topic>/compressed).", choices=("raw", "compressed")),
     Param("color_transport", "raw", "How the colour image arrives: raw or compressed "
@@ -125,6 +132,7 @@ class LidarFusionNode(Node):
         p = declare(self, PARAMETERS)
         self.p = p
         _check_parameters(p)
+        self.sensor_depth = int(p["input_qos_depth"]) or SENSOR_DEPTH
         # colour-only cameras (KITTI image_2, nuScenes): no IR topic, the LiDAR extrinsics map
         # into the colour camera directly, fused points carry rgb instead of ir
         self.color_only = not p["ir_topic"] and bool(p["color_topic"])
@@ -255,7 +263,7 @@ class LidarFusionNode(Node):
         matches reliable and best-effort publishers alike); latched topics transient-local
         so a calibration sent before we started still arrives."""
         for topic, (typ, cb) in self._wanted.items():
-            depth = 20 if typ in (Odometry, TwistStamped) else 5
+            depth = max(ODOMETRY_DEPTH, self.sensor_depth) if typ in (Odometry, TwistStamped) else self.sensor_depth
             qos = latched_qos() if typ is Extrinsics else \
                 qos_from_name("reliable", depth) if self.p["input_qos"] == "reliable" else \
                 matching_qos(self, topic, depth=depth)
@@ -697,6 +705,10 @@ def _check_parameters(p: dict) -> None:
         raise ConfigError(f"min_depth ({p['min_depth']}) must be below max_depth ({p['max_depth']})")
     if int(p["splat_px"]) < 0:
         raise ConfigError(f"splat_px must be >= 0; got {p['splat_px']}")
+    try:
+        history_depth(p["input_qos_depth"], "input_qos_depth")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     for name, n in (("odom_lidar_xyz", 3), ("odom_lidar_quat_xyzw", 4), ("extrinsics_xyz", 3),
                     ("extrinsics_quat_xyzw", 4)):
         if len(p[name]) != n:
