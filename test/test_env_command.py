@@ -94,8 +94,8 @@ def test_output_qos_takes_the_depth_a_node_sets_and_keeps_the_named_qos_otherwis
 
 
 def test_input_qos_depth_is_checked_and_multi_host_leaves_the_readers_at_their_defaults():
-    """`input_qos_depth` (inference, fusion): 0 keeps the node's depth, n > 0 replaces it, below 0
-    is refused with the fix. --multi-host does not raise it: a deeper reader helps a large message
+    """`input_qos_depth` (inference, fusion): 0 (the node's own depth) and n >= 1 pass, below 0 is
+    refused with the fix. --multi-host does not raise it: a deeper reader helps a large message
     survive loss, but a fusion node keeping 40 scans on a full core fell from 2.9 to 1.1 fused
     clouds a second, 5.7 s late (bench/RESULTS.md)."""
     import pytest

@@ -102,7 +102,8 @@ PARAMETERS: list[Param] = [
           "start, best effort when none: it matches both), or reliable (across machines: a lost "
           "fragment is resent; needs reliable publishers).", choices=("auto", "reliable")),
     Param("input_qos_depth", 0, input_qos_depth_help(f"{SENSOR_DEPTH} for images and clouds, "
-                                                     f"{ODOMETRY_DEPTH} for odometry")),
+                                                     f"{ODOMETRY_DEPTH} for odometry (which keeps "
+                                                     f"{ODOMETRY_DEPTH} if this is smaller)")),
     Param("ir_transport", "raw", "How the IR image arrives: raw, or image_transport's compressed "
           "(<ir_topic>/compressed).", choices=("raw", "compressed")),
     Param("color_transport", "raw", "How the colour image arrives: raw or compressed "
