@@ -109,3 +109,40 @@ def test_input_qos_depth_is_checked_and_multi_host_leaves_the_readers_at_their_d
     for key in ("inference", "fusion"):
         assert MULTI_HOST_PARAMS[key]["input_qos"] == "reliable"
         assert "input_qos_depth" not in MULTI_HOST_PARAMS[key]
+
+
+SUBSCRIPTION_DEPTHS = """
+import sys, rclpy
+rclpy.init(args=["--ros-args", "-p", "input_qos:=reliable", "-p", "input_qos_depth:=" + sys.argv[1]])
+from depth_ai_nodes.nodes.lidar_fusion_node import LidarFusionNode
+from depth_ai_nodes.nodes.depth_inference_node import DepthInferenceNode
+for cls in (LidarFusionNode, DepthInferenceNode):
+    node = cls()
+    print(cls.__name__, {s.topic_name: s.qos_profile.depth for s in node.subscriptions})
+    node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def test_input_qos_depth_sets_the_depth_the_nodes_subscribe_with():
+    """The nodes built in a process of their own (no DDS peer needed): 0 keeps fusion's 5 (20 for
+    odometry) and inference's 10; 40 applies to every sensor subscription; 3 leaves odometry at 20.
+    The calibration stays latched with depth 1."""
+    import ast
+    import subprocess
+    import sys
+
+    def depths(value: int) -> dict[str, dict[str, int]]:
+        done = subprocess.run([sys.executable, "-c", SUBSCRIPTION_DEPTHS, str(value)], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        rows = [line.split(" ", 1) for line in done.stdout.splitlines() if line.endswith("}")]
+        return {name: ast.literal_eval(text) for name, text in rows}
+
+    default, deep, shallow = depths(0), depths(40), depths(3)
+    assert default["LidarFusionNode"]["/lidar/points"] == 5 and default["LidarFusionNode"]["/lidar/odom"] == 20
+    assert set(default["DepthInferenceNode"].values()) == {10}
+    assert set(deep["DepthInferenceNode"].values()) == {40}
+    fusion = deep["LidarFusionNode"]
+    assert fusion.pop("/lidar/extrinsics/lidar_to_camera") == 1 and set(fusion.values()) == {40}
+    assert shallow["LidarFusionNode"]["/lidar/points"] == 3 and shallow["LidarFusionNode"]["/lidar/odom"] == 20
