@@ -5,18 +5,29 @@ each process started in one with its own private /dev/shm (so Fast DDS cannot ta
 memory shortcut between them), and optional packet loss on the link: an nftables ingress rule
 `numgen random mod 100 < loss drop` in each namespace (this kernel has no netem).
 Needs root, iproute2 and nftables.
+
+The namespaces have fixed names, so only one user may hold them at a time: setup() takes an
+exclusive lock (LOCK_FILE, flock) that teardown() gives back, and a second user (a benchmark
+started while the CI test runs, say) waits for it. Without the lock each one's setup and
+teardown deleted the other's link in mid-run: a reliable publisher there stalled, received ~0
+and published less, as in the large-message runs that collapsed in stop 24 (bench/RESULTS.md).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 NS = ("dai_robot", "dai_server")
 ADDR = {"dai_robot": "192.168.77.1/24", "dai_server": "192.168.77.2/24"}
 DEV = {"dai_robot": "dai_r0", "dai_server": "dai_s0"}
+LOCK_FILE = (Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")) / "depth_ai_netns_hosts.lock"
+_held: int | None = None  # this process's open lock file while it holds the namespaces
 # the runner's closing summary and its periodic status rows
 SUMMARY = re.compile(r"summary (\S+): (\d+) messages, mean ([\d.]+) Hz.*?latency median ([\d.na]+) ms")
 STATUS = re.compile(r"status (/\S+)\s+([\d.]+|-) /\s+\S+ Hz\s+\S+\s+\d+\s+(\d+)\s+(\w+)")
@@ -29,8 +40,9 @@ def unavailable() -> str | None:
     for tool in ("ip", "nft", "unshare"):
         if shutil.which(tool) is None:
             return f"needs {tool} (Debian: iproute2, nftables, util-linux)"
-    probe = subprocess.run(["ip", "netns", "add", "dai_probe"], capture_output=True, text=True)
-    subprocess.run(["ip", "netns", "del", "dai_probe"], capture_output=True)
+    name = f"dai_probe{os.getpid()}"  # per process: two probing at once must not collide
+    probe = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
     if probe.returncode != 0:
         return f"cannot create network namespaces here: {probe.stderr.strip()}"
     return None
@@ -42,9 +54,56 @@ def _sh(*cmd: str) -> None:
         raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
 
 
-def setup(loss_percent: int) -> None:
-    """The two namespaces and the link; loss_percent of the frames dropped in each direction."""
-    teardown()
+def _lock(wait_s: float) -> None:
+    """Take the namespaces' lock (held until teardown), waiting up to wait_s for another user."""
+    global _held
+    if _held is not None:
+        return
+    fd = os.open(LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise RuntimeError(f"another process holds the two test hosts ({NS[0]}, {NS[1]}; lock "
+                                   f"{LOCK_FILE}) after {wait_s:g} s: let it finish, or end it") from None
+            if not told:
+                print(f"waiting for another process to give back the two test hosts ({LOCK_FILE})",
+                      file=sys.stderr, flush=True)
+                told = True
+            time.sleep(0.2)
+    _held = fd
+
+
+def _unlock() -> None:
+    global _held
+    if _held is not None:
+        fcntl.flock(_held, fcntl.LOCK_UN)
+        os.close(_held)
+        _held = None
+
+
+def _delete_namespaces() -> None:
+    for ns in NS:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def setup(loss_percent: int, wait_s: float = 900.0) -> None:
+    """The two namespaces and the link; loss_percent of the frames dropped in each direction.
+    Waits up to wait_s for another user of the namespaces to finish (RuntimeError after)."""
+    _lock(wait_s)
+    try:
+        _create(loss_percent)
+    except BaseException:
+        teardown()
+        raise
+
+
+def _create(loss_percent: int) -> None:
+    _delete_namespaces()  # left over from a run that was killed (we hold the lock: not in use)
     for ns in NS:
         _sh("ip", "netns", "add", ns)
     _sh("ip", "link", "add", DEV[NS[0]], "type", "veth", "peer", "name", DEV[NS[1]])
@@ -63,8 +122,9 @@ def setup(loss_percent: int) -> None:
 
 
 def teardown() -> None:
-    for ns in NS:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    """Deletes the namespaces and gives the lock back."""
+    _delete_namespaces()
+    _unlock()
 
 
 def host_command(ns: str, args: list[str]) -> list[str]:
