@@ -275,3 +275,26 @@ def test_runner_compressed_carries_colour_ir_and_depth_compressed_to_inference_a
     cpu = dict(re.findall(r"summary CPU (\w+): ([\d.]+) % of one core", text))
     assert set(cpu) == {"camera_node", "depth_inference_node", "lidar_node", "lidar_fusion_node"}, text[-3000:]
     assert all(0.0 < float(v) < 100.0 * os.cpu_count() for v in cpu.values()), cpu
+
+
+def test_a_params_files_sources_stand_unless_the_command_line_names_others(tmp_path):
+    """--source / --lidar left out: a --params-file's camera and LiDAR source are started (the
+    runner's default used to override them with the built-in scene); named: they win."""
+    import argparse
+
+    from depth_ai_nodes.tools.runner import choices_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("lidar:\n  ros__parameters:\n    source: files\n    points_path: /data/scans\n"
+                    "camera:\n  ros__parameters:\n    source: images\n")
+    from_file = choices_from_args(parser.parse_args(["run", "--params-file", str(mine)]))
+    assert (from_file.source, from_file.lidar) == ("images", "files")
+    started = {p.spec.key: p.effective_params() for p in plan(from_file)}
+    assert started["lidar"]["source"] == "files" and started["camera"]["source"] == "images"
+    named = choices_from_args(parser.parse_args(["run", "--params-file", str(mine), "--lidar", "none",
+                                                 "--source", "synthetic"]))
+    assert (named.source, named.lidar) == ("synthetic", "none")
+    plain = choices_from_args(parser.parse_args(["run"]))
+    assert (plain.source, plain.lidar) == ("synthetic", "synthetic")

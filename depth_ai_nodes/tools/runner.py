@@ -29,8 +29,8 @@ from typing import Any, TextIO
 import dataclasses
 
 from depth_ai_nodes.core.stamps import clock_latency
-from depth_ai_nodes.pipeline import (CLOUD, COMPRESSED_PARAMS, EXTRINSICS, IMAGE, INFO, MULTI_HOST_PARAMS, Choices,
-                                     Output, Planned, expected_rate, plan)
+from depth_ai_nodes.pipeline import (BY_KEY, CLOUD, COMPRESSED_PARAMS, EXTRINSICS, IMAGE, INFO, MULTI_HOST_PARAMS,
+                                     Choices, Output, Planned, expected_rate, load_params_file, plan)
 from depth_ai_nodes.tools.bag import message_class
 
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -44,14 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run", help="run the pipeline (built-in scene by default) with a live status table",
         description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--source", choices=("synthetic", "realsense", "file", "images"), default="synthetic",
-                   help="camera source (default: the built-in scene; images: your files, with images.* "
-                        "in a --params-file, docs/camera_node.md)")
+    p.add_argument("--source", choices=("synthetic", "realsense", "file", "images"), default=None,
+                   help="camera source (default: a --params-file's camera source, else the built-in scene; "
+                        "images: your files, with images.* in a --params-file, docs/camera_node.md)")
     p.add_argument("--file", default="", help="RealSense recording (.bag/.db3) for --source file")
     p.add_argument("--model", default="", help="model spec YAML for the inference node, or the name "
                    "of a shipped one, e.g. depth_fill_classical (default: the node's shipped model)")
-    p.add_argument("--lidar", choices=("synthetic", "kitti", "ouster", "files", "none"),
-                   default="synthetic", help="LiDAR source (none: no LiDAR, no fusion)")
+    p.add_argument("--lidar", choices=("synthetic", "kitti", "ouster", "files", "none"), default=None,
+                   help="LiDAR source (none: no LiDAR, no fusion; default: a --params-file's lidar source, "
+                        "else the built-in scene)")
     p.add_argument("--lidar-path", default="", help="KITTI folder, Ouster pcap, or a folder / glob of "
                    ".bin / .pcd point files for --lidar kitti|ouster|files")
     p.add_argument("--no-inference", action="store_true", help="do not start the inference node")
@@ -98,18 +99,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def params_file_value(files: list[str], key: str, name: str) -> Any:
+    """What the --params-file files set for parameter `name` of pipeline node `key` (the last
+    file wins), None when none sets it."""
+    node = BY_KEY[key].node_name
+    value = None
+    for f in files:
+        value = load_params_file(f, node).get(name, value)
+    return value
+
+
+def choices_from_args(args: argparse.Namespace) -> Choices:
+    """The runner's choices. A source option given on the command line wins over a params file;
+    one left out takes the params file's, else the built-in scene (a default must not override
+    what a user's file says: `source: files` there played the scene before)."""
+    files = args.params_file
+    source = args.source or params_file_value(files, "camera", "source") or "synthetic"
+    lidar = args.lidar or params_file_value(files, "lidar", "source") or "synthetic"
+    return Choices(source=str(source), file_path=args.file, model=args.model, lidar=str(lidar),
+                   lidar_path=args.lidar_path, inference=not args.no_inference, fusion=not args.no_fusion,
+                   use_sim_time=args.use_sim_time)
+
+
 def run(args: argparse.Namespace) -> int:
-    choices = Choices(source=args.source, file_path=args.file, model=args.model,
-                      lidar=args.lidar, lidar_path=args.lidar_path,
-                      inference=not args.no_inference, fusion=not args.no_fusion,
-                      use_sim_time=args.use_sim_time)
-    if args.source == "file" and not args.file:
-        print("depth-ai run: --source file needs --file <recording .bag or .db3>", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
     for f in args.params_file:
         if not Path(f).is_file():
             print(f"depth-ai run: params file {f} does not exist", file=sys.stderr)
             return EXIT_CONFIG_ERROR
+    choices = choices_from_args(args)
+    if choices.source == "file" and not (args.file or params_file_value(args.params_file, "camera", "file_path")):
+        print("depth-ai run: --source file needs --file <recording .bag or .db3>", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     planned = plan(choices)
     if args.only:
         keys = {k.strip() for k in args.only.split(",") if k.strip()}
