@@ -2,7 +2,7 @@
 
     sudo python bench/bench_multi_host.py [--seconds 40] [--loss 5] [--lidar 128x2048] [--camera 640x480x30]
                                           [--compressed] [--streams] [--lidar-files] [--repeat N]
-                                          [--shared-cpus]
+                                          [--shared-cpus] [--params YAML]
 
 Two network namespaces ("robot" and "server") joined by a veth pair with their own
 addresses, each with its own /dev/shm (so Fast DDS cannot take a shared-memory shortcut
@@ -49,18 +49,24 @@ lidar:
     beams: {beams}
     columns: {columns}
 """
-# the LiDAR from files rendered beforehand (--lidar-files): nothing to render on the robot
+# the LiDAR from files rendered beforehand (--lidar-files): nothing to render on the robot; the
+# files carry no extrinsics, so the fusion node takes the scene's LiDAR -> IR camera from here
 FILES_LIDAR = """lidar:
   ros__parameters:
     source: files
     points_path: "{path}"
     bin_fields: "x,y,z,intensity,t"
     rate_hz: 10.0
+lidar_fusion_node:
+  ros__parameters:
+    extrinsics_source: parameters
+    extrinsics_matrix: {matrix}
 """
 
 
-def prerender_scans(beams: int, columns: int, count: int, folder: Path) -> Path:
-    """`count` consecutive scans of the built-in scene's LiDAR as x y z intensity t float32 .bin files."""
+def prerender_scans(beams: int, columns: int, count: int, folder: Path) -> list[float]:
+    """`count` consecutive scans of the built-in scene's LiDAR as x y z intensity t float32 .bin files
+    in `folder`; returns the scene's LiDAR -> IR camera transform (4x4, row-major)."""
     import numpy as np
 
     from depth_ai_nodes.lidar.synthetic import SyntheticLidarSource
@@ -71,7 +77,7 @@ def prerender_scans(beams: int, columns: int, count: int, folder: Path) -> Path:
         scan = src.read(0.0)
         cols = [np.asarray(scan.points[f], np.float32) for f in ("x", "y", "z", "intensity", "t")]
         np.stack(cols, axis=1).astype("<f4").tofile(folder / f"{k:04d}.bin")
-    return folder
+    return [float(v) for v in np.asarray(src.camera_from_lidar, np.float64).reshape(-1)]
 STREAMS = ["/depth_inference/depth", "/fused/points", "/lidar_depth"]
 
 
@@ -95,6 +101,17 @@ def _rounds_table(rounds: list[dict[str, str]], names: list[str], streams: list[
               f"{', '.join(f'{v:.2f}' for v in b)} | {statistics.median(b):.2f} |")
 
 
+def _merged_params(base: str, extra: str) -> str:
+    """The params YAML `base` with the node sections of `extra` merged in (extra wins)."""
+    import yaml
+
+    merged = yaml.safe_load(base) or {}
+    for node, section in (yaml.safe_load(extra) or {}).items():
+        merged.setdefault(node, {}).setdefault("ros__parameters", {}).update(
+            (section or {}).get("ros__parameters", {}))
+    return yaml.safe_dump(merged, sort_keys=False)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=40.0)
@@ -108,6 +125,9 @@ def main() -> int:
                         "the inference and fusion nodes: what the link delivers, without their CPU")
     p.add_argument("--lidar-files", action="store_true",
                    help="the robot's LiDAR plays scans rendered beforehand (source files) instead of rendering them")
+    p.add_argument("--params", default="",
+                   help="extra ROS params YAML (node sections) appended to the runs' params file, e.g. "
+                        "'lidar_fusion_node: {ros__parameters: {input_qos_depth: 10}}'")
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds of the three set-ups (one host, clean link, loss), in turn; ratios per round + median")
     p.add_argument("--shared-cpus", action="store_true",
@@ -123,8 +143,11 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="multi_host_"))
     if args.lidar_files:
         sys.path.insert(0, str(ROOT))
-        scans = prerender_scans(beams, columns, 20, logs / "scans")
-        params = params.split("lidar:\n")[0] + FILES_LIDAR.format(path=scans)
+        scans = logs / "scans"
+        matrix = prerender_scans(beams, columns, 20, scans)
+        params = params.split("lidar:\n")[0] + FILES_LIDAR.format(path=scans, matrix=matrix)
+    if args.params:
+        params = _merged_params(params, args.params)
     cpus = None if args.shared_cpus else host_cpus()
     extra = ("--compressed",) if args.compressed else ()
     runs = {"one host": (0, True), "clean link": (0, False), f"{args.loss} % loss": (args.loss, False)}

@@ -150,12 +150,14 @@ BY_KEY = {n.key: n for n in NODES}
 # sensors' writers keep more messages, as large ones take longer to repair over a lossy link than
 # the default 10 last (a 6.3 MB scan ~1 s; a 2.7 MB 1280x720 image at 30 Hz: none arrived with 10:
 # bench/bench_dds_sample_size.py): 4 s of LiDAR scans at 10 Hz, 1 s of camera frames at 30 Hz.
-# The readers keep their defaults (input_qos_depth 0): deeper ones also help a large message
-# survive loss, but a node that cannot keep up then works through seconds of backlog (a fusion
-# node keeping 40 scans on a full core fused 1.1 Hz instead of 2.9, 5.7 s late: bench/RESULTS.md)
+# The fusion node's readers keep 10 messages instead of 5: with 5, raw 128x2048 scans across a
+# link with 5 % loss stopped reaching it (a reliable reader drops a scan still under repair once
+# 5 newer ones arrived); with 10 they kept flowing at 0.62-0.81 of the clean rate. Deeper, a node
+# that cannot keep up works through seconds of backlog (40 scans: 5.7 s late). The inference
+# node keeps its default (bench/RESULTS.md).
 MULTI_HOST_PARAMS = {"camera": {"qos": "reliable", "qos_depth": 30}, "lidar": {"qos": "reliable", "qos_depth": 40},
                      "inference": {"qos": "reliable", "input_qos": "reliable"},
-                     "fusion": {"qos": "reliable", "input_qos": "reliable"}}
+                     "fusion": {"qos": "reliable", "input_qos": "reliable", "input_qos_depth": 10}}
 # --compressed: the camera's images cross as image_transport's compressed (JPEG) and depth as
 # compressedDepth (RVL: lossless, ~1.5 ms a frame each way), LiDAR scans as point_cloud_transport's
 # zstd (lossless, ~3x smaller); their consumers subscribe to those. Measured to cut the bytes

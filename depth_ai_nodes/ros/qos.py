@@ -41,22 +41,20 @@ def qos_from_name(name: str, depth: int | None = None) -> QoSProfile:
 QOS_DEPTH_HELP = ("History depth (KEEP_LAST) of these topics; 0: that of `qos` (sensor_data 5, the others "
                   "10). A reliable writer keeps a message in it until every reader has all of it, and over a "
                   "lossy link a large message can take longer to repair than 10 messages last: with one frame "
-                  "in 20 lost, none of the 6.3 MB LiDAR scans at 10 Hz or 2.7 MB 1280x720 images at 30 Hz "
-                  "arrived; keeping 40 scans or 30 images, with readers as deep (`input_qos_depth`), they did "
-                  "in 9 of 14 runs (the others stalled). --multi-host sets these writer depths "
-                  "(bench/RESULTS.md).")
+                  "in 20 lost, on one machine none of the 6.3 MB LiDAR scans at 10 Hz or 2.7 MB 1280x720 images "
+                  "at 30 Hz arrived with 10, and all did with 40 scans or 30 images (on another, with cheaper "
+                  "networking, 10 was enough). --multi-host sets these writer depths (bench/RESULTS.md).")
 
 
 def input_qos_depth_help(own: str) -> str:
     """What a node's `input_qos_depth` parameter says; `own`: the node's depth when it is 0."""
     return (f"History depth (KEEP_LAST) of the sensor subscriptions; 0: {own}. A reliable reader drops a "
             f"large message still under repair once that many newer ones have arrived: across a link "
-            f"with one frame in 20 lost, from writers keeping 40 / 30, readers keeping 5 / 10 / 40 "
-            f"received 0 / 0.70 / 1.00 of 6.3 MB LiDAR scans at 10 Hz, readers keeping 10 / 30 "
-            f"0.38-0.47 / 0.97-1.02 of 2.7 MB images at 30 Hz (runs that did not stall). But a node "
-            f"slower than its input then works through a backlog: the fusion node keeping 40 scans on "
-            f"a full core fused 1.1 Hz instead of 2.9, 5.7 s late. So --multi-host leaves it at 0; "
-            f"deeper costs memory too (at worst depth x message size per topic) (bench/RESULTS.md).")
+            f"with one frame in 20 lost, raw 6.3 MB LiDAR scans at 10 Hz stopped reaching a fusion node "
+            f"keeping 5 and kept flowing (0.62-0.81 of the clean rate) with 10, which --multi-host sets "
+            f"for the fusion node. Deeper, a node slower than its input works through a backlog (40 "
+            f"scans on a full core: 5.7 s late), and costs memory (at worst depth x message size per "
+            f"topic) (bench/RESULTS.md).")
 
 
 def history_depth(depth: int, parameter: str = "qos_depth") -> int:
