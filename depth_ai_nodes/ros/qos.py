@@ -42,8 +42,9 @@ QOS_DEPTH_HELP = ("History depth (KEEP_LAST) of these topics; 0: that of `qos` (
                   "10). A reliable writer keeps a message in it until every reader has all of it, and over a "
                   "lossy link a large message can take longer to repair than 10 messages last: with one frame "
                   "in 20 lost, on one machine none of the 6.3 MB LiDAR scans at 10 Hz or 2.7 MB 1280x720 images "
-                  "at 30 Hz arrived with 10, and all did with 40 scans or 30 images (on another, with cheaper "
-                  "networking, 10 was enough). --multi-host sets these writer depths (bench/RESULTS.md).")
+                  "at 30 Hz arrived with 10, and all did with 40 scans or 30 images (on another, where sending "
+                  "them took half the CPU, 10 was enough). --multi-host sets these writer depths "
+                  "(bench/RESULTS.md).")
 
 
 def input_qos_depth_help(own: str) -> str:
