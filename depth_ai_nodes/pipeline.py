@@ -148,8 +148,9 @@ BY_KEY = {n.key: n for n in NODES}
 # --multi-host: reliable QoS on the streams that may cross machines (a lost fragment is resent;
 # best effort loses the whole image), every node's outputs and the inference node's inputs; the
 # sensors' writers keep more messages, as large ones take longer to repair over a lossy link than
-# the default 10 last (a 6.3 MB scan ~1 s; a 2.7 MB 1280x720 image at 30 Hz: none arrived with 10:
-# bench/bench_dds_sample_size.py): 4 s of LiDAR scans at 10 Hz, 1 s of camera frames at 30 Hz.
+# the default 10 last (a 6.3 MB scan ~0.5-1 s; on one machine no 2.7 MB 1280x720 image at 30 Hz
+# arrived with 10, on another all did: bench/bench_dds_sample_size.py): 4 s of LiDAR scans at
+# 10 Hz, 1 s of camera frames at 30 Hz.
 # The fusion node's readers keep 10 messages instead of 5: with 5, raw 128x2048 scans across a
 # link with 5 % loss stopped reaching it (a reliable reader drops a scan still under repair once
 # 5 newer ones arrived); with 10 they kept flowing at 0.62-0.81 of the clean rate. A fusion node
