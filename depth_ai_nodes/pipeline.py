@@ -279,13 +279,23 @@ def node_parameters(spec: NodeSpec) -> dict[str, Any] | None:
 
 def load_params_file(path: Path | str, node_name: str = "") -> dict[str, Any]:
     """ros__parameters from a params file for `node_name` ('/**' sections and the
-    node's own section, the node's winning), flattened to dotted names."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    node's own section, the node's winning), flattened to dotted names. ValueError naming the
+    file and what is wrong when it is not YAML or not node sections (as rcl would refuse it)."""
+    layout = "node sections: <node name or /**>: {ros__parameters: {name: value}}"
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"params file {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"params file {path} holds a {type(data).__name__}; it needs {layout}")
     merged: dict[str, Any] = {}
     for key, section in data.items():
+        params = (section or {}).get("ros__parameters") if isinstance(section, dict | None) else section
+        if params is not None and not isinstance(params, dict):
+            raise ValueError(f"params file {path}: section {key!r} is not {layout}")
         name = str(key).strip("/")
         if name in ("**", "*") or (node_name and name.split("/")[-1] == node_name):
-            merged.update(_flatten((section or {}).get("ros__parameters", {}) or {}))
+            merged.update(_flatten(params or {}))
     return merged
 
 

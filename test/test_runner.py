@@ -298,3 +298,25 @@ def test_a_params_files_sources_stand_unless_the_command_line_names_others(tmp_p
     assert (named.source, named.lidar) == ("synthetic", "none")
     plain = choices_from_args(parser.parse_args(["run"]))
     assert (plain.source, plain.lidar) == ("synthetic", "synthetic")
+
+
+def test_a_params_file_that_is_not_node_sections_is_a_configuration_error(tmp_path):
+    """Exit 2 naming the file and the layout, before any node starts (was a traceback)."""
+    import argparse
+
+    from depth_ai_nodes.tools.runner import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    cases = {"not_yaml.yaml": "camera: [unclosed\n", "a_list.yaml": "- a\n- b\n",
+             "flat.yaml": "camera: 3\n", "bad_params.yaml": "camera:\n  ros__parameters: [1, 2]\n"}
+    for name, text in cases.items():
+        f = tmp_path / name
+        f.write_text(text)
+        args = parser.parse_args(["run", "--params-file", str(f), "--duration", "1", "--no-preview"])
+        assert args.func(args) == 2, name
+    good = tmp_path / "good.yaml"
+    good.write_text("/**:\n  ros__parameters:\n    use_sim_time: false\ncamera:\n")
+    from depth_ai_nodes.pipeline import load_params_file
+
+    assert load_params_file(good, "camera") == {"use_sim_time": False}

@@ -126,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
         if not Path(f).is_file():
             print(f"depth-ai run: params file {f} does not exist", file=sys.stderr)
             return EXIT_CONFIG_ERROR
+        try:
+            load_params_file(f)
+        except ValueError as err:
+            print(f"depth-ai run: {err}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
     choices = choices_from_args(args)
     if choices.source == "file" and not (args.file or params_file_value(args.params_file, "camera", "file_path")):
         print("depth-ai run: --source file needs --file <recording .bag or .db3>", file=sys.stderr)
