@@ -44,7 +44,7 @@ def main() -> int:
         rclpy.try_shutdown()
         clean_stale_fastdds_shm()
     print(f"\n{sum(res.sent.values())} malformed messages in {res.seconds:.1f} s (seed {args.seed})")
-    print("| node | sent | rejected (diagnostics) | lost before the node (sequence gaps) | by reason | alive "
+    print("| node | sent | rejected (diagnostics) | lost before the node (sequence gaps, superseded) | by reason | alive "
           "| same output after |")
     print("|---|---|---|---|---|---|---|")
     ok = True

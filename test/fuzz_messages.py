@@ -202,7 +202,7 @@ class FuzzResult:
     sent_topics: dict[str, int] = field(default_factory=dict)
     streams: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> rejected per stream
     rejected: dict[str, int] = field(default_factory=dict)       # per node, from /diagnostics
-    lost: dict[str, int] = field(default_factory=dict)           # per node: sequence gaps it saw
+    lost: dict[str, int] = field(default_factory=dict)           # per node: sequence gaps + superseded
     by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
     alive: dict[str, bool] = field(default_factory=dict)
     fused_same_after: bool = False
@@ -280,7 +280,10 @@ class _Client:
         for arr in reversed(self.diags):
             for s in arr.status:
                 if s.name == f"{node_name}: inputs":
-                    return int({kv.key: kv.value for kv in s.values}.get("lost before the node (sequence gaps)", 0))
+                    vals = {kv.key: kv.value for kv in s.values}
+                    # taken but never decoded (a newer one was queued) is the same kind of loss
+                    return int(vals.get("lost before the node (sequence gaps)", 0)) + \
+                        int(vals.get("superseded (a newer one was queued)", 0))
         return 0
 
 

@@ -7,6 +7,7 @@ ConfigHeader against its C layout. Corrupt input is rejected with a reason.
 from __future__ import annotations
 
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -204,3 +205,58 @@ def test_camera_node_publishes_compressed_streams_and_inference_subscribes_to_th
 
 def conv_stamp(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+@pytest.mark.ros
+def test_inference_decodes_compressed_frames_when_it_takes_them_and_rejects_corrupt_ones(ros_node):
+    """Compressed frames are stored undecoded and decoded when the worker takes one: a corrupt
+    JPEG is then rejected with its reason (counted, node alive), and the next good one is used."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from harness import NodeProcess, spin_until
+
+    inf = {"color_topic": "/cz/color", "depth_topic": "/cz/depth", "color_info_topic": "/cz/info",
+           "color_transport": "compressed", "depth_transport": "compressedDepth", "input_qos": "reliable",
+           "qos": "reliable", "intra_op_threads": 1, "depth_wait": 1.0}
+    color_pub = ros_node.create_publisher(CompressedImage, "/cz/color/compressed", 10)
+    depth_pub = ros_node.create_publisher(CompressedImage, "/cz/depth/compressedDepth", 10)
+    outs: list[Image] = []
+    diags: list[DiagnosticArray] = []
+    ros_node.create_subscription(Image, "/depth_inference/depth", outs.append, 10)
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    rgb = np.full((48, 64, 3), 90, np.uint8)
+    depth = np.full((48, 64), 1500, np.uint16)
+    depth[10:20, 10:30] = 0
+    color_fmt, color_bytes = encode_compressed(rgb, "rgb8")
+    depth_fmt, depth_bytes = encode_compressed_depth(depth, "16UC1", "rvl")
+
+    def send(color_data: bytes, sec: int) -> None:
+        for pub, fmt, data in ((depth_pub, depth_fmt, depth_bytes), (color_pub, color_fmt, color_data)):
+            m = CompressedImage(format=fmt, data=data)
+            m.header.stamp.sec = sec
+            m.header.frame_id = "cz_optical_frame"
+            pub.publish(m)
+
+    def malformed_counted() -> bool:
+        return any(kv.key == "rejected malformed" and int(kv.value) > 0 for a in diags[-4:]
+                   for s in a.status if s.name.endswith(": inputs") for kv in s.values)
+
+    with NodeProcess.node("depth_inference_node", inf) as node:
+        assert spin_until(ros_node, lambda: color_pub.get_subscription_count() > 0
+                          and depth_pub.get_subscription_count() > 0, 30.0), node.output()[-2000:]
+        corrupt = color_bytes[:20] + bytes(len(color_bytes) - 20)   # JPEG header, zeroed body
+        deadline = time.monotonic() + 30.0
+        while not malformed_counted() and time.monotonic() < deadline:
+            send(corrupt, 1000)
+            spin_until(ros_node, malformed_counted, 1.0)
+        assert malformed_counted() and node.alive(), node.output()[-2000:]
+        assert not outs
+        deadline = time.monotonic() + 30.0
+        while not outs and time.monotonic() < deadline:
+            send(color_bytes, 1001)
+            spin_until(ros_node, lambda: bool(outs), 1.0)
+        assert outs and outs[-1].header.stamp.sec == 1001, node.output()[-2000:]
+        out = np.frombuffer(outs[-1].data, np.float32).reshape(48, 64)
+        assert np.nanmedian(out) == pytest.approx(1.5, rel=0.02)
+        assert node.stop() == 0

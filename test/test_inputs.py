@@ -278,3 +278,39 @@ def test_latency_is_reported_only_for_stamps_from_this_clock():
     assert clock_latency(1000.0, 999.95) == pytest.approx(0.05)
     assert clock_latency(1_796_000_000.0, 1_317_000_000.0) is None   # a 2011 recording
     assert clock_latency(1000.0, 1000.5) is None                     # another clock, ahead
+
+
+def test_a_newest_only_subscription_decodes_the_newest_queued_message_and_counts_the_rest(ros_node):
+    """The fusion node's scans: under overload the reader's history must not become latency
+    (depth x period) nor CPU spent decoding scans the worker would drop; skipped ones are
+    counted as superseded, not as lost."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from depth_ai_nodes.ros.diagnostics import Diagnostics
+
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    gate = InputGate(ros_node, Diagnostics(ros_node))
+    got: dict[str, list[int]] = {"newest": [], "every": []}
+    stamp_of = lambda m: conv.stamp_to_ns(m.header.stamp)  # noqa: E731
+    gate.subscribe(Image, "/gate_test/newest", lambda m: got["newest"].append(stamp_of(m)), qos, newest_only=True)
+    gate.subscribe(Image, "/gate_test/every", lambda m: got["every"].append(stamp_of(m)), qos)
+    sender = rclpy.create_node("gate_test_sender", context=ros_node.context)
+    try:
+        pubs = [sender.create_publisher(Image, t, qos) for t in ("/gate_test/newest", "/gate_test/every")]
+        deadline = time.monotonic() + 10.0
+        while any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for burst in (range(1, 7), range(7, 8)):
+            for k in burst:
+                for p in pubs:
+                    p.publish(conv.array_to_image(np.zeros((2, 2), np.uint8), "mono8", frame_id="c", stamp=k))
+            time.sleep(0.5)  # all of the burst in the readers' histories before the node takes any
+            for _ in range(20):
+                rclpy.spin_once(ros_node, timeout_sec=0.05)
+        assert got["every"] == [1, 2, 3, 4, 5, 6, 7]
+        assert got["newest"] == [6, 7]
+        assert gate.superseded("/gate_test/newest") == 5 and gate.superseded("/gate_test/every") == 0
+        assert gate.missing("/gate_test/newest") == 0  # taken, so not a sequence gap
+    finally:
+        sender.destroy_node()

@@ -15,10 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from typing import Any, Sequence
 
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_ai_nodes.core.depth_model import DepthModel, FrameError, ModelError
 from depth_ai_nodes.core.depth_pipeline import ALIGN_MODES, REFERENCES, DepthPipeline, PipelineConfig
@@ -144,11 +145,13 @@ class DepthInferenceNode(Node):
         self.dropped = 0
         self.errors = 0
         self._stop = False
-        subs = [self.gate.transport("color", p["color_topic"], p["color_transport"], self._on_color),
+        # compressed frames are stored undecoded: only the frames the worker takes are decoded
+        # (at 30 fps into a model that runs a few times a second, most are replaced unused)
+        subs = [(*inputs.transport_topic(p["color_topic"], p["color_transport"]), self._on_color),
                 (p["color_info_topic"], CameraInfo, self._on_info)]
         if p["depth_topic"]:
-            subs.append(self.gate.transport("depth", p["depth_topic"], p["depth_transport"],
-                                            lambda m: self._on_ref("depth", self._depths, m)))
+            subs.append((*inputs.transport_topic(p["depth_topic"], p["depth_transport"]),
+                         lambda m: self._on_ref("depth", self._depths, m)))
         if p["sparse_topic"]:
             subs.append((p["sparse_topic"], Image, lambda m: self._on_ref("sparse", self._sparse, m)))
         for topic, typ, cb in subs:
@@ -160,10 +163,11 @@ class DepthInferenceNode(Node):
                                f"{p['depth_topic'] or '-'}, sparse {p['sparse_topic'] or '-'}")
 
     # -- callbacks: validate at the boundary (cheap: views, no pixel copies) and store; the
-    # worker converts. Every malformed frame is counted as it arrives, even one a newer
-    # frame would have replaced before the worker took it.
-    def _on_color(self, msg: Image) -> None:
-        if self.gate.read("color", inputs.image, msg, inputs.COLOR_ENCODINGS, "colour image") is None:
+    # worker converts. Every malformed raw frame is counted as it arrives, even one a newer
+    # frame would have replaced before the worker took it; a compressed frame is decoded (and
+    # a corrupt one rejected) only when the worker takes it.
+    def _on_color(self, msg: Image | CompressedImage) -> None:
+        if self._check("color", msg, inputs.COLOR_ENCODINGS)[0] is None:
             return
         with self._cv:
             if self._color is not None:
@@ -175,8 +179,15 @@ class DepthInferenceNode(Node):
         if self.gate.read("camera_info", inputs.camera_info, msg, stamped=False) is not None:
             self._info = msg   # never republished unless valid
 
-    def _on_ref(self, stream: str, store: deque, msg: Image) -> None:
-        ok, reset = self.gate.read_stamped(stream, inputs.image, msg, inputs.DEPTH_ENCODINGS, f"{stream} image")
+    def _check(self, stream: str, msg: Image | CompressedImage, encodings: Sequence[str]) -> tuple[Any, bool]:
+        """The boundary's cheap part, stamp included: a raw image's header against its buffer,
+        a compressed one's size (decoded in `_process`)."""
+        if isinstance(msg, CompressedImage):
+            return self.gate.read_stamped(stream, inputs.undecoded, msg)
+        return self.gate.read_stamped(stream, inputs.image, msg, encodings, f"{stream} image")
+
+    def _on_ref(self, stream: str, store: deque, msg: Image | CompressedImage) -> None:
+        ok, reset = self._check(stream, msg, inputs.DEPTH_ENCODINGS)
         if ok is None:
             return
         with self._cv:
@@ -232,9 +243,11 @@ class DepthInferenceNode(Node):
 
     def _process(self, received: float, taken: float, color: Image, depth: Image | None,
                  sparse: Image | None) -> None:
-        decoded = {name: self.gate.read(name, reader, msg, stamped=False) for name, reader, msg in (
-            ("color", inputs.color_image, color), ("depth", inputs.depth_image, depth),
-            ("sparse", inputs.depth_image, sparse)) if msg is not None}
+        transports = {"color": self.p["color_transport"], "depth": self.p["depth_transport"], "sparse": "raw"}
+        decoded = {name: self.gate.read(name, lambda m, r=reader, t=transports[name]: r(inputs.image_from(m, t)),
+                                        msg, stamped=False)
+                   for name, reader, msg in (("color", inputs.color_image, color), ("depth", inputs.depth_image, depth),
+                                             ("sparse", inputs.depth_image, sparse)) if msg is not None}
         if any(v is None for v in decoded.values()):
             return  # rejected at the boundary: counted, logged and in /diagnostics
         rgb = decoded["color"].array
@@ -245,9 +258,10 @@ class DepthInferenceNode(Node):
                              f"(stamp {conv.stamp_to_s(color.header.stamp):.3f}); the model needs depth")
         res = self.pipeline.process(rgb, depth_m, sparse_m)
         info = self._info
-        if info is not None and (info.width, info.height) != (color.width, color.height):
+        height, width = rgb.shape[:2]
+        if info is not None and (info.width, info.height) != (width, height):
             res.warnings.append(f"camera_info {info.width}x{info.height} does not match the colour image "
-                                f"{color.width}x{color.height}: camera_info and points not published")
+                                f"{width}x{height}: camera_info and points not published")
             info = None
         elif info is None:
             res.warnings.append(f"no camera_info on {self.p['color_info_topic']} yet: camera_info "

@@ -268,7 +268,8 @@ class LidarFusionNode(Node):
             qos = latched_qos() if typ is Extrinsics else \
                 qos_from_name("reliable", depth) if self.p["input_qos"] == "reliable" else \
                 matching_qos(self, topic, depth=depth)
-            self._subs[topic] = self.create_subscription(typ, topic, self.gate.counted(topic, cb), qos)
+            # scans: only the newest queued one is decoded (the worker fuses the latest anyway)
+            self._subs[topic] = self.gate.subscribe(typ, topic, cb, qos, newest_only=topic == self._cloud_topic)
 
     # --- camera side: validate at the boundary, store -------------------------------------
     def _on_info(self, msg: CameraInfo) -> None:
@@ -657,7 +658,7 @@ class LidarFusionNode(Node):
             "match rate": match_rate, "clouds": counts["clouds"],
             "fused with camera": counts["fused"], "without camera": counts["unmatched"],
             "rejected clouds": counts["rejected"], "dropped points": counts["dropped_points"],
-            "dropped clouds (overload)": counts["dropped_overload"],
+            "dropped clouds (overload)": counts["dropped_overload"] + self.gate.superseded(self._cloud_topic),
             "lost upstream (sequence gaps)": self.gate.missing(self._cloud_topic),
             "motion compensated": counts["deskewed"],
             "points": n, "points in view": in_view, "occluded": occluded,

@@ -33,13 +33,14 @@ from depth_ai_nodes.ros.params import Param
 
 __all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
            "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
-           "twist", "extrinsics", "transform", "decompressed", "TRANSPORTS", "CLOUD_TRANSPORTS", "decompressed_cloud",
+           "twist", "extrinsics", "transform", "decompressed", "transport_topic", "undecoded", "image_from", "TRANSPORTS", "CLOUD_TRANSPORTS", "decompressed_cloud",
            "DecompressedCloud", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
 
 MAX_IMAGE_PIXELS = 8192 * 8192   # larger than any depth camera: a corrupt header, not a frame
 MAX_SPEED = 100.0                # m/s: faster odometry is a fault, not a robot
 MAX_ANGULAR_RATE = 50.0          # rad/s (~8 turns/s)
 MAX_SCAN_TIME = 1.0              # s: per-point times beyond this are no scan offsets
+NEWEST_DRAIN_MAX = 1000          # queued messages one newest-only call takes at most (no endless drain)
 MONO_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "8UC3", "mono8", "8UC1")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
@@ -240,6 +241,27 @@ def cloud(msg: PointCloud2 | DecompressedCloud, extra: Sequence[str] = ("intensi
 TRANSPORTS = ("raw", "compressed", "compressedDepth")
 
 
+def transport_topic(topic: str, transport: str) -> tuple[str, type]:
+    """Where and as what an image arrives through `transport`: raw on `topic` as an Image,
+    compressed / compressedDepth on <topic>/<transport> as a CompressedImage."""
+    if transport == "raw":
+        return topic, Image
+    return f"{topic.rstrip('/')}/{transport}", CompressedImage
+
+
+def undecoded(msg: CompressedImage) -> CompressedImage:
+    """A compressed image kept undecoded until it is used (a node that processes only the
+    newest of many frames decodes only that one); an empty one is rejected here."""
+    if not len(msg.data):
+        raise Rejected(Reason.EMPTY, f"CompressedImage ({msg.format!r}) has 0 bytes")
+    return msg
+
+
+def image_from(msg: Image | CompressedImage, transport: str) -> Image:
+    """The Image a message carries: itself (raw), or decoded from image_transport's layout."""
+    return msg if transport == "raw" else decompressed(msg, transport)
+
+
 def decompressed(msg: CompressedImage, transport: str) -> Image:
     """An image_transport compressed / compressedDepth message -> the Image it carries (same
     header), decoded as the plugins define it (core/compressed.py); Rejected when corrupt."""
@@ -365,6 +387,7 @@ class InputGate:
         self._last_reject = -math.inf
         self.resets: dict[str, int] = {}
         self.gaps: dict[str, SequenceGaps] = {}
+        self.superseded_by: dict[str, int] = {}
         self._diag.set("inputs", OK, "no input rejected", **self._values())
         node.create_timer(1.0, self.flush)
 
@@ -376,15 +399,58 @@ class InputGate:
             callback(msg)
         return with_info
 
+    def subscribe(self, typ: type, topic: str, callback: Callable[[Any], None], qos: Any,
+                  newest_only: bool = False) -> Any:
+        """A subscription whose callback counts sequence gaps first (`counted`). newest_only:
+        each call first takes what is already queued behind its message and hands on only the
+        newest; the older ones are counted as superseded (`superseded(topic)`), never decoded.
+        For a stream of which the node uses only the latest (the fusion node's scans): under
+        overload its reader's history would otherwise become latency (depth x period) and CPU
+        spent decoding what is dropped anyway. Safe with the single-threaded executor every
+        node spins (one thread takes from the subscription)."""
+        if not newest_only:
+            return self._node.create_subscription(typ, topic, self.counted(topic, callback), qos)
+        bound: list[Any] = []
+
+        def newest(msg: Any, info: Any) -> None:
+            self.count_gaps(topic, info)
+            skipped = 0
+            while bound and skipped < NEWEST_DRAIN_MAX:
+                sub = bound[0]
+                try:
+                    with sub.handle:
+                        taken = sub.handle.take_message(sub.msg_type, sub.raw)
+                except Exception:  # the subscription is being destroyed (shutdown): keep this one
+                    break
+                if taken is None:
+                    break
+                msg, info = taken
+                self.count_gaps(topic, info)
+                skipped += 1
+            if skipped:
+                with self._lock:
+                    self.superseded_by[topic] = self.superseded_by.get(topic, 0) + skipped
+                    values = self._values()
+                self._diag.update("inputs", **values)
+            callback(msg)
+
+        sub = self._node.create_subscription(typ, topic, newest, qos)
+        bound.append(sub)
+        return sub
+
+    def superseded(self, topic: str) -> int:
+        """Messages of `topic` taken but never decoded: a newer one was already queued."""
+        with self._lock:
+            return self.superseded_by.get(topic, 0)
+
     def transport(self, stream: str, topic: str, transport: str, callback: Callable[[Image], None]
                   ) -> tuple[str, type, Callable[[Any], None]]:
         """(topic, message type, callback) to subscribe to an image through `transport`:
         raw as is; compressed / compressedDepth on <topic>/<transport>, decoded here and
         handed on as an Image (a corrupt one is rejected and counted)."""
-        if transport == "raw":
-            return topic, Image, callback
-        return f"{topic.rstrip('/')}/{transport}", CompressedImage, self._decoding(stream, decompressed,
-                                                                                    transport, callback)
+        where, typ = transport_topic(topic, transport)
+        return where, typ, callback if transport == "raw" else self._decoding(stream, decompressed,
+                                                                                transport, callback)
 
     def cloud_transport(self, stream: str, topic: str, transport: str, callback: Callable[[Any], None]
                         ) -> tuple[str, type, Callable[[Any], None]]:
@@ -521,4 +587,7 @@ class InputGate:
         lost = {s: g.missing for s, g in sorted(self.gaps.items()) if g.missing}
         vals["lost before the node (sequence gaps)"] = sum(lost.values())
         vals.update({f"lost on {s}": n for s, n in lost.items()})
+        if self.superseded_by:
+            vals["superseded (a newer one was queued)"] = sum(self.superseded_by.values())
+            vals.update({f"superseded on {s}": n for s, n in sorted(self.superseded_by.items())})
         return vals

@@ -53,9 +53,10 @@ def input_qos_depth_help(own: str) -> str:
             f"large message still under repair once that many newer ones have arrived: across a link "
             f"with one frame in 20 lost, raw 6.3 MB LiDAR scans at 10 Hz stopped reaching a fusion node "
             f"keeping 5 and kept flowing (0.62-0.81 of the clean rate) with 10, which --multi-host sets "
-            f"for the fusion node. Deeper, a node slower than its input works through a backlog (40 "
-            f"scans on a full core: 5.7 s late), and costs memory (at worst depth x message size per "
-            f"topic) (bench/RESULTS.md).")
+            f"for the fusion node (which decodes only the newest queued scan, so a deeper reader "
+            f"adds no backlog there). Deeper, a node slower than its input works through a backlog "
+            f"of its other streams, and it costs memory (at worst depth x message size per topic) "
+            f"(bench/RESULTS.md).")
 
 
 def history_depth(depth: int, parameter: str = "qos_depth") -> int:
