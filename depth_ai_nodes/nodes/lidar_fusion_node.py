@@ -21,7 +21,7 @@ import numpy as np
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_ai_nodes.core import calibration as calib
 from depth_ai_nodes.core.motion import deskew, twist_in_frame
@@ -118,9 +118,13 @@ PARAMETERS: list[Param] = [
 
 @dataclass
 class CameraFrame:
+    """A matched camera's frame. A compressed one keeps its message and is decoded when a
+    cloud is fused with it (`ir` None until then): at 30 fps with a 10 Hz LiDAR two of three
+    are never used, and decoding each in the callbacks delayed the frames behind it."""
     stamp: Any
-    ir: np.ndarray
+    ir: np.ndarray | None
     info: CameraInfo
+    encoded: CompressedImage | None = None
 
 
 class LidarFusionNode(Node):
@@ -200,10 +204,10 @@ class LidarFusionNode(Node):
         self._cloud_topic = cloud_sub[0]
         self._wanted: dict[str, tuple[type, Any]] = {self._cloud_topic: cloud_sub[1:]}
         if self.color_only:  # the colour camera is the camera: its frames are matched, no IR
-            self._want_image("color", p["color_topic"], p["color_transport"], self._on_ir)
+            self._want_frames(p["color_topic"], p["color_transport"])
             self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_info)
         else:
-            self._want_image("ir", p["ir_topic"], p["ir_transport"], self._on_ir)
+            self._want_frames(p["ir_topic"], p["ir_transport"])
             self._wanted[p["ir_info_topic"]] = (CameraInfo, self._on_info)
             if p["color_topic"]:
                 self._want_image("color", p["color_topic"], p["color_transport"], self._on_color)
@@ -252,6 +256,12 @@ class LidarFusionNode(Node):
         topic, typ, cb = self.gate.transport(stream, topic, transport, callback)
         self._wanted[topic] = (typ, cb)
 
+    def _want_frames(self, topic: str, transport: str) -> None:
+        """The matched camera's frames, raw or compressed (kept undecoded: `CameraFrame`)."""
+        self._frame_transport = transport
+        where, typ = inputs.transport_topic(topic, transport)
+        self._wanted[where] = (typ, self._on_ir)
+
     def _make_tf(self) -> Any:
         listener = tf.transform_listener(self, self.gate)
         if listener is None:
@@ -283,20 +293,40 @@ class LidarFusionNode(Node):
             return
         self.info = msg
 
-    def _on_ir(self, msg: Image) -> None:
-        """The matched camera's frame: IR (mono), or colour (RGB) in colour-only mode."""
-        ir, reset = self.gate.read_stamped("color" if self.color_only else "ir",
-                                           inputs.color_image if self.color_only else inputs.mono_image, msg)
-        if ir is not None and self.info is None and self.matrix_K is not None:
-            self.info = _info_from_k(self.matrix_K, ir.array.shape, msg.header.frame_id)  # no camera_info needed
-        if ir is None or self.info is None:
+    def _on_ir(self, msg: Image | CompressedImage) -> None:
+        """The matched camera's frame: IR (mono), or colour (RGB) in colour-only mode; a
+        compressed one is checked for its stamp and size here and decoded when fused."""
+        stream = "color" if self.color_only else "ir"
+        if isinstance(msg, CompressedImage):
+            ok, reset = self.gate.read_stamped(stream, inputs.undecoded, msg)
+            frame = CameraFrame(msg.header.stamp, None, self.info, encoded=msg) if ok is not None else None
+            if frame is not None and self.info is None and self.matrix_K is not None:
+                frame = self._decoded(frame)  # its size makes the camera_info: decode now
+        else:
+            ir, reset = self.gate.read_stamped(stream, inputs.color_image if self.color_only else inputs.mono_image, msg)
+            frame = CameraFrame(msg.header.stamp, ir.array, self.info) if ir is not None else None
+        if frame is not None and self.info is None and self.matrix_K is not None:
+            self.info = frame.info = _info_from_k(self.matrix_K, frame.ir.shape, msg.header.frame_id)  # no camera_info needed
+        if frame is None or self.info is None:
             return
         with self._lock:
             if reset:  # a dead timeline must not stay "the newest frame"
                 self.matcher.frames.clear()
-            matches = self.matcher.add_frame(ir.stamp_s, CameraFrame(msg.header.stamp, ir.array, self.info),
-                                             time.monotonic())
+            matches = self.matcher.add_frame(conv.stamp_to_s(msg.header.stamp), frame, time.monotonic())
         self._emit(matches)
+
+    def _decoded(self, frame: CameraFrame) -> CameraFrame | None:
+        """The frame with its image decoded (once; the frame may match several clouds), or
+        None when the image is corrupt (rejected with its reason, counted)."""
+        if frame.ir is None:
+            reader = inputs.color_image if self.color_only else inputs.mono_image
+            img = self.gate.read("color" if self.color_only else "ir",
+                                 lambda m: reader(inputs.decompressed(m, self._frame_transport)),
+                                 frame.encoded, stamped=False)
+            if img is None:
+                return None
+            frame.ir, frame.encoded = img.array, None
+        return frame
 
     def _on_color(self, msg: Image) -> None:
         self._store_stamped(self.colors, *self.gate.read_stamped("color", inputs.color_image, msg))
@@ -422,7 +452,7 @@ class LidarFusionNode(Node):
         n = data.size
         inten = cols.get("intensity")
         inten = inten.astype(np.float32, copy=False) if inten is not None else np.full(n, np.nan, np.float32)
-        frame: CameraFrame | None = m.frame
+        frame: CameraFrame | None = self._decoded(m.frame) if m.frame is not None else None
         extr = self.extrinsics if self._tf is None else self._tf_extrinsics(data, frame)
         if self.color_only:
             self._fuse_color_only(m, data, frame, extr)
