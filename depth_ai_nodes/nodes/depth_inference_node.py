@@ -241,8 +241,8 @@ class DepthInferenceNode(Node):
         self.get_logger().error(f"frame skipped: {what}", throttle_duration_sec=2.0)
         self.diag.set("inference", ERROR, f"frame skipped: {what}", frame_errors=self.errors)
 
-    def _process(self, received: float, taken: float, color: Image, depth: Image | None,
-                 sparse: Image | None) -> None:
+    def _process(self, received: float, taken: float, color: Image | CompressedImage,
+                 depth: Image | CompressedImage | None, sparse: Image | None) -> None:
         transports = {"color": self.p["color_transport"], "depth": self.p["depth_transport"], "sparse": "raw"}
         decoded = {name: self.gate.read(name, lambda m, r=reader, t=transports[name]: r(inputs.image_from(m, t)),
                                         msg, stamped=False)
