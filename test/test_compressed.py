@@ -207,18 +207,35 @@ def conv_stamp(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
+def _malformed_count(diags: list, node: str) -> int | None:
+    """`rejected malformed` in the newest /diagnostics of `node`'s inputs (None: none seen yet)."""
+    for a in reversed(diags):
+        for st in a.status:
+            if st.name == f"{node}: inputs":
+                return int({kv.key: kv.value for kv in st.values}.get("rejected malformed", 0))
+    return None
+
+
+def _corrupt(data: bytes) -> bytes:
+    return data[:20] + bytes(len(data) - 20)   # a JPEG header, its body zeroed
+
+
 @pytest.mark.ros
-def test_inference_decodes_compressed_frames_when_it_takes_them_and_rejects_corrupt_ones(ros_node):
+def test_inference_decodes_compressed_frames_only_when_it_takes_them_and_rejects_corrupt_ones(ros_node):
     """Compressed frames are stored undecoded and decoded when the worker takes one: a corrupt
-    JPEG is then rejected with its reason (counted, node alive), and the next good one is used."""
+    frame replaced by a newer one before the worker took it is never decoded (no rejection:
+    decoding each in the callbacks cost the server a third of inference's rate); a corrupt
+    frame the worker takes is rejected with its reason, the node stays alive, the next good
+    one is used."""
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CompressedImage, Image
 
     from harness import NodeProcess, spin_until
 
+    name = "depth_inference"
     inf = {"color_topic": "/cz/color", "depth_topic": "/cz/depth", "color_info_topic": "/cz/info",
            "color_transport": "compressed", "depth_transport": "compressedDepth", "input_qos": "reliable",
-           "qos": "reliable", "intra_op_threads": 1, "depth_wait": 1.0}
+           "qos": "reliable", "intra_op_threads": 1, "depth_wait": 3.0}
     color_pub = ros_node.create_publisher(CompressedImage, "/cz/color/compressed", 10)
     depth_pub = ros_node.create_publisher(CompressedImage, "/cz/depth/compressedDepth", 10)
     outs: list[Image] = []
@@ -231,32 +248,102 @@ def test_inference_decodes_compressed_frames_when_it_takes_them_and_rejects_corr
     color_fmt, color_bytes = encode_compressed(rgb, "rgb8")
     depth_fmt, depth_bytes = encode_compressed_depth(depth, "16UC1", "rvl")
 
-    def send(color_data: bytes, sec: int) -> None:
-        for pub, fmt, data in ((depth_pub, depth_fmt, depth_bytes), (color_pub, color_fmt, color_data)):
-            m = CompressedImage(format=fmt, data=data)
-            m.header.stamp.sec = sec
-            m.header.frame_id = "cz_optical_frame"
-            pub.publish(m)
+    def publish(pub, fmt: str, data: bytes, sec: int) -> None:
+        m = CompressedImage(format=fmt, data=data)
+        m.header.stamp.sec = sec
+        m.header.frame_id = "cz_optical_frame"
+        pub.publish(m)
 
-    def malformed_counted() -> bool:
-        return any(kv.key == "rejected malformed" and int(kv.value) > 0 for a in diags[-4:]
-                   for s in a.status if s.name.endswith(": inputs") for kv in s.values)
+    def output_for(sec: int) -> bool:
+        return spin_until(ros_node, lambda: any(o.header.stamp.sec == sec for o in outs), 5.0)
 
     with NodeProcess.node("depth_inference_node", inf) as node:
         assert spin_until(ros_node, lambda: color_pub.get_subscription_count() > 0
                           and depth_pub.get_subscription_count() > 0, 30.0), node.output()[-2000:]
-        corrupt = color_bytes[:20] + bytes(len(color_bytes) - 20)   # JPEG header, zeroed body
-        deadline = time.monotonic() + 30.0
-        while not malformed_counted() and time.monotonic() < deadline:
-            send(corrupt, 1000)
-            spin_until(ros_node, malformed_counted, 1.0)
-        assert malformed_counted() and node.alive(), node.output()[-2000:]
-        assert not outs
-        deadline = time.monotonic() + 30.0
-        while not outs and time.monotonic() < deadline:
-            send(color_bytes, 1001)
-            spin_until(ros_node, lambda: bool(outs), 1.0)
-        assert outs and outs[-1].header.stamp.sec == 1001, node.output()[-2000:]
+        # a corrupt frame without its depth waits (depth_wait) and is replaced by a good pair
+        publish(color_pub, color_fmt, _corrupt(color_bytes), 999)
+        publish(depth_pub, depth_fmt, depth_bytes, 1000)
+        publish(color_pub, color_fmt, color_bytes, 1000)
+        assert output_for(1000), node.output()[-2000:]
+        assert spin_until(ros_node, lambda: _malformed_count(diags[-3:], name) is not None, 5.0)
+        assert _malformed_count(diags, name) == 0, "a replaced frame was decoded"
+        # a corrupt frame the worker takes: rejected and counted, then a good one is used
+        publish(depth_pub, depth_fmt, depth_bytes, 1001)
+        publish(color_pub, color_fmt, _corrupt(color_bytes), 1001)
+        assert spin_until(ros_node, lambda: (_malformed_count(diags[-3:], name) or 0) > 0, 10.0), \
+            node.output()[-2000:]
+        assert node.alive() and not any(o.header.stamp.sec == 1001 for o in outs)
+        publish(depth_pub, depth_fmt, depth_bytes, 1002)
+        publish(color_pub, color_fmt, color_bytes, 1002)
+        assert output_for(1002), node.output()[-2000:]
         out = np.frombuffer(outs[-1].data, np.float32).reshape(48, 64)
         assert np.nanmedian(out) == pytest.approx(1.5, rel=0.02)
         assert node.stop() == 0
+
+
+@pytest.mark.ros
+def test_fusion_decodes_a_compressed_ir_frame_only_when_a_cloud_is_fused_with_it(ros_node):
+    """ir_transport compressed: frames are matched undecoded. A corrupt frame no cloud matches
+    is never decoded (no rejection; decoding each in the callbacks delayed the frames behind it
+    past sync_timeout on a full core); a cloud matched to a corrupt frame goes out without camera
+    values and the frame is rejected with its reason; a good frame gives IR values."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2
+
+    from depth_ai_nodes.msg import Extrinsics
+    from depth_ai_nodes.ros import conversions as conv
+    from fuzz_messages import FUSION_PARAMS, H, LATCHED, RELIABLE, W, valid_cloud, valid_info
+    from harness import NodeProcess, spin_until
+
+    name = "lidar_fusion_node"
+    pubs = {"ir": ros_node.create_publisher(CompressedImage, "/fz/ir/compressed", RELIABLE),
+            "info": ros_node.create_publisher(CameraInfo, "/fz/ir_info", RELIABLE),
+            "cloud": ros_node.create_publisher(PointCloud2, "/fz/points", RELIABLE),
+            "extrinsics": ros_node.create_publisher(Extrinsics, "/fz/extrinsics", LATCHED)}
+    fused: list[PointCloud2] = []
+    diags: list[DiagnosticArray] = []
+    ros_node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    ir_fmt, ir_bytes = encode_compressed((np.arange(W * H) % 251).astype(np.uint8).reshape(H, W), "mono8")
+
+    def send_ir(data: bytes, stamp_ns: int) -> None:
+        m = CompressedImage(format=ir_fmt, data=data)
+        m.header.stamp = conv.ns_to_stamp(stamp_ns)
+        m.header.frame_id = "fz_cam"
+        pubs["info"].publish(valid_info(stamp_ns))
+        pubs["ir"].publish(m)
+
+    def fused_ir(stamp_ns: int) -> np.ndarray | None:
+        f = next((f for f in fused if conv.stamp_to_ns(f.header.stamp) == stamp_ns), None)
+        return None if f is None else conv.pointcloud2_to_fields(f, ["ir"])["ir"]
+
+    def fuse(ir_data: bytes, stray: bool, done) -> np.ndarray | None:
+        """A cloud and its IR frame now (and a corrupt frame 0.5 s earlier that no cloud
+        matches, when `stray`); resent until a fused cloud's ir field satisfies `done` (the
+        first may go out before the node has its camera_info)."""
+        ir = None
+        for _ in range(10):
+            now = time.time_ns()
+            if stray:
+                send_ir(_corrupt(ir_bytes), now - 500_000_000)
+            send_ir(ir_data, now)
+            pubs["cloud"].publish(valid_cloud(now))
+            if spin_until(ros_node, lambda: fused_ir(now) is not None, 2.0):
+                ir = fused_ir(now)
+                if done(ir):
+                    break
+        return ir
+
+    with NodeProcess.node(name, {**FUSION_PARAMS, "ir_transport": "compressed"}) as node:
+        assert spin_until(ros_node, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 30.0), \
+            node.output()[-2000:]
+        pubs["extrinsics"].publish(conv.extrinsics_to_msg(np.eye(4), "fz_lidar", "fz_cam"))
+        ir = fuse(ir_bytes, stray=True, done=lambda ir: np.isfinite(ir).mean() > 0.5)
+        assert ir is not None and np.isfinite(ir).mean() > 0.5, node.output()[-2000:]
+        assert spin_until(ros_node, lambda: _malformed_count(diags[-3:], name) is not None, 5.0)
+        assert _malformed_count(diags, name) == 0, "an unmatched frame was decoded"
+        ir = fuse(_corrupt(ir_bytes), stray=False, done=lambda ir: True)
+        assert ir is not None and not np.isfinite(ir).any(), node.output()[-2000:]  # no camera values
+        assert spin_until(ros_node, lambda: (_malformed_count(diags[-3:], name) or 0) > 0, 10.0), \
+            node.output()[-2000:]  # the frame it was matched to: rejected with its reason
+        assert node.alive() and node.stop() == 0

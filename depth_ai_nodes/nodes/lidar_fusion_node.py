@@ -316,17 +316,15 @@ class LidarFusionNode(Node):
         self._emit(matches)
 
     def _decoded(self, frame: CameraFrame) -> CameraFrame | None:
-        """The frame with its image decoded (once; the frame may match several clouds), or
-        None when the image is corrupt (rejected with its reason, counted)."""
-        if frame.ir is None:
+        """The frame with its image decoded (once: the frame may match several clouds), or
+        None when the image is corrupt (rejected with its reason and counted once)."""
+        if frame.ir is None and frame.encoded is not None:
             reader = inputs.color_image if self.color_only else inputs.mono_image
             img = self.gate.read("color" if self.color_only else "ir",
                                  lambda m: reader(inputs.decompressed(m, self._frame_transport)),
                                  frame.encoded, stamped=False)
-            if img is None:
-                return None
-            frame.ir, frame.encoded = img.array, None
-        return frame
+            frame.ir, frame.encoded = (img.array if img is not None else None), None
+        return frame if frame.ir is not None else None
 
     def _on_color(self, msg: Image) -> None:
         self._store_stamped(self.colors, *self.gate.read_stamped("color", inputs.color_image, msg))
