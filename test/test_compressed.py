@@ -347,3 +347,110 @@ def test_fusion_decodes_a_compressed_ir_frame_only_when_a_cloud_is_fused_with_it
         assert spin_until(ros_node, lambda: (_malformed_count(diags[-3:], name) or 0) > 0, 10.0), \
             node.output()[-2000:]  # the frame it was matched to: rejected with its reason
         assert node.alive() and node.stop() == 0
+
+
+def _rejected_from(diags: list, node: str, stream: str) -> int | None:
+    """`rejected from <stream>` in the newest /diagnostics of `node`'s inputs (None: none yet)."""
+    for a in reversed(diags):
+        for st in a.status:
+            if st.name == f"{node}: inputs":
+                return int({kv.key: kv.value for kv in st.values}.get(f"rejected from {stream}", 0))
+    return None
+
+
+@pytest.mark.ros
+def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses_them(ros_node):
+    """color_transport compressed, depth_transport compressedDepth: colour and depth frames are
+    held undecoded and decoded when a cloud is fused with them. Corrupt ones no cloud uses are
+    never decoded (no rejection; at 30 fps two of three are never used); a cloud fused with
+    corrupt ones goes out without rgb and depth_diff, and both are rejected with their reason;
+    good ones give the colour and the depth difference."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+    from depth_ai_nodes.msg import Extrinsics
+    from depth_ai_nodes.ros import conversions as conv
+    from fuzz_messages import FUSION_PARAMS, H, LATCHED, RELIABLE, W, valid_cloud, valid_info
+    from harness import NodeProcess, spin_until
+
+    name = "lidar_fusion_node"
+    params = {**FUSION_PARAMS, "color_topic": "/fz/color", "color_transport": "compressed",
+              "color_info_topic": "/fz/color_info", "color_extrinsics_topic": "/fz/d2c",
+              "depth_topic": "/fz/depth", "depth_transport": "compressedDepth"}
+    pubs = {"ir": ros_node.create_publisher(Image, "/fz/ir", RELIABLE),
+            "info": ros_node.create_publisher(CameraInfo, "/fz/ir_info", RELIABLE),
+            "color": ros_node.create_publisher(CompressedImage, "/fz/color/compressed", RELIABLE),
+            "color_info": ros_node.create_publisher(CameraInfo, "/fz/color_info", RELIABLE),
+            "depth": ros_node.create_publisher(CompressedImage, "/fz/depth/compressedDepth", RELIABLE),
+            "cloud": ros_node.create_publisher(PointCloud2, "/fz/points", RELIABLE),
+            "extrinsics": ros_node.create_publisher(Extrinsics, "/fz/extrinsics", LATCHED),
+            "d2c": ros_node.create_publisher(Extrinsics, "/fz/d2c", LATCHED)}
+    fused: list[PointCloud2] = []
+    diags: list[DiagnosticArray] = []
+    ros_node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    ir = conv.array_to_image(np.full((H, W), 120, np.uint8), "mono8", frame_id="fz_cam")
+    color_fmt, color_bytes = encode_compressed(np.full((H, W, 3), (200, 40, 40), np.uint8), "rgb8")
+    depth_fmt, depth_bytes = encode_compressed_depth(np.full((H, W), 1000, np.uint16), "16UC1", "rvl")
+
+    def send_camera(color: bytes, depth: bytes, stamp_ns: int, with_ir: bool = True) -> None:
+        for pub, fmt, data in ((pubs["color"], color_fmt, color), (pubs["depth"], depth_fmt, depth)):
+            m = CompressedImage(format=fmt, data=data)
+            m.header.stamp = conv.ns_to_stamp(stamp_ns)
+            m.header.frame_id = "fz_cam"
+            pub.publish(m)
+        pubs["info"].publish(valid_info(stamp_ns))
+        pubs["color_info"].publish(valid_info(stamp_ns))
+        if with_ir:
+            ir.header.stamp = conv.ns_to_stamp(stamp_ns)
+            pubs["ir"].publish(ir)
+
+    def fields(stamp_ns: int) -> dict | None:
+        f = next((f for f in fused if conv.stamp_to_ns(f.header.stamp) == stamp_ns), None)
+        return None if f is None else conv.pointcloud2_to_fields(f, ["ir", "rgb", "depth_diff"])
+
+    def fuse(color: bytes, depth: bytes, stray: bool, done) -> dict | None:
+        """A cloud with its camera frames now (and corrupt colour and depth 0.8 s earlier, which
+        no cloud uses, when `stray`); resent until the fused fields satisfy `done` (the first may
+        go out before the node has its camera_infos and extrinsics)."""
+        got = None
+        for _ in range(10):
+            now = time.time_ns()
+            if stray:
+                send_camera(_corrupt(color_bytes), _corrupt(depth_bytes), now - 800_000_000, with_ir=False)
+            send_camera(color, depth, now)
+            time.sleep(0.05)  # the frames before the cloud: they travel on other topics
+            pubs["cloud"].publish(valid_cloud(now))
+            if spin_until(ros_node, lambda: fields(now) is not None, 2.0):
+                got = fields(now)
+                if done(got):
+                    break
+        return got
+
+    def has_colour(f: dict) -> bool:
+        rgb = f["rgb"].view(np.uint32)
+        return bool(np.isfinite(f["ir"]).mean() > 0.5 and (rgb == 0xC82828).mean() > 0.5)
+
+    def rejected(stream: str) -> int:
+        return _rejected_from(diags[-3:], name, stream) or 0
+
+    with NodeProcess.node(name, params) as node:
+        assert spin_until(ros_node, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 30.0), \
+            node.output()[-2000:]
+        pubs["extrinsics"].publish(conv.extrinsics_to_msg(np.eye(4), "fz_lidar", "fz_cam"))
+        pubs["d2c"].publish(conv.extrinsics_to_msg(np.eye(4), "fz_cam", "fz_cam"))
+        got = fuse(color_bytes, depth_bytes, stray=True,
+                   done=lambda f: has_colour(f) and np.isfinite(f["depth_diff"]).mean() > 0.5)
+        assert got is not None and has_colour(got), node.output()[-2000:]
+        visible = np.isfinite(got["depth_diff"])
+        assert visible.mean() > 0.5
+        z = conv.pointcloud2_to_fields(fused[-1], ["z"])["z"]
+        np.testing.assert_allclose(got["depth_diff"][visible], (1.0 - z)[visible], atol=0.02)  # camera - LiDAR
+        assert spin_until(ros_node, lambda: _rejected_from(diags[-3:], name, "color") is not None, 5.0)
+        assert rejected("color") == 0 and rejected("depth") == 0, "an unused frame was decoded"
+        got = fuse(_corrupt(color_bytes), _corrupt(depth_bytes), stray=False, done=lambda f: True)
+        assert got is not None and np.isfinite(got["ir"]).mean() > 0.5, node.output()[-2000:]
+        assert not has_colour(got) and not np.isfinite(got["depth_diff"]).any()
+        assert spin_until(ros_node, lambda: rejected("color") > 0 and rejected("depth") > 0, 10.0), \
+            node.output()[-2000:]
+        assert node.alive() and node.stop() == 0

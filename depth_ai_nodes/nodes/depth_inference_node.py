@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Sequence
 
 import numpy as np
 from rclpy.node import Node
@@ -167,7 +166,7 @@ class DepthInferenceNode(Node):
     # frame would have replaced before the worker took it; a compressed frame is decoded (and
     # a corrupt one rejected) only when the worker takes it.
     def _on_color(self, msg: Image | CompressedImage) -> None:
-        if self._check("color", msg, inputs.COLOR_ENCODINGS)[0] is None:
+        if self.gate.check_image("color", msg, inputs.COLOR_ENCODINGS)[0] is None:
             return
         with self._cv:
             if self._color is not None:
@@ -179,15 +178,8 @@ class DepthInferenceNode(Node):
         if self.gate.read("camera_info", inputs.camera_info, msg, stamped=False) is not None:
             self._info = msg   # never republished unless valid
 
-    def _check(self, stream: str, msg: Image | CompressedImage, encodings: Sequence[str]) -> tuple[Any, bool]:
-        """The boundary's cheap part, stamp included: a raw image's header against its buffer,
-        a compressed one's size (decoded in `_process`)."""
-        if isinstance(msg, CompressedImage):
-            return self.gate.read_stamped(stream, inputs.undecoded, msg)
-        return self.gate.read_stamped(stream, inputs.image, msg, encodings, f"{stream} image")
-
     def _on_ref(self, stream: str, store: deque, msg: Image | CompressedImage) -> None:
-        ok, reset = self._check(stream, msg, inputs.DEPTH_ENCODINGS)
+        ok, reset = self.gate.check_image(stream, msg, inputs.DEPTH_ENCODINGS)
         if ok is None:
             return
         with self._cv:
@@ -244,8 +236,7 @@ class DepthInferenceNode(Node):
     def _process(self, received: float, taken: float, color: Image | CompressedImage,
                  depth: Image | CompressedImage | None, sparse: Image | None) -> None:
         transports = {"color": self.p["color_transport"], "depth": self.p["depth_transport"], "sparse": "raw"}
-        decoded = {name: self.gate.read(name, lambda m, r=reader, t=transports[name]: r(inputs.image_from(m, t)),
-                                        msg, stamped=False)
+        decoded = {name: self.gate.decode_image(name, reader, msg, transports[name])
                    for name, reader, msg in (("color", inputs.color_image, color), ("depth", inputs.depth_image, depth),
                                              ("sparse", inputs.depth_image, sparse)) if msg is not None}
         if any(v is None for v in decoded.values()):

@@ -32,7 +32,7 @@ from depth_ai_nodes.msg import Extrinsics
 from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros import inputs
 from depth_ai_nodes.ros import tf
-from depth_ai_nodes.ros.inputs import CloudData, InputGate, Reason, Rejected
+from depth_ai_nodes.ros.inputs import CloudData, HeldImage, InputGate, Reason, Rejected
 from depth_ai_nodes.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from depth_ai_nodes.ros.node_main import ConfigError, announce_first_compile, run_node
 from depth_ai_nodes.ros.params import Param, declare
@@ -118,13 +118,17 @@ PARAMETERS: list[Param] = [
 
 @dataclass
 class CameraFrame:
-    """A matched camera's frame. A compressed one keeps its message and is decoded when a
-    cloud is fused with it (`ir` None until then): at 30 fps with a 10 Hz LiDAR two of three
-    are never used, and decoding each in the callbacks delayed the frames behind it."""
+    """A matched camera's frame, its pixels read when a cloud is fused with it (`ir`, set by
+    `_decoded`): at 30 fps with a 10 Hz LiDAR two of three are never used, and decoding each
+    compressed one in the callbacks delayed the frames behind it past sync_timeout."""
     stamp: Any
-    ir: np.ndarray | None
+    image: HeldImage
     info: CameraInfo
-    encoded: CompressedImage | None = None
+
+    @property
+    def ir(self) -> np.ndarray | None:
+        """The IR (or, colour-only, the RGB) pixels once read; None before or when rejected."""
+        return self.image.array
 
 
 class LidarFusionNode(Node):
@@ -141,6 +145,8 @@ class LidarFusionNode(Node):
         # colour-only cameras (KITTI image_2, nuScenes): no IR topic, the LiDAR extrinsics map
         # into the colour camera directly, fused points carry rgb instead of ir
         self.color_only = not p["ir_topic"] and bool(p["color_topic"])
+        self._frame_stream = "color" if self.color_only else "ir"
+        self._frame_encodings = inputs.COLOR_ENCODINGS if self.color_only else inputs.MONO_ENCODINGS
         if not p["ir_topic"] and not p["color_topic"]:
             raise ConfigError("ir_topic and color_topic are both off: the node needs a camera (IR, or "
                               "colour alone with the LiDAR extrinsics into the colour camera)")
@@ -204,18 +210,18 @@ class LidarFusionNode(Node):
         self._cloud_topic = cloud_sub[0]
         self._wanted: dict[str, tuple[type, Any]] = {self._cloud_topic: cloud_sub[1:]}
         if self.color_only:  # the colour camera is the camera: its frames are matched, no IR
-            self._want_frames(p["color_topic"], p["color_transport"])
+            self._want_image(p["color_topic"], p["color_transport"], self._on_ir)
             self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_info)
         else:
-            self._want_frames(p["ir_topic"], p["ir_transport"])
+            self._want_image(p["ir_topic"], p["ir_transport"], self._on_ir)
             self._wanted[p["ir_info_topic"]] = (CameraInfo, self._on_info)
             if p["color_topic"]:
-                self._want_image("color", p["color_topic"], p["color_transport"], self._on_color)
+                self._want_image(p["color_topic"], p["color_transport"], self._on_color)
             if self._colour_geometry:
                 self._wanted[p["color_info_topic"]] = (CameraInfo, self._on_color_info)
                 self._wanted[p["color_extrinsics_topic"]] = (Extrinsics, self._on_color_extrinsics)
         if p["depth_topic"]:
-            self._want_image("depth", p["depth_topic"], p["depth_transport"], self._on_depth)
+            self._want_image(p["depth_topic"], p["depth_transport"], self._on_depth)
         if p["odom_topic"]:
             self._wanted[p["odom_topic"]] = (Odometry, self._on_odom)
         if p["twist_topic"]:
@@ -251,16 +257,11 @@ class LidarFusionNode(Node):
         except calib.CalibrationError as err:
             raise ConfigError(str(err)) from err
 
-    def _want_image(self, stream: str, topic: str, transport: str, callback: Any) -> None:
-        """An image subscription, raw or through image_transport's compressed layouts."""
-        topic, typ, cb = self.gate.transport(stream, topic, transport, callback)
-        self._wanted[topic] = (typ, cb)
-
-    def _want_frames(self, topic: str, transport: str) -> None:
-        """The matched camera's frames, raw or compressed (kept undecoded: `CameraFrame`)."""
-        self._frame_transport = transport
+    def _want_image(self, topic: str, transport: str, callback: Any) -> None:
+        """An image subscription, raw or through image_transport's compressed layouts; its
+        frames are held unread (`inputs.HeldImage`) and read when a cloud uses one."""
         where, typ = inputs.transport_topic(topic, transport)
-        self._wanted[where] = (typ, self._on_ir)
+        self._wanted[where] = (typ, callback)
 
     def _make_tf(self) -> Any:
         listener = tf.transform_listener(self, self.gate)
@@ -294,17 +295,12 @@ class LidarFusionNode(Node):
         self.info = msg
 
     def _on_ir(self, msg: Image | CompressedImage) -> None:
-        """The matched camera's frame: IR (mono), or colour (RGB) in colour-only mode; a
-        compressed one is checked for its stamp and size here and decoded when fused."""
-        stream = "color" if self.color_only else "ir"
-        if isinstance(msg, CompressedImage):
-            ok, reset = self.gate.read_stamped(stream, inputs.undecoded, msg)
-            frame = CameraFrame(msg.header.stamp, None, self.info, encoded=msg) if ok is not None else None
-            if frame is not None and self.info is None and self.matrix_K is not None:
-                frame = self._decoded(frame)  # its size makes the camera_info: decode now
-        else:
-            ir, reset = self.gate.read_stamped(stream, inputs.color_image if self.color_only else inputs.mono_image, msg)
-            frame = CameraFrame(msg.header.stamp, ir.array, self.info) if ir is not None else None
+        """The matched camera's frame: IR (mono), or colour (RGB) in colour-only mode; checked
+        for its header or size and its stamp here, read when a cloud is fused with it."""
+        held, reset = self.gate.hold_image(self._frame_stream, msg, self._frame_encodings)
+        frame = CameraFrame(msg.header.stamp, held, self.info) if held is not None else None
+        if frame is not None and self.info is None and self.matrix_K is not None:
+            frame = self._decoded(frame)  # its size makes the camera_info: read it now
         if frame is not None and self.info is None and self.matrix_K is not None:
             self.info = frame.info = _info_from_k(self.matrix_K, frame.ir.shape, msg.header.frame_id)  # no camera_info needed
         if frame is None or self.info is None:
@@ -316,18 +312,14 @@ class LidarFusionNode(Node):
         self._emit(matches)
 
     def _decoded(self, frame: CameraFrame) -> CameraFrame | None:
-        """The frame with its image decoded (once: the frame may match several clouds), or
-        None when the image is corrupt (rejected with its reason and counted once)."""
-        if frame.ir is None and frame.encoded is not None:
-            reader = inputs.color_image if self.color_only else inputs.mono_image
-            img = self.gate.read("color" if self.color_only else "ir",
-                                 lambda m: reader(inputs.decompressed(m, self._frame_transport)),
-                                 frame.encoded, stamped=False)
-            frame.ir, frame.encoded = (img.array if img is not None else None), None
-        return frame if frame.ir is not None else None
+        """The frame with its pixels read (once: the frame may match several clouds), or None
+        when the image is corrupt (rejected with its reason and counted once)."""
+        reader = inputs.color_image if self.color_only else inputs.mono_image
+        transport = self.p["color_transport" if self.color_only else "ir_transport"]
+        return frame if self.gate.pixels(self._frame_stream, frame.image, reader, transport) is not None else None
 
-    def _on_color(self, msg: Image) -> None:
-        self._store_stamped(self.colors, *self.gate.read_stamped("color", inputs.color_image, msg))
+    def _on_color(self, msg: Image | CompressedImage) -> None:
+        self._store_held(self.colors, *self.gate.hold_image("color", msg, inputs.COLOR_ENCODINGS))
 
     def _on_color_info(self, msg: CameraInfo) -> None:
         if self.gate.read("colour camera_info", inputs.camera_info, msg, stamped=False) is not None:
@@ -338,18 +330,17 @@ class LidarFusionNode(Node):
         if m is not None:
             self.depth_to_color = m
 
-    def _on_depth(self, msg: Image) -> None:
-        self._store_stamped(self.depths, *self.gate.read_stamped(
-            "depth", inputs.depth_image, msg, float(self.p["depth_scale"])))
+    def _on_depth(self, msg: Image | CompressedImage) -> None:
+        self._store_held(self.depths, *self.gate.hold_image("depth", msg, inputs.DEPTH_ENCODINGS))
 
-    def _store_stamped(self, buf: deque, data: Any, reset: bool) -> None:
-        """A validated image into its buffer (emptied first when its timeline restarted)."""
-        if data is None:
+    def _store_held(self, buf: deque, held: HeldImage | None, reset: bool) -> None:
+        """A checked image into its buffer (emptied first when its timeline restarted)."""
+        if held is None:
             return
         with self._lock:
             if reset:
                 buf.clear()
-            buf.append((data.stamp_s, data.array))
+            buf.append(held)
 
     def _on_odom(self, msg: Odometry) -> None:
         self._on_motion("odometry", msg)
@@ -457,9 +448,11 @@ class LidarFusionNode(Node):
             return
         names = ["x", "y", "z", "intensity", "ir"]
         with self._lock:  # the callbacks append to these while the worker fuses
-            color = self._nearest(self.colors, m.frame_time) if frame is not None else None
-            ref = self._nearest(self.depths, m.frame_time) if frame is not None else None
+            color_held = self._nearest(self.colors, m.frame_time) if frame is not None else None
+            ref_held = self._nearest(self.depths, m.frame_time) if frame is not None else None
             odoms = list(self.odoms)
+        color = self._color_pixels(color_held)
+        ref = self._depth_pixels(ref_held)
         use_rgb, use_ref = bool(self.p["color_topic"]), bool(self.p["depth_topic"])
         if frame is None or extr is None:
             self._publish_unmatched(m, data, inten, names + (["rgb"] if use_rgb else []) +
@@ -518,8 +511,9 @@ class LidarFusionNode(Node):
         use_ref = bool(self.p["depth_topic"])
         names = ["x", "y", "z", "intensity", "rgb"] + (["depth_diff"] if use_ref else [])
         with self._lock:
-            ref = self._nearest(self.depths, m.frame_time) if frame is not None else None
+            ref_held = self._nearest(self.depths, m.frame_time) if frame is not None else None
             odoms = list(self.odoms)
+        ref = self._depth_pixels(ref_held)
         if frame is None or extr is None:
             self._publish_unmatched(m, data, inten, names, frame, extr)
             return
@@ -601,11 +595,21 @@ class LidarFusionNode(Node):
         return cproj
 
     @staticmethod
-    def _nearest(buf: deque, t: float | None) -> np.ndarray | None:
+    def _nearest(buf: deque, t: float | None) -> HeldImage | None:
         if t is None or not buf:
             return None
-        st, arr = min(buf, key=lambda e: abs(e[0] - t))
-        return arr if abs(st - t) <= 0.5 else None
+        held = min(buf, key=lambda e: abs(e.stamp_s - t))
+        return held if abs(held.stamp_s - t) <= 0.5 else None
+
+    def _color_pixels(self, held: HeldImage | None) -> np.ndarray | None:
+        """The colour image's RGB pixels, read (decoded) in the worker when a cloud uses it."""
+        return None if held is None else self.gate.pixels("color", held, inputs.color_image,
+                                                          self.p["color_transport"])
+
+    def _depth_pixels(self, held: HeldImage | None) -> np.ndarray | None:
+        """The reference depth in metres, read (decoded) in the worker when a cloud uses it."""
+        return None if held is None else self.gate.pixels("depth", held, inputs.depth_image,
+                                                          self.p["depth_transport"], float(self.p["depth_scale"]))
 
     def _tf_extrinsics(self, data: CloudData, frame: CameraFrame | None) -> np.ndarray | None:
         if frame is None:

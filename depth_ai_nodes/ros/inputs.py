@@ -33,7 +33,7 @@ from depth_ai_nodes.ros.params import Param
 
 __all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
            "stamp_policy", "image", "mono_image", "color_image", "depth_image", "camera_info", "cloud",
-           "twist", "extrinsics", "transform", "decompressed", "transport_topic", "undecoded", "image_from", "TRANSPORTS", "CLOUD_TRANSPORTS", "decompressed_cloud",
+           "twist", "extrinsics", "transform", "decompressed", "transport_topic", "undecoded", "image_from", "HeldImage", "TRANSPORTS", "CLOUD_TRANSPORTS", "decompressed_cloud",
            "DecompressedCloud", "MAX_SPEED", "MAX_ANGULAR_RATE", "MAX_IMAGE_PIXELS", "MAX_SCAN_TIME"]
 
 MAX_IMAGE_PIXELS = 8192 * 8192   # larger than any depth camera: a corrupt header, not a frame
@@ -44,6 +44,7 @@ NEWEST_DRAIN_MAX = 1000          # queued messages one newest-only call takes at
 MONO_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "8UC3", "mono8", "8UC1")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+IMAGE_WHAT = {"ir": "IR image", "color": "colour image", "depth": "depth image"}  # streams' names in reasons
 
 STAMP_PARAMETERS: list[Param] = [
     Param("max_stamp_ahead", 2.0, "Inputs stamped later than this node's clock (ROS time: sim time "
@@ -262,6 +263,17 @@ def image_from(msg: Image | CompressedImage, transport: str) -> Image:
     return msg if transport == "raw" else decompressed(msg, transport)
 
 
+@dataclass
+class HeldImage:
+    """An image checked at the boundary (header or size, and stamp) whose pixels are read when
+    first used (`InputGate.pixels`): a node that uses one frame in three converts or decodes
+    only that one. `msg` is dropped once read; `array` None after that means rejected."""
+
+    stamp_s: float
+    msg: Image | CompressedImage | None
+    array: np.ndarray | None = None
+
+
 def decompressed(msg: CompressedImage, transport: str) -> Image:
     """An image_transport compressed / compressedDepth message -> the Image it carries (same
     header), decoded as the plugins define it (core/compressed.py); Rejected when corrupt."""
@@ -443,14 +455,38 @@ class InputGate:
         with self._lock:
             return self.superseded_by.get(topic, 0)
 
-    def transport(self, stream: str, topic: str, transport: str, callback: Callable[[Image], None]
-                  ) -> tuple[str, type, Callable[[Any], None]]:
-        """(topic, message type, callback) to subscribe to an image through `transport`:
-        raw as is; compressed / compressedDepth on <topic>/<transport>, decoded here and
-        handed on as an Image (a corrupt one is rejected and counted)."""
-        where, typ = transport_topic(topic, transport)
-        return where, typ, callback if transport == "raw" else self._decoding(stream, decompressed,
-                                                                                transport, callback)
+    def check_image(self, stream: str, msg: Image | CompressedImage, encodings: Sequence[str]
+                    ) -> tuple[Image | CompressedImage | None, bool]:
+        """The boundary's cheap part for an image used later, or never: a raw one's header
+        against its buffer (a view, no pixel copy), a compressed one's size, either's stamp.
+        (msg, whether the stream's timeline restarted), or (None, False) when rejected;
+        `decode_image` reads its pixels."""
+        if isinstance(msg, CompressedImage):
+            ok, reset = self.read_stamped(stream, undecoded, msg)
+        else:
+            ok, reset = self.read_stamped(stream, image, msg, encodings, IMAGE_WHAT.get(stream, f"{stream} image"))
+        return (msg if ok is not None else None), reset
+
+    def decode_image(self, stream: str, reader: Callable[..., ImageData], msg: Image | CompressedImage,
+                     transport: str, *args: Any) -> ImageData | None:
+        """reader(the Image `msg` carries, *args): decoded now when compressed; None when
+        rejected (a corrupt image: counted and reported under `stream`)."""
+        return self.read(stream, lambda m: reader(image_from(m, transport), *args), msg, stamped=False)
+
+    def hold_image(self, stream: str, msg: Image | CompressedImage, encodings: Sequence[str]
+                   ) -> tuple[HeldImage | None, bool]:
+        """`check_image` as a HeldImage (pixels read on first use), with the restart flag."""
+        ok, reset = self.check_image(stream, msg, encodings)
+        return (HeldImage(conv.stamp_to_s(msg.header.stamp), ok) if ok is not None else None), reset
+
+    def pixels(self, stream: str, held: HeldImage, reader: Callable[..., ImageData], transport: str,
+               *args: Any) -> np.ndarray | None:
+        """The held image's pixels, read once (an image used for several outputs is decoded,
+        and a corrupt one counted, once); None when rejected."""
+        if held.array is None and held.msg is not None:
+            data = self.decode_image(stream, reader, held.msg, transport, *args)
+            held.array, held.msg = (data.array if data is not None else None), None
+        return held.array
 
     def cloud_transport(self, stream: str, topic: str, transport: str, callback: Callable[[Any], None]
                         ) -> tuple[str, type, Callable[[Any], None]]:
