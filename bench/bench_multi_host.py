@@ -2,7 +2,7 @@
 
     sudo python bench/bench_multi_host.py [--seconds 40] [--loss 5] [--lidar 128x2048] [--camera 640x480x30]
                                           [--compressed] [--streams] [--lidar-files] [--repeat N]
-                                          [--shared-cpus] [--params YAML]
+                                          [--shared-cpus] [--params YAML] [--observe diagnostics]
 
 Two network namespaces ("robot" and "server") joined by a veth pair with their own
 addresses, each with its own /dev/shm (so Fast DDS cannot take a shared-memory shortcut
@@ -130,6 +130,10 @@ def main() -> int:
                         "'lidar_fusion_node: {ros__parameters: {input_qos_depth: 10}}'")
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds of the three set-ups (one host, clean link, loss), in turn; ratios per round + median")
+    p.add_argument("--observe", choices=("runner", "diagnostics"), default="runner",
+                   help="how the server's output rates are measured: its runner's monitor subscribing to every "
+                        "output (default), or read from the nodes' /diagnostics with the monitor off "
+                        "(test/diag_observer.py: the monitor's own CPU out of the server's core)")
     p.add_argument("--shared-cpus", action="store_true",
                    help="both hosts on every core (default: each its own half of the cores)")
     args = p.parse_args()
@@ -158,19 +162,24 @@ def main() -> int:
         return logs / (name.replace(" ", "_") + (f"_{rep}" if args.repeat > 1 else ""))
 
     rounds = [{name: run_split(sys.executable, args.seconds, loss, domain, params, folder(name, rep),
-                               cpus=cpus, one_host=one, extra_args=extra, server_command=probe)
+                               cpus=cpus, one_host=one, extra_args=extra, server_command=probe,
+                               observe_diagnostics=args.observe == "diagnostics")
                for name, (loss, one) in runs.items()} for rep in range(args.repeat)]
     out = rounds[-1]  # the detailed tables: the last round
     streams = sorted(runner_rates(out["one host"])) if args.streams else STREAMS
     one, clean, lossy = (runner_rates(out[k]) for k in runs)
     stalled = stalls(out[f"{args.loss} % loss"], streams)
+    if args.observe == "diagnostics":  # no monitor, no status rows to find a stop in
+        stalled = {t: "not watched" for t in streams}
     if args.streams:  # the probe prints no status rows: its longest gap between two messages instead
         stalled = {t: f"longest gap {g:.2f} s" for t, g in probe_gaps(out[f"{args.loss} % loss"]).items()}
     print(f"\nsplit pipeline, {args.seconds:g} s per run, LiDAR {args.lidar}"
           f"{' (pre-rendered files, stamped when read)' if args.lidar_files else ''}, camera {args.camera}"
           f"{', compressed' if args.compressed else ''}; CPUs robot / server: "
-          f"{'shared' if cpus is None else ' / '.join(cpus)}; server-side mean rates (Hz, first to last message)")
-    print(f"| stream (received on the server) | one host | clean link | clean / one host | {args.loss} % frame "
+          f"{'shared' if cpus is None else ' / '.join(cpus)}; server-side mean rates (Hz, first to last message"
+          f"{'; published, read from the nodes /diagnostics, no monitor' if args.observe == 'diagnostics' else ''})")
+    print(f"| stream ({'received on' if args.observe == 'runner' else 'published by'} the server) | one host | "
+          f"clean link | clean / one host | {args.loss} % frame "
           f"loss | loss / clean | stalls with loss |")
     print("|---|---|---|---|---|---|---|")
     nan = float("nan")
@@ -187,7 +196,9 @@ def main() -> int:
             print(f"| {topic} | " + " | ".join(f"{x.get(topic, nan):.2f}" for x in bw) + " |")
     lat = [runner_latencies(out[k]) for k in runs]
     print("\nlatency, header stamp -> received on the server, median ms (the camera and LiDAR stamp their "
-          "frames; the LiDAR stamp is the start of its 100 ms sweep)")
+          "frames; the LiDAR stamp is the start of its 100 ms sweep)" if args.observe == "runner" else
+          "\nlatency from the nodes' /diagnostics, median ms: fusion stamp -> published on the node's clock, "
+          "inference received -> published")
     print(f"| stream | {' | '.join(runs)} |")
     print("|---|---|---|---|")
     for topic in streams:

@@ -185,7 +185,8 @@ def host_cpus() -> tuple[str, str] | None:
 
 def run_split(python: str, seconds: float, loss_percent: int, domain: int, params_yaml: str,
               logs: Path, cpus: tuple[str, str] | None = None, one_host: bool = False,
-              extra_args: tuple[str, ...] = (), server_command: list[str] | None = None) -> str:
+              extra_args: tuple[str, ...] = (), server_command: list[str] | None = None,
+              observe_diagnostics: bool = False) -> str:
     """The pipeline split across the two hosts: `depth-ai run --only camera,lidar --multi-host`
     on the robot, `--only inference,fusion --multi-host` on the server for `seconds`; returns the
     server runner's output (its status rows and closing summary).
@@ -194,7 +195,9 @@ def run_split(python: str, seconds: float, loss_percent: int, domain: int, param
     cost lands on each side's own cores as between real hosts; None: both share every core.
     one_host: the same two runners on this host (shared memory between them, no link): the
     reference for "a clean link as on one host". server_command: run this on the server instead
-    of the inference and fusion runner (e.g. a subscriber counting what crosses the link)."""
+    of the inference and fusion runner (e.g. a subscriber counting what crosses the link).
+    observe_diagnostics: the server's runner without its monitor, its nodes' rates read from
+    /diagnostics (test/diag_observer.py, same summary format)."""
     if not one_host:
         setup(loss_percent)
     exe = depth_ai_exe(python)
@@ -214,9 +217,13 @@ def run_split(python: str, seconds: float, loss_percent: int, domain: int, param
         robot = subprocess.Popen(command(0, [exe, "run", "--only", "camera,lidar", "--no-monitor", "--duration",
                                              str(seconds + 15), "--log-dir", str(logs / "robot"), *common]),
                                  stdout=r_log, stderr=subprocess.STDOUT)
-        server = subprocess.Popen(command(1, server_command or [
-            exe, "run", "--only", "inference,fusion", "--duration", str(seconds), "--log-dir", str(logs / "server"),
-            *common]),
+        serve = [exe, "run", "--only", "inference,fusion", "--log-dir", str(logs / "server"), *common]
+        if observe_diagnostics:
+            serve = [python, str(Path(__file__).resolve().parent / "diag_observer.py"), str(seconds),
+                     "--domain-id", str(domain), "--", *serve]
+        else:
+            serve += ["--duration", str(seconds)]
+        server = subprocess.Popen(command(1, server_command or serve),
                                   stdout=s_log, stderr=subprocess.STDOUT)
         try:
             server.wait(timeout=seconds + 120)
