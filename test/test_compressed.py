@@ -207,13 +207,31 @@ def conv_stamp(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
-def _malformed_count(diags: list, node: str) -> int | None:
-    """`rejected malformed` in the newest /diagnostics of `node`'s inputs (None: none seen yet)."""
+def _inputs_count(diags: list, node: str, key: str) -> int | None:
+    """`key` in the newest /diagnostics of `node`'s inputs (None: none seen yet; 0: not counted)."""
     for a in reversed(diags):
         for st in a.status:
             if st.name == f"{node}: inputs":
-                return int({kv.key: kv.value for kv in st.values}.get("rejected malformed", 0))
+                return int({kv.key: kv.value for kv in st.values}.get(key, 0))
     return None
+
+
+def _malformed_count(diags: list, node: str) -> int | None:
+    return _inputs_count(diags, node, "rejected malformed")
+
+
+def _fusion_outputs(ros_node) -> tuple[list, list]:
+    """(fused clouds, /diagnostics arrays) as they arrive, for the fusion node's tests."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import PointCloud2
+
+    from fuzz_messages import RELIABLE
+
+    fused: list[PointCloud2] = []
+    diags: list[DiagnosticArray] = []
+    ros_node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    return fused, diags
 
 
 def _corrupt(data: bytes) -> bytes:
@@ -287,7 +305,6 @@ def test_fusion_decodes_a_compressed_ir_frame_only_when_a_cloud_is_fused_with_it
     is never decoded (no rejection; decoding each in the callbacks delayed the frames behind it
     past sync_timeout on a full core); a cloud matched to a corrupt frame goes out without camera
     values and the frame is rejected with its reason; a good frame gives IR values."""
-    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2
 
     from depth_ai_nodes.msg import Extrinsics
@@ -300,10 +317,7 @@ def test_fusion_decodes_a_compressed_ir_frame_only_when_a_cloud_is_fused_with_it
             "info": ros_node.create_publisher(CameraInfo, "/fz/ir_info", RELIABLE),
             "cloud": ros_node.create_publisher(PointCloud2, "/fz/points", RELIABLE),
             "extrinsics": ros_node.create_publisher(Extrinsics, "/fz/extrinsics", LATCHED)}
-    fused: list[PointCloud2] = []
-    diags: list[DiagnosticArray] = []
-    ros_node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
-    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    fused, diags = _fusion_outputs(ros_node)
     ir_fmt, ir_bytes = encode_compressed((np.arange(W * H) % 251).astype(np.uint8).reshape(H, W), "mono8")
 
     def send_ir(data: bytes, stamp_ns: int) -> None:
@@ -349,15 +363,6 @@ def test_fusion_decodes_a_compressed_ir_frame_only_when_a_cloud_is_fused_with_it
         assert node.alive() and node.stop() == 0
 
 
-def _rejected_from(diags: list, node: str, stream: str) -> int | None:
-    """`rejected from <stream>` in the newest /diagnostics of `node`'s inputs (None: none yet)."""
-    for a in reversed(diags):
-        for st in a.status:
-            if st.name == f"{node}: inputs":
-                return int({kv.key: kv.value for kv in st.values}.get(f"rejected from {stream}", 0))
-    return None
-
-
 @pytest.mark.ros
 def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses_them(ros_node):
     """color_transport compressed, depth_transport compressedDepth: colour and depth frames are
@@ -365,7 +370,6 @@ def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses
     never decoded (no rejection; at 30 fps two of three are never used); a cloud fused with
     corrupt ones goes out without rgb and depth_diff, and both are rejected with their reason;
     good ones give the colour and the depth difference."""
-    from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
     from depth_ai_nodes.msg import Extrinsics
@@ -385,10 +389,7 @@ def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses
             "cloud": ros_node.create_publisher(PointCloud2, "/fz/points", RELIABLE),
             "extrinsics": ros_node.create_publisher(Extrinsics, "/fz/extrinsics", LATCHED),
             "d2c": ros_node.create_publisher(Extrinsics, "/fz/d2c", LATCHED)}
-    fused: list[PointCloud2] = []
-    diags: list[DiagnosticArray] = []
-    ros_node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
-    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    fused, diags = _fusion_outputs(ros_node)
     ir = conv.array_to_image(np.full((H, W), 120, np.uint8), "mono8", frame_id="fz_cam")
     color_fmt, color_bytes = encode_compressed(np.full((H, W, 3), (200, 40, 40), np.uint8), "rgb8")
     depth_fmt, depth_bytes = encode_compressed_depth(np.full((H, W), 1000, np.uint16), "16UC1", "rvl")
@@ -432,7 +433,7 @@ def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses
         return bool(np.isfinite(f["ir"]).mean() > 0.5 and (rgb == 0xC82828).mean() > 0.5)
 
     def rejected(stream: str) -> int:
-        return _rejected_from(diags[-3:], name, stream) or 0
+        return _inputs_count(diags[-3:], name, f"rejected from {stream}") or 0
 
     with NodeProcess.node(name, params) as node:
         assert spin_until(ros_node, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 30.0), \
@@ -446,7 +447,7 @@ def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses
         assert visible.mean() > 0.5
         z = conv.pointcloud2_to_fields(fused[-1], ["z"])["z"]
         np.testing.assert_allclose(got["depth_diff"][visible], (1.0 - z)[visible], atol=0.02)  # camera - LiDAR
-        assert spin_until(ros_node, lambda: _rejected_from(diags[-3:], name, "color") is not None, 5.0)
+        assert spin_until(ros_node, lambda: _inputs_count(diags[-3:], name, "rejected from color") is not None, 5.0)
         assert rejected("color") == 0 and rejected("depth") == 0, "an unused frame was decoded"
         got = fuse(_corrupt(color_bytes), _corrupt(depth_bytes), stray=False, done=lambda f: True)
         assert got is not None and np.isfinite(got["ir"]).mean() > 0.5, node.output()[-2000:]
