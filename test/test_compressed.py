@@ -220,6 +220,28 @@ def _malformed_count(diags: list, node: str) -> int | None:
     return _inputs_count(diags, node, "rejected malformed")
 
 
+def _fused_until(ros_node, fused: list, send, names: list[str], done) -> dict | None:
+    """send(stamp_ns) a cloud and its camera input, again with a new stamp until the fused
+    cloud of that stamp has `names` fields satisfying `done` (the first clouds may go out
+    before the node has its camera_infos and extrinsics); the last fields, or None."""
+    from depth_ai_nodes.ros import conversions as conv
+    from harness import spin_until
+
+    def fields(stamp_ns: int) -> dict | None:
+        f = next((f for f in fused if conv.stamp_to_ns(f.header.stamp) == stamp_ns), None)
+        return None if f is None else conv.pointcloud2_to_fields(f, names)
+
+    got = None
+    for _ in range(10):
+        now = time.time_ns()
+        send(now)
+        if spin_until(ros_node, lambda: fields(now) is not None, 2.0):
+            got = fields(now)
+            if done(got):
+                break
+    return got
+
+
 def _fusion_outputs(ros_node) -> tuple[list, list]:
     """(fused clouds, /diagnostics arrays) as they arrive, for the fusion node's tests."""
     from diagnostic_msgs.msg import DiagnosticArray
@@ -327,26 +349,16 @@ def test_fusion_decodes_a_compressed_ir_frame_only_when_a_cloud_is_fused_with_it
         pubs["info"].publish(valid_info(stamp_ns))
         pubs["ir"].publish(m)
 
-    def fused_ir(stamp_ns: int) -> np.ndarray | None:
-        f = next((f for f in fused if conv.stamp_to_ns(f.header.stamp) == stamp_ns), None)
-        return None if f is None else conv.pointcloud2_to_fields(f, ["ir"])["ir"]
-
     def fuse(ir_data: bytes, stray: bool, done) -> np.ndarray | None:
-        """A cloud and its IR frame now (and a corrupt frame 0.5 s earlier that no cloud
-        matches, when `stray`); resent until a fused cloud's ir field satisfies `done` (the
-        first may go out before the node has its camera_info)."""
-        ir = None
-        for _ in range(10):
-            now = time.time_ns()
+        """A cloud and its IR frame (and a corrupt frame 0.5 s earlier that no cloud matches,
+        when `stray`), resent until the fused ir field satisfies `done`."""
+        def send(now: int) -> None:
             if stray:
                 send_ir(_corrupt(ir_bytes), now - 500_000_000)
             send_ir(ir_data, now)
             pubs["cloud"].publish(valid_cloud(now))
-            if spin_until(ros_node, lambda: fused_ir(now) is not None, 2.0):
-                ir = fused_ir(now)
-                if done(ir):
-                    break
-        return ir
+        got = _fused_until(ros_node, fused, send, ["ir"], done=lambda f: done(f["ir"]))
+        return None if got is None else got["ir"]
 
     with NodeProcess.node(name, {**FUSION_PARAMS, "ir_transport": "compressed"}) as node:
         assert spin_until(ros_node, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 30.0), \
@@ -406,27 +418,16 @@ def test_fusion_decodes_compressed_colour_and_depth_only_for_the_cloud_that_uses
             ir.header.stamp = conv.ns_to_stamp(stamp_ns)
             pubs["ir"].publish(ir)
 
-    def fields(stamp_ns: int) -> dict | None:
-        f = next((f for f in fused if conv.stamp_to_ns(f.header.stamp) == stamp_ns), None)
-        return None if f is None else conv.pointcloud2_to_fields(f, ["ir", "rgb", "depth_diff"])
-
     def fuse(color: bytes, depth: bytes, stray: bool, done) -> dict | None:
-        """A cloud with its camera frames now (and corrupt colour and depth 0.8 s earlier, which
-        no cloud uses, when `stray`); resent until the fused fields satisfy `done` (the first may
-        go out before the node has its camera_infos and extrinsics)."""
-        got = None
-        for _ in range(10):
-            now = time.time_ns()
+        """A cloud with its camera frames (and corrupt colour and depth 0.8 s earlier, which no
+        cloud uses, when `stray`), resent until the fused fields satisfy `done`."""
+        def send(now: int) -> None:
             if stray:
                 send_camera(_corrupt(color_bytes), _corrupt(depth_bytes), now - 800_000_000, with_ir=False)
             send_camera(color, depth, now)
             time.sleep(0.05)  # the frames before the cloud: they travel on other topics
             pubs["cloud"].publish(valid_cloud(now))
-            if spin_until(ros_node, lambda: fields(now) is not None, 2.0):
-                got = fields(now)
-                if done(got):
-                    break
-        return got
+        return _fused_until(ros_node, fused, send, ["ir", "rgb", "depth_diff"], done)
 
     def has_colour(f: dict) -> bool:
         rgb = f["rgb"].view(np.uint32)
