@@ -282,6 +282,58 @@ def test_malformed_clouds_are_rejected_with_a_reason_and_the_node_keeps_running(
         assert fusion.stop() == 0
 
 
+def test_a_cloud_waiting_for_its_camera_frame_goes_out_after_sync_timeout_with_nothing_else_arriving(ros_node):
+    """The camera is alive but its newest frame is older than the cloud: the cloud waits for a
+    nearer frame at most sync_timeout, then goes out without camera values, although no further
+    frame or cloud arrives to trigger a decision (the node's poll timer runs only while a cloud
+    waits; one never re-armed would hold this cloud for ever)."""
+    from fuzz_messages import FUSION_PARAMS, H, LATCHED, W, valid_cloud, valid_info
+
+    from depth_ai_nodes.msg import Extrinsics
+
+    node = ros_node
+    pubs = {"ir": node.create_publisher(Image, "/fz/ir", RELIABLE),
+            "info": node.create_publisher(CameraInfo, "/fz/ir_info", RELIABLE),
+            "cloud": node.create_publisher(PointCloud2, "/fz/points", RELIABLE),
+            "extrinsics": node.create_publisher(Extrinsics, "/fz/extrinsics", LATCHED)}
+    fused: list = []
+    node.create_subscription(PointCloud2, "/fused/points", fused.append, RELIABLE)
+    ir = conv.array_to_image(np.full((H, W), 80, np.uint8), "mono8", frame_id="fz_cam")
+    params = {**FUSION_PARAMS, "sync_timeout": 0.3, "camera_silent_after": 5.0}
+    with NodeProcess.node("lidar_fusion_node", params) as fusion:
+        assert spin_until(node, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 30.0), \
+            fusion.output()
+        pubs["extrinsics"].publish(conv.extrinsics_to_msg(np.eye(4), "fz_lidar", "fz_cam"))
+
+        def send(frame_ns: int, cloud_ns: int) -> float:
+            """A camera frame (and its info), then a cloud once the node has taken them; the
+            seconds from sending the cloud to its fused cloud arriving (inf: none in 3 s)."""
+            pubs["info"].publish(valid_info(frame_ns))
+            ir.header.stamp = conv.ns_to_stamp(frame_ns)
+            pubs["ir"].publish(ir)
+            spin_until(node, lambda: False, 0.3)
+            sent = time.monotonic()
+            pubs["cloud"].publish(valid_cloud(cloud_ns))
+            if spin_until(node, lambda: any(_stamp_ns(f) == cloud_ns for f in fused), 3.0):
+                return time.monotonic() - sent
+            return float("inf")
+
+        def ir_of(stamp_ns: int) -> np.ndarray:
+            return conv.pointcloud2_to_fields(next(f for f in fused if _stamp_ns(f) == stamp_ns), ["ir"])["ir"]
+
+        for _ in range(10):  # until a cloud is fused with its frame: the node has its camera_info
+            now = time.time_ns()
+            if send(now, now) < float("inf") and np.isfinite(ir_of(now)).any():
+                break
+        assert np.isfinite(ir_of(now)).any(), fusion.output()
+        now = time.time_ns()
+        waited = send(now - 1_000_000_000, now)  # its newest frame 1 s older than the cloud
+        assert waited < float("inf"), f"the cloud never went out\n{fusion.output()}"
+        assert np.isnan(ir_of(now)).all()  # no frame within slop
+        assert waited >= 0.25, f"went out after {waited:.2f} s: did not wait for a nearer frame"
+        assert fusion.alive() and fusion.stop() == 0
+
+
 def test_defaults_just_work_with_camera_node_and_colour(ros_node):
     """camera_node (scene) + lidar_node + lidar_fusion_node, defaults plus colour and the aligned
     depth on: fused clouds carry IR, rgb and depth_diff (camera depth - LiDAR depth, in the
