@@ -467,13 +467,12 @@ class LidarFusionNode(Node):
             color_held = self._nearest(self.colors, m.frame_time) if frame is not None else None
             ref_held = self._nearest(self.depths, m.frame_time) if frame is not None else None
             odoms = list(self.odoms)
-        color = self._color_pixels(color_held)
-        ref = self._depth_pixels(ref_held)
         use_rgb, use_ref = bool(self.p["color_topic"]), bool(self.p["depth_topic"])
         if frame is None or extr is None:
             self._publish_unmatched(m, data, inten, names + (["rgb"] if use_rgb else []) +
                                     (["depth_diff"] if use_ref else []), frame, extr)
             return
+        color, ref = self._color_pixels(color_held), self._depth_pixels(ref_held)  # read only now
         projector = self._projector(frame.info)
         proj_xyz = self._deskewed(data, m.frame_time, odoms)
         with self._lock:
@@ -529,10 +528,10 @@ class LidarFusionNode(Node):
         with self._lock:
             ref_held = self._nearest(self.depths, m.frame_time) if frame is not None else None
             odoms = list(self.odoms)
-        ref = self._depth_pixels(ref_held)
         if frame is None or extr is None:
             self._publish_unmatched(m, data, inten, names, frame, extr)
             return
+        ref = self._depth_pixels(ref_held)  # read only now
         projector = self._projector(frame.info)
         proj_xyz = self._deskewed(data, m.frame_time, odoms)
         size = (projector.intr.height, projector.intr.width)
