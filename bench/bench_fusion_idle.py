@@ -64,9 +64,10 @@ def main() -> int:
     fs = src.read(5.0)
     rclpy.init()
     node = rclpy.create_node("bench_camera_frames")
-    msgs = [CompressedImage(format=encode_compressed(fs.ir, "mono8")[0], data=encode_compressed(fs.ir, "mono8")[1]),
+    (ir_fmt, ir_data), (color_fmt, color_data) = encode_compressed(fs.ir, "mono8"), encode_compressed(fs.color, "rgb8")
+    msgs = [CompressedImage(format=ir_fmt, data=ir_data),
             conv.model_to_camera_info(fs.ir_model, frame_id="camera_infra1_optical_frame"),
-            CompressedImage(format=encode_compressed(fs.color, "rgb8")[0], data=encode_compressed(fs.color, "rgb8")[1]),
+            CompressedImage(format=color_fmt, data=color_data),
             conv.model_to_camera_info(fs.color_model, frame_id="camera_color_optical_frame")]
     pubs = [(node.create_publisher(CameraInfo if typ == "CameraInfo" else CompressedImage, topic, QOS), msg)
             for (topic, typ), msg in zip(TOPICS.items(), msgs)]

@@ -153,7 +153,8 @@ BY_KEY = {n.key: n for n in NODES}
 # 10 Hz, 1 s of camera frames at 30 Hz.
 # The fusion node's readers keep 10 messages instead of 5: with 5, raw 128x2048 scans across a
 # link with 5 % loss stopped reaching it (a reliable reader drops a scan still under repair once
-# 5 newer ones arrived); with 10 they kept flowing at 0.62-0.81 of the clean rate. The node decodes
+# 5 newer ones arrived); with 10 they kept flowing at 0.62-0.81 of the clean rate (0.91-0.97 with
+# the server's runner --no-monitor, whose monitor took a quarter of that one core). The node decodes
 # only the newest queued scan, so a deeper reader adds no backlog latency (it did before: +0.5 s
 # with 10 on an overloaded server). The inference node keeps its default (bench/RESULTS.md).
 MULTI_HOST_PARAMS = {"camera": {"qos": "reliable", "qos_depth": 30}, "lidar": {"qos": "reliable", "qos_depth": 40},

@@ -304,9 +304,9 @@ class LidarFusionNode(Node):
         held, reset = self.gate.hold_image(self._frame_stream, msg, self._frame_encodings)
         frame = CameraFrame(msg.header.stamp, held, self.info) if held is not None else None
         if frame is not None and self.info is None and self.matrix_K is not None:
-            frame = self._decoded(frame)  # its size makes the camera_info: read it now
-        if frame is not None and self.info is None and self.matrix_K is not None:
-            self.info = frame.info = _info_from_k(self.matrix_K, frame.ir.shape, msg.header.frame_id)  # no camera_info needed
+            frame = self._decoded(frame)  # its size makes the camera_info (none needed): read it now
+            if frame is not None:
+                self.info = frame.info = _info_from_k(self.matrix_K, frame.ir.shape, msg.header.frame_id)
         if frame is None or self.info is None:
             return
         with self._lock:
