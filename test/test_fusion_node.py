@@ -352,8 +352,11 @@ def test_defaults_just_work_with_camera_node_and_colour(ros_node):
                           np.isfinite(conv.pointcloud2_to_fields(m, ["rgb"])["rgb"]).any()
                           for _, m in g["/fused/points"]))
         outputs = camera.output() + lidar.output() + fusion.output()
+        fusion_diag = {} if got["/lidar_depth_color"] else \
+            {part: _diag_values(node, f"lidar_fusion_node: {part}") for part in ("fusion", "inputs")}
         assert camera.stop() == 0 and lidar.stop() == 0 and fusion.stop() == 0
-    assert got["/lidar_depth_color"], outputs
+    # on a failure: what did arrive, and what the fusion node says it did (matched? fused?)
+    assert got["/lidar_depth_color"], ({t: len(v) for t, v in got.items()}, fusion_diag, outputs)
     fused = [conv.pointcloud2_to_fields(m, ["x", "ir", "rgb", "depth_diff"]) for _, m in got["/fused/points"]]
     best = max(fused, key=lambda c: np.isfinite(c["ir"]).sum())
     assert np.isfinite(best["ir"]).sum() > 1000 and np.isfinite(best["rgb"]).sum() > 1000
