@@ -85,6 +85,8 @@ class NodeProcess:
                 self.proc.wait()
                 raise AssertionError(f"{self.command[0]} ignored SIGINT for {timeout}s:\n"
                                      + self.output()[-3000:])
+        if self.proc.returncode != 0:  # shown by pytest with the failing `stop() == 0`
+            print(f"{self.command[0]} exited {self.proc.returncode} on SIGINT:\n{self.output()[-3000:]}")
         return self.proc.returncode
 
     def __enter__(self) -> "NodeProcess":

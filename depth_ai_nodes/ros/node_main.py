@@ -5,7 +5,8 @@
   fix>" and exits 2, before anything is published.
 - SIGINT and SIGTERM shut down cleanly (exit 0), so Fast DDS removes its
   /dev/shm segments; launch and our runner stop nodes with SIGINT. A SIGINT that
-  arrives while the node is still being built (a launch stopped at once) too.
+  arrives while the node is still being built (a launch stopped at once) too, whether
+  it surfaces as KeyboardInterrupt or as the next entity failing on the shut-down context.
 - glibc malloc is tuned for large messages (halves subscriber CPU per image).
 - Fast DDS shared-memory files left in /dev/shm by processes that died (kill -9, a
   crash) are removed before the node joins DDS; files any live process maps, or
@@ -58,6 +59,13 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             print(f"[{_guess_name(factory)}] configuration error: {err}", file=sys.stderr,
                   flush=True)
             return EXIT_CONFIG_ERROR
+        except Exception:
+            # SIGINT/SIGTERM shut the context down while the node was being built: its next
+            # publisher or timer fails (InvalidHandle, RCLError) before the KeyboardInterrupt
+            # arrives. A clean stop too; anything else is a real error.
+            if rclpy.ok():
+                raise
+            return 0
         name = node.get_name()
         if removed:
             node.get_logger().info(f"removed {removed} Fast DDS shared-memory file(s) left in /dev/shm "
