@@ -314,3 +314,49 @@ def test_a_newest_only_subscription_decodes_the_newest_queued_message_and_counts
         assert gate.missing("/gate_test/newest") == 0  # taken, so not a sequence gap
     finally:
         sender.destroy_node()
+
+
+@pytest.mark.parametrize("kind", ["single", "events"])
+def test_sequence_gaps_and_newest_only_work_under_either_executor(ros_node, monkeypatch, kind):
+    """The nodes spin rclpy's EventsExecutor, which calls a message-info callback with one
+    (msg, info) tuple where the Python executor passes two arguments (and its spin() runs
+    nothing): the gate's callbacks must count the same under both. A reader two deep that
+    misses four messages counts four lost; a newest-only one hands on the newest."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from depth_ai_nodes.ros.diagnostics import Diagnostics
+    from depth_ai_nodes.ros.executor import EXECUTOR_ENV, executor_kind, make_executor
+
+    monkeypatch.setenv(EXECUTOR_ENV, kind)
+    if executor_kind() != kind:
+        pytest.skip(f"this rclpy has no {kind} executor")
+    executor, _ = make_executor()
+    executor.add_node(ros_node)
+    shallow = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+    gate = InputGate(ros_node, Diagnostics(ros_node))
+    got: dict[str, list[int]] = {"shallow": [], "newest": []}
+    stamp_of = lambda m: conv.stamp_to_ns(m.header.stamp)  # noqa: E731
+    gate.subscribe(Image, f"/gate_exec_{kind}/shallow", lambda m: got["shallow"].append(stamp_of(m)), shallow)
+    gate.subscribe(Image, f"/gate_exec_{kind}/newest", lambda m: got["newest"].append(stamp_of(m)),
+                   QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE), newest_only=True)
+    sender = rclpy.create_node(f"gate_exec_sender_{kind}", context=ros_node.context)
+    try:
+        pubs = [sender.create_publisher(Image, f"/gate_exec_{kind}/{t}", QoSProfile(depth=10))
+                for t in ("shallow", "newest")]
+        deadline = time.monotonic() + 10.0
+        while any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for burst in (range(1, 2), range(2, 8)):  # 1 sets the baseline; of 2..7 the reader keeps 6, 7
+            for k in burst:
+                for p in pubs:
+                    p.publish(conv.array_to_image(np.zeros((2, 2), np.uint8), "mono8", frame_id="c", stamp=k))
+            time.sleep(0.5)
+            for _ in range(20):
+                executor.spin_once(timeout_sec=0.05)
+        assert got["shallow"] == [1, 6, 7]
+        assert gate.missing(f"/gate_exec_{kind}/shallow") == 4
+        assert got["newest"] == [1, 7] and gate.superseded(f"/gate_exec_{kind}/newest") == 5
+    finally:
+        executor.shutdown()
+        sender.destroy_node()

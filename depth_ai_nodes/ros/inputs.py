@@ -29,6 +29,7 @@ from depth_ai_nodes.core.rejection import Reason, Rejected
 from depth_ai_nodes.core.stamps import SequenceGaps, StampGuard, StampPolicy
 from depth_ai_nodes.ros import conversions as conv
 from depth_ai_nodes.ros.diagnostics import OK, WARN, Diagnostics
+from depth_ai_nodes.ros.executor import WithInfo
 from depth_ai_nodes.ros.params import Param
 
 __all__ = ["COLOR_ENCODINGS", "DEPTH_ENCODINGS", "MONO_ENCODINGS", "Reason", "Rejected", "ImageData", "CloudData", "TwistData", "InputGate", "STAMP_PARAMETERS",
@@ -403,13 +404,13 @@ class InputGate:
         self._diag.set("inputs", OK, "no input rejected", **self._values())
         node.create_timer(1.0, self.flush)
 
-    def counted(self, topic: str, callback: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+    def counted(self, topic: str, callback: Callable[[Any], None]) -> WithInfo:
         """A subscription callback that first counts what was lost before it on `topic`
         (publisher sequence gaps: dropped in transit or overwritten in a full history)."""
         def with_info(msg: Any, info: Any) -> None:
             self.count_gaps(topic, info)
             callback(msg)
-        return with_info
+        return WithInfo(with_info)
 
     def subscribe(self, typ: type, topic: str, callback: Callable[[Any], None], qos: Any,
                   newest_only: bool = False) -> Any:
@@ -418,8 +419,10 @@ class InputGate:
         newest; the older ones are counted as superseded (`superseded(topic)`), never decoded.
         For a stream of which the node uses only the latest (the fusion node's scans): under
         overload its reader's history would otherwise become latency (depth x period) and CPU
-        spent decoding what is dropped anyway. Safe with the single-threaded executor every
-        node spins (one thread takes from the subscription)."""
+        spent decoding what is dropped anyway. Safe with the single-threaded executors the
+        nodes spin (one thread takes from the subscription); under the EventsExecutor, which
+        takes one message per event, the events of the messages drained here find nothing
+        and call nothing."""
         if not newest_only:
             return self._node.create_subscription(typ, topic, self.counted(topic, callback), qos)
         bound: list[Any] = []
@@ -446,7 +449,7 @@ class InputGate:
                 self._diag.update("inputs", **values)
             callback(msg)
 
-        sub = self._node.create_subscription(typ, topic, newest, qos)
+        sub = self._node.create_subscription(typ, topic, WithInfo(newest), qos)
         bound.append(sub)
         return sub
 

@@ -13,17 +13,21 @@
   created in the last few seconds, are never touched.
 - When the kernel caps UDP socket buffers below what the DDS profile asks for (the
   multi-host profile on a stock Linux), one warning says so and how to lift the cap.
+- Callbacks run on the executor ros/executor.py picks (rclpy's EventsExecutor by default).
 """
 from __future__ import annotations
 
 import ctypes
 import signal
 import sys
+import time
 from typing import Any, Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+
+from depth_ai_nodes.ros.executor import make_executor
 
 EXIT_CONFIG_ERROR = 2
 
@@ -54,6 +58,11 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
     node: Node | None = None
     try:
         try:
+            executor, spin = make_executor(threads)
+        except ValueError as err:  # DEPTH_AI_EXECUTOR names no executor
+            print(f"[{_guess_name(factory)}] configuration error: {err}", file=sys.stderr, flush=True)
+            return EXIT_CONFIG_ERROR
+        try:
             node = factory()
         except ConfigError as err:
             print(f"[{_guess_name(factory)}] configuration error: {err}", file=sys.stderr,
@@ -74,17 +83,23 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
         if shortfall:
             node.get_logger().warn(shortfall)
         signal.signal(signal.SIGTERM, lambda *_: _request_shutdown())
-        executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         try:
-            executor.spin()
+            spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception:
             # rclpy can fail to take a message while SIGINT/SIGTERM tears the context down
-            # (a pybind conversion error in take_message): a clean stop, not a crash
-            if rclpy.ok():
+            # (a pybind conversion error in take_message, or in the EventsExecutor's
+            # spin_once): a clean stop, not a crash. rclpy's signal handler shuts the context
+            # down from its own thread, so the failure can come a moment before rclpy.ok()
+            # turns False: wait a little for it
+            if not _context_going_down(STOP_GRACE_S):
                 raise
+        finally:
+            # callbacks detached before the node's entities go (the EventsExecutor registers
+            # them with the middleware itself)
+            executor.shutdown()
         return 0
     except KeyboardInterrupt:  # SIGINT while the node was being built or set up: a clean stop too
         return 0
@@ -99,6 +114,19 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+
+
+STOP_GRACE_S = 1.0
+
+
+def _context_going_down(grace_s: float) -> bool:
+    """Whether rclpy's context is shut down now or within grace_s (a signal being handled)."""
+    deadline = time.monotonic() + grace_s
+    while rclpy.ok():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def announce_first_compile(node: Node, modules: Sequence[Any]) -> None:

@@ -470,13 +470,17 @@ class Runner:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node("depth_ai_run_monitor")
+        from depth_ai_nodes.ros.executor import make_executor
+
+        executor, _ = make_executor()  # the EventsExecutor: half the CPU per message received
+        executor.add_node(self.node)
         try:
             for child in self.children:
                 child.start(self.env)
                 self.say(f"started {child.name} (pid {child.proc.pid})")
             next_check = next_status = 0.0
             while not self._stop_reason:
-                rclpy.spin_once(self.node, timeout_sec=0.05)
+                executor.spin_once(timeout_sec=0.05)
                 now = time.monotonic()
                 if self.duration and now - self._t0 >= self.duration:
                     self._stop_reason = f"--duration {self.duration:g} s reached"
@@ -492,6 +496,7 @@ class Runner:
             self._show_status(final=True)
         finally:
             self._stop_children()
+            executor.shutdown()
             for sub in self.subs.values():
                 self.node.destroy_subscription(sub)
             self.node.destroy_node()
