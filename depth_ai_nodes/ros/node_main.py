@@ -72,7 +72,7 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None,
             # SIGINT/SIGTERM shut the context down while the node was being built: its next
             # publisher or timer fails (InvalidHandle, RCLError) before the KeyboardInterrupt
             # arrives. A clean stop too; anything else is a real error.
-            if rclpy.ok():
+            if not _context_going_down(STOP_GRACE_S):
                 raise
             return 0
         name = node.get_name()
