@@ -320,3 +320,16 @@ def test_a_params_file_that_is_not_node_sections_is_a_configuration_error(tmp_pa
     from depth_ai_nodes.pipeline import load_params_file
 
     assert load_params_file(good, "camera") == {"use_sim_time": False}
+
+
+def test_an_unknown_executor_is_a_configuration_error_before_any_node_starts(monkeypatch, capsys):
+    import argparse
+
+    from depth_ai_nodes.tools.runner import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    monkeypatch.setenv("DEPTH_AI_EXECUTOR", "multi")
+    args = parser.parse_args(["run", "--duration", "1", "--no-preview"])
+    assert args.func(args) == 2
+    assert "DEPTH_AI_EXECUTOR='multi': use one of events, single" in capsys.readouterr().err

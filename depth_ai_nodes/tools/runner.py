@@ -122,6 +122,13 @@ def choices_from_args(args: argparse.Namespace) -> Choices:
 
 
 def run(args: argparse.Namespace) -> int:
+    from depth_ai_nodes.ros.executor import executor_kind
+
+    try:
+        executor_kind()  # this process and every node it starts read DEPTH_AI_EXECUTOR
+    except ValueError as err:
+        print(f"depth-ai run: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     for f in args.params_file:
         if not Path(f).is_file():
             print(f"depth-ai run: params file {f} does not exist", file=sys.stderr)
