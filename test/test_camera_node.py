@@ -240,21 +240,25 @@ def test_frames_the_source_skipped_count_as_dropped(ros_node):
                       "depth_module.infra_profile": fast, "align_depth.enable": False}) as node:
         wait_streaming(ros_node, node)
 
-        def skipping(got) -> bool:
-            values = [{kv.key: kv.value for kv in s.values}
-                      for _, m in got["/diagnostics"] for s in _device_status(m)]
-            return any(int(v.get("source_skipped", 0)) > 30 for v in values)
+        def device_values(got) -> list[dict]:
+            return [{kv.key: kv.value for kv in s.values} for _, m in got["/diagnostics"] for s in _device_status(m)]
+
+        def skipping_then_one_more(got) -> bool:  # a status with > 30 skipped, and the next one (1 s on)
+            values = device_values(got)
+            first = next((i for i, v in enumerate(values) if int(v.get("source_skipped", 0)) > 30), None)
+            return first is not None and len(values) > first + 1
 
         diag = collect(ros_node, {"/diagnostics": DiagnosticArray}, count=1000, timeout=30.0,
-                       stop_when=skipping)
+                       stop_when=skipping_then_one_more)
         assert node.stop() == 0, node.output()[-3000:]
-    values = [{kv.key: kv.value for kv in s.values}
-              for _, m in diag["/diagnostics"] for s in _device_status(m)][-1]
-    skipped, dropped = int(values["source_skipped"]), int(values["dropped_framesets"])
-    assert skipped > 30, values
-    # every skipped frame counts as dropped once the next frame shows the gap (the source's
-    # counter leads by the frame being rendered; without the gaps the handoff drops ~none)
-    assert dropped >= 0.8 * skipped, values
+    values = device_values(diag)
+    earlier = next(v for v in values if int(v.get("source_skipped", 0)) > 30)
+    skipped, dropped = int(earlier["source_skipped"]), int(values[-1]["dropped_framesets"])
+    # every skipped frame counts as dropped once the next published frame shows the gap; the
+    # source's counter leads the publisher's by the frames in flight (under CI load ~0.4 s of
+    # them: 85 counted of 127), so the gaps of a status are checked one status (1 s) later.
+    # Without the gaps the handoff drops ~none.
+    assert dropped >= 0.8 * skipped, (earlier, values[-1])
 
 
 @pytest.mark.parametrize("params, message", [
