@@ -4,7 +4,8 @@
 What the node costs before any cloud is fused: a publisher in this process sends the IR and
 colour images (JPEG, image_transport's compressed) with their camera_infos at --fps, as
 camera_node does under --compressed; lidar_fusion_node (colour on, no LiDAR) and a bare rclpy
-node subscribing to the same four topics run side by side as processes. CPU = utime + stime
+node subscribing to the same four topics (`rclpy.spin`: rclpy's default, Python executor; the
+node runs whatever DEPTH_AI_EXECUTOR picks) run side by side as processes. CPU = utime + stime
 from /proc over the same window. --fps 0 measures them idle (nothing published).
 
     python bench/bench_fusion_idle.py [--seconds 10] [--fps 30]
@@ -19,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 from depth_ai_nodes.ros.dds import dds_environment  # noqa: E402
 
 os.environ.update(dds_environment())

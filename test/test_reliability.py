@@ -359,3 +359,30 @@ def test_a_context_shut_down_by_a_signal_while_the_node_is_built_is_a_clean_stop
     assert stopped.returncode == 0 and "Traceback" not in stopped.stderr, stopped.stdout + stopped.stderr
     bug = subprocess.run([sys.executable, "-c", script, "bug"], capture_output=True, text=True, timeout=60)
     assert bug.returncode == 1 and "a real bug" in bug.stderr, bug.stdout + bug.stderr
+
+
+@pytest.mark.parametrize("executor", ["events", "single"])
+def test_a_callback_failing_while_a_signal_shuts_the_context_down_is_a_clean_stop(executor):
+    """rclpy's signal handler shuts the context down from its own thread, so an error from a
+    callback (seen: a pybind conversion error in the EventsExecutor's spin_once during SIGINT)
+    can reach run_node a moment before rclpy.ok() turns False: exit 0 when the context goes
+    down within the grace period; the same error with the context staying up is a crash."""
+    import sys
+
+    script = ("import sys, threading, rclpy\n"
+              "from depth_ai_nodes.ros.node_main import run_node\n"
+              "def build():\n"
+              "    node = rclpy.create_node('stopping')\n"
+              "    def tick():\n"
+              "        if sys.argv[1] == 'signal':  # the handler thread, a moment after the failure\n"
+              "            threading.Timer(0.2, rclpy.shutdown).start()\n"
+              "        raise RuntimeError('failed in a callback')\n"
+              "    node.create_timer(0.1, tick)\n"
+              "    return node\n"
+              "sys.exit(run_node(build, []))\n")
+    env = {**os.environ, "DEPTH_AI_EXECUTOR": executor}
+    stopped = subprocess.run([sys.executable, "-c", script, "signal"], capture_output=True, text=True,
+                             timeout=60, env=env)
+    assert stopped.returncode == 0 and "Traceback" not in stopped.stderr, stopped.stdout + stopped.stderr
+    bug = subprocess.run([sys.executable, "-c", script, "bug"], capture_output=True, text=True, timeout=60, env=env)
+    assert bug.returncode == 1 and "failed in a callback" in bug.stderr, bug.stdout + bug.stderr
